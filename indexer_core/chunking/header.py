@@ -1,0 +1,48 @@
+"""The short context header that precedes a chunk's content in the text that is embedded.
+
+The header names the file, the language and the enclosing scope, so that a method body
+embedded alone still says where it lives. It is kept within `HEADER_TOKEN_RESERVE` model
+tokens by shortening the path and scope from the left, never by touching the content.
+"""
+
+from __future__ import annotations
+
+from indexer_core.tokens import TokenCounter
+
+HEADER_TOKEN_RESERVE = 48
+_SCOPE_SEPARATOR = " > "
+
+
+def format_header(path: str, language: str, scope: tuple[str, ...] | list[str]) -> str:
+    scope_text = _SCOPE_SEPARATOR.join(scope) if scope else "(top level)"
+    return f"path: {path}\nlanguage: {language}\nscope: {scope_text}\n\n"
+
+
+def fitted_header(
+    path: str, language: str, scope: tuple[str, ...] | list[str], counter: TokenCounter
+) -> str:
+    """The header, shortened until it fits `HEADER_TOKEN_RESERVE` tokens."""
+    scope = list(scope)
+    header = format_header(path, language, scope)
+    if len(header) <= HEADER_TOKEN_RESERVE or counter.count(header) <= HEADER_TOKEN_RESERVE:
+        return header
+    # Drop outer scopes first, then keep ever shorter tails of the path and the innermost name.
+    while len(scope) > 1:
+        scope = scope[1:]
+        header = format_header(path, language, ["…", *scope])
+        if counter.count(header) <= HEADER_TOKEN_RESERVE:
+            return header
+    tail_path, tail_scope = path, scope
+    while True:
+        tail_path = "…" + tail_path[max(2, len(tail_path) // 4) :] if len(tail_path) > 8 else tail_path
+        tail_scope = [s[-40:] for s in tail_scope]
+        header = format_header(tail_path, language[:20], tail_scope)
+        if counter.count(header) <= HEADER_TOKEN_RESERVE or len(tail_path) <= 8:
+            break
+    if counter.count(header) > HEADER_TOKEN_RESERVE:
+        header = format_header(path.rsplit("/", 1)[-1][-16:], language[:12], [])
+    return header
+
+
+def embed_text(header: str, content: str) -> str:
+    return header + content

