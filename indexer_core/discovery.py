@@ -1,0 +1,280 @@
+"""Listing the files of a repository to index, with a recorded reason for every one left out.
+
+In a git checkout git itself says which files exist and are not ignored, and its index
+supplies blob ids for unmodified files. Elsewhere a directory walk applies `.gitignore`
+files at every level (nested, with negation) through pathspec's git semantics. Our own
+`.codeindexignore` applies on top in both cases. Nothing here reads file contents except
+to hash a file whose size or mtime changed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pathspec
+
+from indexer_core import skip_reasons
+from indexer_core.hashing import StatRecord, blob_id, reuse_known_hash
+from indexer_core.models import FileEntry, SkippedFile
+
+IGNORE_FILE = ".codeindexignore"
+
+GENERATED_NAMES = frozenset(
+    {
+        "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "npm-shrinkwrap.json",
+        "Cargo.lock", "poetry.lock", "Pipfile.lock", "uv.lock", "Gemfile.lock",
+        "composer.lock", "go.sum", "flake.lock", "packages.lock.json", "bun.lockb",
+    }
+)
+GENERATED_SUFFIXES = (".min.js", ".min.css", ".min.mjs", ".js.map", ".css.map", ".map", ".pyc")
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """Limits and extra ignore patterns for discovery."""
+
+    max_file_bytes: int = 2_000_000
+    extra_ignores: tuple[str, ...] = ()
+    use_git: bool = True
+
+
+@dataclass
+class Scan:
+    """The files of one repository: those to index (hashed) and those left out (with reasons)."""
+
+    root: str
+    files: list[FileEntry] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    used_git: bool = False
+    hashed: int = 0  # how many files had to be read and hashed (the rest came from git or stat)
+
+
+class RepositoryNotFound(FileNotFoundError):
+    """The repository path does not exist or is not a directory."""
+
+
+def scan_repository(
+    root: str | os.PathLike[str],
+    config: DiscoveryConfig = DiscoveryConfig(),
+    known: Mapping[str, StatRecord] | None = None,
+    select: Callable[[str], bool] | None = None,
+) -> Scan:
+    """List and hash the indexable files under `root`.
+
+    `known` holds the previous run's (size, mtime, hash) by path: a file whose size and mtime
+    are unchanged keeps its hash without being read. `select`, when given, keeps only the
+    paths it accepts (a partition's files), before anything is stat'ed or hashed.
+    """
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise RepositoryNotFound(f"repository path {str(root)!r} does not exist or is not a directory")
+    root_real = os.path.realpath(root_path)
+    scan = Scan(root=str(root_path))
+    listing = _git_listing(root_path) if config.use_git else None
+    own_ignores = _load_own_ignores(root_path, config)
+    if listing is not None:
+        scan.used_git = True
+        candidates: Iterator[tuple[str, str | None]] = iter(listing.items())
+    else:
+        candidates = ((p, None) for p in _walk(root_path, scan.skipped))
+    known = known or {}
+    for rel, git_hash in candidates:
+        if select is not None and not select(rel):
+            continue
+        if own_ignores is not None and own_ignores.match_file(rel):
+            scan.skipped.append(SkippedFile(rel, skip_reasons.IGNORED, IGNORE_FILE))
+            continue
+        entry_or_skip = _examine(root_path, root_real, rel, config)
+        if isinstance(entry_or_skip, SkippedFile):
+            scan.skipped.append(entry_or_skip)
+            continue
+        entry = entry_or_skip
+        file_hash = git_hash or reuse_known_hash(entry, known)
+        if file_hash is None:
+            try:
+                file_hash = blob_id(_read_bytes(root_path / rel))
+            except FileNotFoundError:
+                scan.skipped.append(SkippedFile(rel, skip_reasons.VANISHED, "deleted while scanning"))
+                continue
+            except OSError as exc:
+                scan.skipped.append(SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc)))
+                continue
+            scan.hashed += 1
+        scan.files.append(FileEntry(rel, entry.size, entry.mtime_ns, file_hash))
+    if select is not None:
+        scan.skipped = [s for s in scan.skipped if select(s.path.rstrip("/"))]
+    scan.files.sort(key=lambda f: f.path)
+    scan.skipped.sort(key=lambda s: s.path)
+    return scan
+
+
+def _read_bytes(path: Path) -> bytes:
+    # O_NONBLOCK: a FIFO swapped in after the stat must not hang the run.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def read_file_bytes(root: str | os.PathLike[str], rel: str) -> bytes:
+    """Read one repository file without following a symlink swapped in since the scan."""
+    return _read_bytes(Path(root) / rel)
+
+
+def _examine(root: Path, root_real: str, rel: str, config: DiscoveryConfig) -> FileEntry | SkippedFile:
+    """Stat one candidate: symlinks, special files, size cap and generated names."""
+    if not _valid_utf8_name(rel):
+        return SkippedFile(_printable(rel), skip_reasons.BAD_NAME, "file name is not valid UTF-8")
+    full = root / rel
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return SkippedFile(rel, skip_reasons.VANISHED, "deleted while scanning")
+    except OSError as exc:
+        return SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc))
+    if stat.S_ISLNK(st.st_mode):
+        return _classify_symlink(full, root_real, rel)
+    if stat.S_ISDIR(st.st_mode):
+        return SkippedFile(rel, skip_reasons.NOT_REGULAR, "a directory where git lists a file")
+    if not stat.S_ISREG(st.st_mode):
+        return SkippedFile(rel, skip_reasons.NOT_REGULAR, "not a regular file (FIFO, socket or device)")
+    if st.st_size > config.max_file_bytes:
+        return SkippedFile(rel, skip_reasons.TOO_LARGE, f"{st.st_size} bytes > limit {config.max_file_bytes}")
+    name = rel.rsplit("/", 1)[-1]
+    if name in GENERATED_NAMES or name.endswith(GENERATED_SUFFIXES):
+        return SkippedFile(rel, skip_reasons.GENERATED, "lock file or minified/compiled artefact by name")
+    if not os.access(full, os.R_OK):
+        return SkippedFile(rel, skip_reasons.UNREADABLE, "permission denied")
+    return FileEntry(rel, st.st_size, st.st_mtime_ns)
+
+
+def _classify_symlink(full: Path, root_real: str, rel: str) -> SkippedFile:
+    """Symlinks are never followed: each gets the reason why."""
+    try:
+        target = os.path.realpath(full, strict=True)
+    except RuntimeError:
+        return SkippedFile(rel, skip_reasons.SYMLINK_LOOP, "symlink loop")
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            return SkippedFile(rel, skip_reasons.SYMLINK_LOOP, "symlink loop")
+        return SkippedFile(rel, skip_reasons.SYMLINK_OUTSIDE, f"dangling symlink: {exc.strerror}")
+    if target != root_real and not target.startswith(root_real + os.sep):
+        return SkippedFile(rel, skip_reasons.SYMLINK_OUTSIDE, "points outside the repository")
+    return SkippedFile(rel, skip_reasons.SYMLINK, "points inside the repository; target indexed at its own path")
+
+
+def _valid_utf8_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(rel: str) -> str:
+    return rel.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _load_own_ignores(root: Path, config: DiscoveryConfig) -> pathspec.GitIgnoreSpec | None:
+    lines = list(config.extra_ignores)
+    own = root / IGNORE_FILE
+    if own.is_file():
+        lines += own.read_text(encoding="utf-8", errors="replace").splitlines()
+    return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+
+
+def _git_listing(root: Path) -> dict[str, str | None] | None:
+    """Paths git shows (tracked plus untracked-not-ignored), with blob ids of unmodified ones.
+
+    None when `root` is not the top of a git work tree or git is missing.
+    """
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            capture_output=True, check=True,
+        ).stdout.strip()
+        if os.path.realpath(os.fsdecode(top)) != os.path.realpath(root):
+            return None
+        staged = _git_z(root, "ls-files", "-z", "--stage")
+        untracked = _git_z(root, "ls-files", "-z", "--others", "--exclude-standard")
+        modified = set(_git_z(root, "diff-files", "-z", "--name-only", "--no-renames"))
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    listing: dict[str, str | None] = {}
+    for record in staged:
+        meta, _, path = record.partition("\t")
+        mode, blob, stage_no = meta.split(" ")
+        if mode == "160000":
+            listing[path] = None  # submodule: _examine sees a directory and records it
+            continue
+        if stage_no != "0" and path in listing:
+            continue  # merge conflict: several stages, the work tree decides
+        listing[path] = None if (path in modified or stage_no != "0" or mode == "120000") else blob
+    for path in untracked:
+        listing.setdefault(path, None)
+    return listing
+
+
+def _git_z(root: Path, *args: str) -> list[str]:
+    out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=True).stdout
+    return [os.fsdecode(p) for p in out.split(b"\0") if p]
+
+
+def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[str]:
+    """Files under root not ignored by any .gitignore (or .git/info/exclude), depth first."""
+    stack: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = []
+    base_specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+    exclude = root / ".git" / "info" / "exclude"
+    if exclude.is_file():
+        base_specs.append(("", pathspec.GitIgnoreSpec.from_lines(exclude.read_text(errors="replace").splitlines())))
+    stack.append(("", base_specs))
+    while stack:
+        rel_dir, specs = stack.pop()
+        dir_path = root / rel_dir if rel_dir else root
+        gitignore = dir_path / ".gitignore"
+        if gitignore.is_file():
+            try:
+                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+                specs = [*specs, (rel_dir, pathspec.GitIgnoreSpec.from_lines(lines))]
+            except OSError as exc:
+                skipped.append(SkippedFile(_join(rel_dir, ".gitignore"), skip_reasons.UNREADABLE, str(exc)))
+        try:
+            entries = sorted(os.scandir(dir_path), key=lambda e: e.name)
+        except OSError as exc:
+            skipped.append(SkippedFile(rel_dir or ".", skip_reasons.UNREADABLE, exc.strerror or str(exc)))
+            continue
+        subdirs = []
+        for entry in entries:
+            rel = _join(rel_dir, entry.name)
+            if entry.name == ".git":
+                continue
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if _ignored(specs, rel, is_dir):
+                skipped.append(SkippedFile(rel + ("/" if is_dir else ""), skip_reasons.IGNORED, ".gitignore"))
+                continue
+            if is_dir:
+                subdirs.append((rel, specs))
+            else:
+                yield rel
+        stack.extend(reversed(subdirs))
+
+
+def _ignored(specs: list[tuple[str, pathspec.GitIgnoreSpec]], rel: str, is_dir: bool) -> bool:
+    """Git's rule: the deepest .gitignore with a matching pattern decides, last pattern wins."""
+    for base, spec in reversed(specs):
+        sub = rel[len(base) + 1 :] if base else rel
+        result = spec.check_file(sub + "/" if is_dir else sub)
+        if result.include is not None:
+            return bool(result.include)
+    return False
+
+
+def _join(rel_dir: str, name: str) -> str:
+    return f"{rel_dir}/{name}" if rel_dir else name

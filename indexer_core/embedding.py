@@ -1,0 +1,118 @@
+"""Loading a sentence-transformers model once per process and embedding texts with it.
+
+Device: auto picks cuda, then mps, then cpu (overridable); fp16 on CUDA. Texts are sorted
+by length so each batch pads little, and a CUDA out-of-memory halves the batch and retries.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from indexer_core.model_location import resolve_model_path
+
+
+def pick_device(requested: str = "auto") -> str:
+    """cuda, then mps, then cpu; an explicit device is taken as given."""
+    if requested and requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def default_batch_size(device: str) -> int:
+    """A batch that suits the device's memory: larger on big GPUs, modest on CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        gib = free / 2**30
+        return 1024 if gib > 40 else 512 if gib > 16 else 256 if gib > 6 else 64
+    return 64
+
+
+@dataclass
+class Embedder:
+    """A loaded model plus how to run it."""
+
+    model_name: str
+    model: Any
+    device: str
+    batch_size: int
+
+    @property
+    def dim(self) -> int:
+        getter = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        return int(getter())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Normalised float32 embeddings in the order of `texts`."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        sorted_texts = [texts[i] for i in order]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        start = 0
+        while start < len(sorted_texts):
+            batch = sorted_texts[start : start + self.batch_size]
+            try:
+                vectors = self.model.encode(
+                    batch,
+                    batch_size=len(batch),
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
+            except RuntimeError as exc:
+                if "out of memory" not in str(exc).lower() or self.batch_size == 1:
+                    raise
+                self._release_cuda_memory()
+                self.batch_size = max(1, self.batch_size // 2)
+                continue
+            for offset, vector in enumerate(vectors):
+                out[order[start + offset]] = vector
+            start += len(batch)
+        return out
+
+    def _release_cuda_memory(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+@lru_cache(maxsize=2)
+def load_embedder(model: str, device: str = "auto", batch_size: int = 0) -> Embedder:
+    """The embedder for a model, loaded once per process (cached by its arguments)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from sentence_transformers import SentenceTransformer
+
+    chosen = pick_device(device)
+    path = resolve_model_path(model)
+    st_model = SentenceTransformer(str(path), device=chosen)
+    if chosen.startswith("cuda"):
+        st_model = st_model.half()
+    st_model.eval()
+    return Embedder(
+        model_name=model,
+        model=st_model,
+        device=chosen,
+        batch_size=batch_size or default_batch_size(chosen),
+    )

@@ -1,0 +1,472 @@
+"""Indexing one partition (a repository's shard): files -> chunks, then chunks -> vectors.
+
+These are the two units of work the orchestration runs, one process each, so everything
+they take and return is small plain data. Both compare against what the tables already
+hold and touch only what changed; both end in single-commit writes that a rerun repeats
+harmlessly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pyarrow as pa
+
+from indexer_core import skip_reasons, storage
+from indexer_core.chunking import chunk_text
+from indexer_core.chunking.header import embed_text, fitted_header
+from indexer_core.decoding import DecodedText, decode_source
+from indexer_core.discovery import DiscoveryConfig, Scan, read_file_bytes, scan_repository
+from indexer_core.hashing import StatRecord, blob_id, stable_id, text_hash
+from indexer_core.languages import language_for_path
+from indexer_core.model_location import DEFAULT_MODEL
+from indexer_core.models import Chunk, FileEntry, SkippedFile
+from indexer_core.partitioning import data_version, shard_of
+from indexer_core.tokens import TokenCounter, load_token_counter
+
+# Bump when chunk boundaries or the embedded text change: every partition then re-chunks.
+CHUNKER_VERSION = "1"
+INDEXED = "indexed"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Everything that decides what the index holds, apart from the repository itself."""
+
+    model: str = DEFAULT_MODEL
+    shards: int = 8
+    max_file_bytes: int = 2_000_000
+    extra_ignores: tuple[str, ...] = ()
+    use_git: bool = True
+
+    def discovery(self) -> DiscoveryConfig:
+        return DiscoveryConfig(
+            max_file_bytes=self.max_file_bytes,
+            extra_ignores=self.extra_ignores,
+            use_git=self.use_git,
+        )
+
+
+@lru_cache(maxsize=4)
+def chunker_fingerprint(model: str) -> str:
+    """Identifies the chunk boundaries: chunker version plus the tokenizer and its limit.
+
+    Two models that share a tokenizer share chunks, so a model change re-embeds without
+    re-parsing; a tokenizer change re-chunks, since the token bound depends on it.
+    """
+    counter = load_token_counter(model)
+    tokenizer_digest = hashlib.blake2b(counter.tokenizer.to_str().encode(), digest_size=8)
+    return f"v{CHUNKER_VERSION}-{tokenizer_digest.hexdigest()}-{counter.max_tokens}"
+
+
+def file_id(repo: str, path: str) -> str:
+    return stable_id(repo, path)
+
+
+# ---------------------------------------------------------------- one file
+
+
+@dataclass
+class FileChunks:
+    """The chunks of one file, with the hash of the bytes they came from."""
+
+    chunks: list[Chunk]
+    file_hash: str
+    language: str
+    notes: list[str]
+
+
+def chunk_file(
+    root: str, repo: str, path: str, shard: int, counter: TokenCounter
+) -> FileChunks | SkippedFile:
+    """Read, decode and chunk one file; a file that cannot be read gets a skip reason."""
+    try:
+        data = read_file_bytes(root, path)
+    except FileNotFoundError:
+        return SkippedFile(path, skip_reasons.VANISHED, "deleted before it could be read")
+    except IsADirectoryError:
+        return SkippedFile(path, skip_reasons.NOT_REGULAR, "became a directory")
+    except OSError as exc:
+        return SkippedFile(path, skip_reasons.UNREADABLE, exc.strerror or str(exc))
+    decoded = decode_source(data)
+    if not isinstance(decoded, DecodedText):
+        return SkippedFile(path, decoded.reason, decoded.detail)
+    language = language_for_path(path) or "text"
+    spans = chunk_text(decoded.text, path, language, counter)
+    fid = file_id(repo, path)
+    file_hash = blob_id(data)
+    chunks: list[Chunk] = []
+    for index, span in enumerate(spans):
+        header = fitted_header(path, language, span.scope, counter)
+        text = embed_text(header, span.content)
+        content_hash = text_hash(text)
+        chunks.append(
+            Chunk(
+                chunk_id=stable_id(repo, path, index, span.start_line, span.end_line, content_hash),
+                repo=repo,
+                path=path,
+                file_id=fid,
+                shard=shard,
+                language=language,
+                kind=span.kind,
+                name=span.name,
+                scope=" > ".join(span.scope),
+                parent_id="",
+                start_line=span.start_line,
+                end_line=span.end_line,
+                content=span.content,
+                file_hash=file_hash,
+                content_hash=content_hash,
+                embed_text=text,
+            )
+        )
+    for chunk, span in zip(chunks, spans):
+        if span.parent is not None:
+            chunk.parent_id = chunks[span.parent].chunk_id
+    return FileChunks(chunks=chunks, file_hash=file_hash, language=language, notes=decoded.notes)
+
+
+def chunks_to_arrow(chunks: list[Chunk]) -> pa.Table:
+    columns = {name: [getattr(c, name) for c in chunks] for name in storage.CHUNKS_SCHEMA.names}
+    return pa.table(columns, schema=storage.CHUNKS_SCHEMA)
+
+
+# ---------------------------------------------------------------- a partition's chunks
+
+
+@dataclass
+class ChunkReport:
+    """What one chunk step did: the per-partition metadata shown in Dagster."""
+
+    repo: str
+    shard: int
+    files: int = 0  # files of this partition now indexed
+    unchanged: int = 0
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    renamed: int = 0
+    parsed: int = 0
+    bytes_parsed: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_total: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    data_version: str = ""
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.modified or self.deleted or self.chunks_removed)
+
+
+def _manifest(files_table, repo: str, shard: int) -> dict[str, dict]:
+    rows = storage.read_rows(files_table, storage.partition_filter(repo, shard)).to_pylist()
+    return {row["path"]: row for row in rows}
+
+
+def _manifest_row(repo: str, shard: int, path: str, **values) -> dict:
+    row = {
+        "file_id": file_id(repo, path), "repo": repo, "path": path, "shard": shard,
+        "status": SKIPPED, "reason": "", "detail": "", "language": "", "size": 0,
+        "mtime_ns": 0, "file_hash": "", "chunks": 0, "chunker": "",
+    }
+    row.update(values)
+    return row
+
+
+def chunk_partition(
+    db_uri: str,
+    repo: str,
+    root: str,
+    shard: int,
+    settings: IndexSettings = IndexSettings(),
+    progress: Callable[[int, int], None] | None = None,
+) -> ChunkReport:
+    """Bring one partition's `chunks` and `files` rows in line with the repository on disk."""
+    started = time.perf_counter()
+    storage.check_repo_name(repo)
+    report = ChunkReport(repo=repo, shard=shard)
+    counter = load_token_counter(settings.model)
+    fingerprint = chunker_fingerprint(settings.model)
+    db = storage.connect(db_uri)
+    files_table = storage.open_or_create(db, storage.FILES, storage.FILES_SCHEMA)
+    chunks_table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+
+    previous = _manifest(files_table, repo, shard)
+    known = {
+        p: StatRecord(r["size"], r["mtime_ns"], r["file_hash"])
+        for p, r in previous.items()
+        if r["status"] == INDEXED
+    }
+    scan = scan_repository(
+        root, settings.discovery(), known=known, select=lambda p: shard_of(p, settings.shards) == shard
+    )
+
+    rows: dict[str, dict] = {}
+    new_chunks: list[Chunk] = []
+    replaced_ids: set[str] = set()  # file ids whose chunk rows this write replaces
+    to_parse: list[FileEntry] = []
+    for entry in scan.files:
+        old = previous.get(entry.path)
+        if old and old["status"] == INDEXED and old["file_hash"] == entry.file_hash and old["chunker"] == fingerprint:
+            report.unchanged += 1
+            rows[entry.path] = {**old, "size": entry.size, "mtime_ns": entry.mtime_ns}
+        else:
+            to_parse.append(entry)
+
+    for done, entry in enumerate(to_parse, 1):
+        outcome = chunk_file(root, repo, entry.path, shard, counter)
+        if progress:
+            progress(done, len(to_parse))
+        fid = file_id(repo, entry.path)
+        old = previous.get(entry.path)
+        if isinstance(outcome, SkippedFile):
+            _record_skip(report, rows, replaced_ids, previous, repo, shard, outcome)
+            continue
+        report.parsed += 1
+        report.bytes_parsed += entry.size
+        if old is None or old["status"] != INDEXED:
+            report.added += 1
+        else:
+            report.modified += 1
+        if outcome.notes:
+            report.notes[entry.path] = outcome.notes
+        replaced_ids.add(fid)
+        new_chunks.extend(outcome.chunks)
+        rows[entry.path] = _manifest_row(
+            repo, shard, entry.path, status=INDEXED, detail="; ".join(outcome.notes),
+            language=outcome.language, size=entry.size, mtime_ns=entry.mtime_ns,
+            file_hash=outcome.file_hash, chunks=len(outcome.chunks), chunker=fingerprint,
+        )
+
+    for skip in scan.skipped:
+        _record_skip(report, rows, replaced_ids, previous, repo, shard, skip)
+
+    # Files in the manifest that the scan no longer lists are gone: their rows go too.
+    gone = [p for p in previous if p not in rows]
+    for path in gone:
+        if previous[path]["status"] == INDEXED:
+            report.deleted += 1
+            replaced_ids.add(file_id(repo, path))
+    new_hashes = {r["file_hash"] for p, r in rows.items() if p not in previous and r["status"] == INDEXED}
+    report.renamed = sum(1 for p in gone if previous[p]["file_hash"] in new_hashes)
+
+    if replaced_ids:
+        removed_before = _chunk_count(previous, replaced_ids)
+        storage.replace_rows(
+            chunks_table, "chunk_id", chunks_to_arrow(new_chunks),
+            f"{storage.partition_filter(repo, shard)} AND {storage.id_list_filter('file_id', replaced_ids)}",
+        )
+        report.chunks_added = len(new_chunks)
+        report.chunks_removed = removed_before
+    manifest_rows = [rows[p] for p in sorted(rows)]
+    if _manifest_changed(previous, rows):
+        storage.replace_rows(
+            files_table, "file_id", pa.Table.from_pylist(manifest_rows, schema=storage.FILES_SCHEMA),
+            storage.partition_filter(repo, shard),
+        )
+    indexed = [(r["path"], r["file_hash"]) for r in manifest_rows if r["status"] == INDEXED]
+    report.files = len(indexed)
+    report.data_version = data_version(indexed, fingerprint)
+    report.chunks_total = chunks_table.count_rows(storage.partition_filter(repo, shard))
+    report.skipped.sort(key=lambda s: s.path)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _chunk_count(previous: dict[str, dict], replaced_ids: set[str]) -> int:
+    return sum(r["chunks"] for r in previous.values() if r["file_id"] in replaced_ids and r["status"] == INDEXED)
+
+
+def _record_skip(report, rows, replaced_ids, previous, repo, shard, skip: SkippedFile) -> None:
+    """Record a skip; an unreadable file that was indexed keeps its rows (nothing is lost)."""
+    report.skipped.append(skip)
+    old = previous.get(skip.path)
+    transient = skip.reason == skip_reasons.UNREADABLE
+    if old and old["status"] == INDEXED and transient:
+        rows[skip.path] = {**old, "reason": skip.reason, "detail": f"previous index kept: {skip.detail}"}
+        return
+    if skip.reason == skip_reasons.VANISHED:
+        return  # gone: the deletion pass removes its rows
+    if old and old["status"] == INDEXED:
+        report.deleted += 1
+        replaced_ids.add(file_id(repo, skip.path))
+    rows[skip.path] = _manifest_row(repo, shard, skip.path, reason=skip.reason, detail=skip.detail)
+
+
+def _manifest_changed(previous: dict[str, dict], rows: dict[str, dict]) -> bool:
+    return previous.keys() != rows.keys() or any(previous[p] != rows[p] for p in rows)
+
+
+def partition_versions(
+    db_uri: str, repo: str, root: str, settings: IndexSettings = IndexSettings()
+) -> tuple[dict[int, str], Scan]:
+    """Each shard's data version as the repository stands now, hashing only what changed.
+
+    The known (size, mtime, hash) of every file comes from the `files` manifest, so an
+    unchanged plain directory costs a `stat` per file and a git checkout one `git ls-files`.
+    """
+    storage.check_repo_name(repo)
+    db = storage.connect(db_uri)
+    known: dict[str, StatRecord] = {}
+    if storage.FILES in storage.table_names(db):
+        table = db.open_table(storage.FILES)
+        manifest = storage.read_rows(
+            table, f"{storage.repo_filter(repo)} AND status = 'indexed'",
+            ["path", "size", "mtime_ns", "file_hash"],
+        )
+        known = {
+            p: StatRecord(s, m, h)
+            for p, s, m, h in zip(*(manifest.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "file_hash")))
+        }
+    scan = scan_repository(root, settings.discovery(), known=known)
+    fingerprint = chunker_fingerprint(settings.model)
+    by_shard: dict[int, list[tuple[str, str]]] = {s: [] for s in range(settings.shards)}
+    for entry in scan.files:
+        by_shard[shard_of(entry.path, settings.shards)].append((entry.path, entry.file_hash))
+    return {s: data_version(files, fingerprint) for s, files in by_shard.items()}, scan
+
+
+# ---------------------------------------------------------------- a partition's vectors
+
+
+@dataclass
+class EmbedReport:
+    repo: str
+    shard: int
+    chunks: int = 0
+    embedded: int = 0  # computed by the model in this step
+    reused: int = 0  # taken from the embedding cache
+    removed: int = 0
+    unchanged: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    model: str = ""
+    device: str = ""
+
+
+_CACHE_LOOKUP_BATCH = 2000
+
+
+def embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport:
+    """Give every chunk of a partition exactly one vector from this model, and no more.
+
+    Chunks whose vector exists for the same text and model are left alone; texts seen
+    before (anywhere, by this model) come from the cache; only the rest reach the model.
+    """
+    started = time.perf_counter()
+    report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
+    db = storage.connect(db_uri)
+    where = storage.partition_filter(repo, shard)
+    chunks_table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    vectors_table = storage.open_vectors(db, embedder.dim)
+    cache_table = storage.open_cache(db, embedder.dim)
+
+    chunks = storage.read_rows(
+        chunks_table, where, ["chunk_id", "path", "file_id", "start_line", "end_line", "content_hash", "embed_text"]
+    ).to_pylist()
+    existing = storage.read_rows(vectors_table, where, ["chunk_id", "content_hash", "model"]).to_pylist()
+    report.chunks = len(chunks)
+    current = {(c["chunk_id"], c["content_hash"]) for c in chunks}
+    present = {(v["chunk_id"], v["content_hash"]) for v in existing if v["model"] == embedder.model_name}
+    stale = [v["chunk_id"] for v in existing if (v["chunk_id"], v["content_hash"]) not in current or v["model"] != embedder.model_name]
+    needed = [c for c in chunks if (c["chunk_id"], c["content_hash"]) not in present]
+    report.unchanged = len(chunks) - len(needed)
+    if not needed and not stale:
+        report.seconds = time.perf_counter() - started
+        return report
+
+    cached = _cache_lookup(cache_table, {c["content_hash"] for c in needed}, embedder.model_name)
+    missing_texts: dict[str, str] = {}
+    for c in needed:
+        if c["content_hash"] not in cached:
+            missing_texts.setdefault(c["content_hash"], c["embed_text"])
+    if missing_texts:
+        t0 = time.perf_counter()
+        hashes = list(missing_texts)
+        vectors = embedder.encode([missing_texts[h] for h in hashes])
+        report.embed_seconds = time.perf_counter() - t0
+        _check_vectors(vectors, embedder.dim)
+        fresh = dict(zip(hashes, vectors))
+        storage.upsert_rows(cache_table, "cache_key", _cache_rows(fresh, embedder.model_name, embedder.dim))
+        cached.update(fresh)
+    report.embedded = len(missing_texts)
+    report.reused = len(needed) - sum(1 for c in needed if c["content_hash"] in missing_texts)
+
+    rows = pa.table(
+        {
+            "chunk_id": [c["chunk_id"] for c in needed],
+            "repo": [repo] * len(needed),
+            "path": [c["path"] for c in needed],
+            "file_id": [c["file_id"] for c in needed],
+            "shard": pa.array([shard] * len(needed), pa.int32()),
+            "start_line": pa.array([c["start_line"] for c in needed], pa.int32()),
+            "end_line": pa.array([c["end_line"] for c in needed], pa.int32()),
+            "content_hash": [c["content_hash"] for c in needed],
+            "model": [embedder.model_name] * len(needed),
+            "vector": _fixed_list([cached[c["content_hash"]] for c in needed], embedder.dim),
+        }
+    )
+    stale_ids = set(stale) - {c["chunk_id"] for c in needed}
+    if stale_ids:
+        storage.replace_rows(
+            vectors_table, "chunk_id", rows, f"{where} AND {storage.id_list_filter('chunk_id', stale_ids)}"
+        )
+    elif rows.num_rows:
+        storage.replace_rows(vectors_table, "chunk_id", rows, None)
+    report.removed = len(stale_ids)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _fixed_list(vectors: list[np.ndarray], dim: int) -> pa.FixedSizeListArray:
+    flat = np.asarray(vectors, dtype=np.float32).reshape(-1) if vectors else np.zeros(0, np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
+
+
+def _check_vectors(vectors: np.ndarray, dim: int) -> None:
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise storage.StorageError(f"model returned vectors of shape {vectors.shape}, expected (n, {dim})")
+    if not np.isfinite(vectors).all():
+        raise storage.StorageError("model returned NaN or infinite values")
+
+
+def cache_key(content_hash: str, model: str) -> str:
+    return stable_id(content_hash, model)
+
+
+def _cache_lookup(table, content_hashes: set[str], model: str) -> dict[str, np.ndarray]:
+    keys = {cache_key(h, model): h for h in content_hashes}
+    found: dict[str, np.ndarray] = {}
+    key_list = list(keys)
+    for start in range(0, len(key_list), _CACHE_LOOKUP_BATCH):
+        batch = key_list[start : start + _CACHE_LOOKUP_BATCH]
+        rows = storage.read_rows(table, storage.id_list_filter("cache_key", batch), ["cache_key", "vector"])
+        for key, vector in zip(rows.column("cache_key").to_pylist(), rows.column("vector").to_numpy(zero_copy_only=False)):
+            found[keys[key]] = np.asarray(vector, dtype=np.float32)
+    return found
+
+
+def _cache_rows(fresh: dict[str, np.ndarray], model: str, dim: int) -> pa.Table:
+    hashes = list(fresh)
+    return pa.table(
+        {
+            "cache_key": [cache_key(h, model) for h in hashes],
+            "content_hash": hashes,
+            "model": [model] * len(hashes),
+            "vector": _fixed_list([fresh[h] for h in hashes], dim),
+        }
+    )
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1

@@ -1,0 +1,59 @@
+"""The repositories an index knows: name -> root path, kept in a LanceDB table beside the data.
+
+Keeping the registry in the database itself means every process, sensor and CLI call that
+reaches the database also knows where each repository lives.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from indexer_core import storage
+
+REPOSITORIES = "repositories"
+SCHEMA = pa.schema([("repo", pa.string()), ("root", pa.string()), ("registered_at", pa.float64())])
+
+
+def name_for_path(root: str | os.PathLike[str]) -> str:
+    """A repository name from its directory name, reduced to the characters names allow."""
+    base = Path(root).resolve().name or "repo"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-.") or "repo"
+    if not name[0].isalnum():
+        name = "r" + name
+    return name[:64]
+
+
+def register(db_uri: str, repo: str, root: str | os.PathLike[str]) -> str:
+    """Record (or move) a repository; returns its absolute root."""
+    storage.check_repo_name(repo)
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"repository path {str(root)!r} does not exist or is not a directory")
+    absolute = str(path.resolve())
+    db = storage.connect(db_uri)
+    table = storage.open_or_create(db, REPOSITORIES, SCHEMA)
+    row = pa.table({"repo": [repo], "root": [absolute], "registered_at": [time.time()]}, schema=SCHEMA)
+    storage.replace_rows(table, "repo", row, None)
+    return absolute
+
+
+def repositories(db_uri: str) -> dict[str, str]:
+    """All registered repositories, name -> root."""
+    db = storage.connect(db_uri)
+    if REPOSITORIES not in storage.table_names(db):
+        return {}
+    rows = db.open_table(REPOSITORIES).to_arrow()
+    return dict(zip(rows.column("repo").to_pylist(), rows.column("root").to_pylist()))
+
+
+def root_of(db_uri: str, repo: str) -> str:
+    roots = repositories(db_uri)
+    if repo not in roots:
+        known = ", ".join(sorted(roots)) or "none"
+        raise KeyError(f"repository {repo!r} is not registered (registered: {known})")
+    return roots[repo]

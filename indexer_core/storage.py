@@ -1,0 +1,256 @@
+"""LanceDB tables, their schemas, and the idempotent one-commit writes that keep them in step.
+
+Tables in one database (a directory or any URI LanceDB accepts):
+- `files`: the manifest, one row per file seen (indexed or skipped, with its reason);
+- `chunks`: one row per chunk;
+- `vectors`: one embedding per chunk;
+- `embedding_cache`: vectors keyed by (hash of the embedded text, model), kept across deletes.
+
+Every write that replaces a set of files' rows is a single `merge_insert` commit whose
+"not matched by source" clause deletes the rows those files no longer have, so a reader never
+sees a gap and a rerun after a crash converges. Filters are built only from hex ids and
+validated repository names, so no file name can break or widen a delete.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+import lancedb
+import pyarrow as pa
+
+FILES = "files"
+CHUNKS = "chunks"
+VECTORS = "vectors"
+EMBEDDING_CACHE = "embedding_cache"
+
+_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+FILES_SCHEMA = pa.schema(
+    [
+        ("file_id", pa.string()),
+        ("repo", pa.string()),
+        ("path", pa.string()),
+        ("shard", pa.int32()),
+        ("status", pa.string()),  # "indexed" or "skipped"
+        ("reason", pa.string()),  # skip reason, empty when indexed
+        ("detail", pa.string()),  # skip detail or decoding notes
+        ("language", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("file_hash", pa.string()),
+        ("chunks", pa.int32()),
+        ("chunker", pa.string()),  # chunker settings fingerprint: a change re-chunks
+    ]
+)
+
+CHUNKS_SCHEMA = pa.schema(
+    [
+        ("chunk_id", pa.string()),
+        ("repo", pa.string()),
+        ("path", pa.string()),
+        ("file_id", pa.string()),
+        ("shard", pa.int32()),
+        ("language", pa.string()),
+        ("kind", pa.string()),
+        ("name", pa.string()),
+        ("scope", pa.string()),
+        ("parent_id", pa.string()),
+        ("start_line", pa.int32()),
+        ("end_line", pa.int32()),
+        ("content", pa.string()),
+        ("embed_text", pa.string()),
+        ("file_hash", pa.string()),
+        ("content_hash", pa.string()),
+    ]
+)
+
+
+def vectors_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("chunk_id", pa.string()),
+            ("repo", pa.string()),
+            ("path", pa.string()),
+            ("file_id", pa.string()),
+            ("shard", pa.int32()),
+            ("start_line", pa.int32()),
+            ("end_line", pa.int32()),
+            ("content_hash", pa.string()),
+            ("model", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+def cache_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("cache_key", pa.string()),
+            ("content_hash", pa.string()),
+            ("model", pa.string()),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+class StorageError(RuntimeError):
+    """A table is missing, or holds data that does not match what is asked of it."""
+
+
+# ---------------------------------------------------------------- safe filters
+
+
+def check_repo_name(repo: str) -> str:
+    """Repository names become partition keys and filter literals: letters, digits, _ . -"""
+    if not _REPO_NAME.match(repo):
+        raise ValueError(
+            f"repository name {repo!r} must be 1-64 characters of letters, digits, '_', '.', '-'"
+        )
+    return repo
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal for any text: single quotes doubled, nothing else special."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def repo_filter(repo: str) -> str:
+    return f"repo = {sql_string(check_repo_name(repo))}"
+
+
+def partition_filter(repo: str, shard: int) -> str:
+    return f"{repo_filter(repo)} AND shard = {int(shard)}"
+
+
+def id_list_filter(column: str, ids: Iterable[str]) -> str:
+    """`column IN (...)` over hex ids only; anything else is refused, not escaped."""
+    values = sorted(set(ids))
+    for value in values:
+        if not _HEX.match(value):
+            raise ValueError(f"not a hex id: {value!r}")
+    return f"{column} IN ({', '.join(sql_string(v) for v in values)})"
+
+
+# ---------------------------------------------------------------- connection and tables
+
+
+def connect(uri: str) -> lancedb.DBConnection:
+    return lancedb.connect(uri)
+
+
+def table_names(db: lancedb.DBConnection) -> set[str]:
+    listing = db.list_tables()
+    names = getattr(listing, "tables", listing)
+    return set(names)
+
+
+def open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> lancedb.table.Table:
+    """Open a table, creating it empty on first use; safe when several processes race."""
+    if name in table_names(db):
+        return db.open_table(name)
+    try:
+        return db.create_table(name, schema=schema, exist_ok=True)
+    except (ValueError, OSError, RuntimeError):
+        return db.open_table(name)
+
+
+def vector_dim(table: lancedb.table.Table) -> int:
+    return table.schema.field("vector").type.list_size
+
+
+def open_vectors(db: lancedb.DBConnection, dim: int) -> lancedb.table.Table:
+    """The vectors table for this dimension.
+
+    A table of another dimension was made by another model; its vectors cannot serve this
+    one, so it is replaced and every partition re-embeds (the chunks stay).
+    """
+    table = open_or_create(db, VECTORS, vectors_schema(dim))
+    if vector_dim(table) != dim:
+        db.drop_table(VECTORS)
+        table = open_or_create(db, VECTORS, vectors_schema(dim))
+    return table
+
+
+def open_cache(db: lancedb.DBConnection, dim: int) -> lancedb.table.Table:
+    """The embedding cache for this dimension; a cache of another dimension is replaced."""
+    table = open_or_create(db, EMBEDDING_CACHE, cache_schema(dim))
+    if vector_dim(table) != dim:
+        db.drop_table(EMBEDDING_CACHE)
+        table = open_or_create(db, EMBEDDING_CACHE, cache_schema(dim))
+    return table
+
+
+# ---------------------------------------------------------------- reads
+
+
+def read_rows(
+    table: lancedb.table.Table, where: str | None, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """All rows matching a filter (no vector search), as Arrow."""
+    query = table.search()
+    if where:
+        query = query.where(where)
+    if columns:
+        query = query.select(list(columns))
+    return query.limit(None).to_arrow()
+
+
+# ---------------------------------------------------------------- writes
+
+T = TypeVar("T")
+_CONFLICT_WORDS = ("conflict", "commit", "retryable", "concurrent")
+
+
+def with_commit_retry(action: Callable[[], T], attempts: int = 8) -> T:
+    """Run a write, retrying LanceDB commit conflicts with jittered backoff."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as exc:  # lance raises plain OSError/RuntimeError for conflicts
+            message = str(exc).lower()
+            if attempt == attempts - 1 or not any(word in message for word in _CONFLICT_WORDS):
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def replace_rows(
+    table: lancedb.table.Table, key: str, rows: pa.Table, scope_filter: str | None
+) -> None:
+    """Make the rows matching `scope_filter` equal `rows`, in one commit.
+
+    Rows with a matching key are updated, new keys inserted, and rows in scope whose key is
+    not among `rows` deleted (no deletes when `scope_filter` is None). Running it twice
+    leaves the same table as running it once.
+    """
+    rows = rows.select(table.schema.names).cast(table.schema)
+
+    def write() -> None:
+        if rows.num_rows == 0:
+            if scope_filter:
+                table.delete(scope_filter)
+            return
+        merge = table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all()
+        if scope_filter:
+            merge = merge.when_not_matched_by_source_delete(scope_filter)
+        merge.execute(rows)
+
+    with_commit_retry(write)
+
+
+def upsert_rows(table: lancedb.table.Table, key: str, rows: pa.Table) -> None:
+    """Insert rows whose key is new; leave existing keys as they are (the cache's write)."""
+    if rows.num_rows == 0:
+        return
+    rows = rows.select(table.schema.names).cast(table.schema)
+
+    def write() -> None:
+        table.merge_insert(key).when_not_matched_insert_all().execute(rows)
+
+    with_commit_retry(write)

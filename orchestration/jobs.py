@@ -1,0 +1,31 @@
+"""Jobs and their executor: chunk steps in parallel, one embedding consumer per GPU."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from orchestration.assets.index import EMBEDDER_TAG
+from orchestration.partitions import index_partitions
+
+
+def default_max_concurrent() -> int:
+    """One chunk step per core, plus the embedding consumer, which mostly waits or uses the GPU."""
+    return int(os.environ.get("CODE_INDEX_MAX_CONCURRENT", (os.cpu_count() or 1) + 1))
+
+
+index_executor = dg.multiprocess_executor.configured(
+    {
+        "max_concurrent": default_max_concurrent(),
+        "tag_concurrency_limits": [{"key": EMBEDDER_TAG, "value": "1", "limit": 1}],
+    }
+)
+
+index_job = dg.define_asset_job(
+    "index_job",
+    selection=dg.AssetSelection.assets("files", "chunks", "vectors"),
+    partitions_def=index_partitions,
+    executor_def=index_executor,
+    description="Index the selected partitions: chunk every shard in parallel, embed each as it lands.",
+)
