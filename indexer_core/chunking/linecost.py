@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import re
 import string
+from itertools import accumulate, repeat
+
+import numpy as np
 
 from indexer_core.tokens import TokenCounter
 
 _EXOTIC = re.compile(r"[^\t\n\r\x20-\x7e]")  # non-ASCII or control characters
-_WORD = re.compile(r"[A-Za-z0-9]+")
-_PIECE = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+_PIECE_NL = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]|\n")
+_NEWLINE = 1 << 40  # marks a row break among the pieces
+_WORD_B = re.compile(rb"[A-Za-z0-9]+")
+_ALNUM = np.zeros(256, dtype=bool)
+_ALNUM[[ord(c) for c in string.ascii_letters + string.digits]] = True
+_PUNCT = np.zeros(256, dtype=bool)
 _PUNCTUATION = [c for c in string.printable if c in string.punctuation]
+_PUNCT[[ord(c) for c in _PUNCTUATION]] = True
 _CACHE_LIMIT = 2_000_000
 
 # id(tokenizer) -> (tokenizer, word cache); the tokenizer is kept so its id stays unique.
@@ -58,34 +66,66 @@ def safe_count(counter: TokenCounter, text: str) -> int:
     return safe_count_many(counter, [text])[0]
 
 
-def line_costs(lines: list[str], counter: TokenCounter, text: str | None = None) -> list[int]:
-    """Token count of each line, exact for WordPiece/BERT tokenizers.
+def prefix_costs(lines: list[str], counter: TokenCounter, text: str | None = None) -> list[int]:
+    """Prefix sums of the lines' token counts: entry r is the cost of rows 0..r-1.
 
-    For other tokenizers each line is counted alone plus one token for the line break,
-    which is the best an additive estimate can do.
+    Exact for WordPiece/BERT tokenizers. For other tokenizers each line is counted alone
+    plus one token for the line break, which is the best an additive estimate can do.
     """
     if not _is_wordpiece_bert(counter):
-        return [n + 1 for n in safe_count_many(counter, lines)]
+        return [0, *accumulate(n + 1 for n in safe_count_many(counter, lines))]
     if text is None:
         text = "\n".join(lines)
     cache = _word_cache(counter)
-    missing = list(set(_WORD.findall(text)).difference(cache))
-    if missing:
-        cache.update(zip(missing, counter.count_many(missing)))
-    get = cache.__getitem__
-    findall = _PIECE.findall
+    if text.isascii():
+        prefix = _ascii_prefix(text.encode("ascii"), cache, counter)
+    else:
+        prefix = _piece_prefix(text, cache, counter)
     if _EXOTIC.search(text) is None:
-        return [sum(map(get, findall(line))) if line else 0 for line in lines]
-    costs: list[int] = []
-    exotic_rows: list[int] = []
+        return prefix
+    # Lines with non-ASCII or control characters are tokenized as they are.
     search = _EXOTIC.search
-    for row, line in enumerate(lines):
-        if search(line) is None:
-            costs.append(sum(map(get, findall(line))) if line else 0)
-        else:
-            costs.append(0)
-            exotic_rows.append(row)
-    exact = safe_count_many(counter, [lines[r] for r in exotic_rows])
-    for row, n in zip(exotic_rows, exact):
-        costs[row] = n
-    return costs
+    exotic = [row for row, line in enumerate(lines) if search(line) is not None]
+    costs = np.diff(np.asarray(prefix, dtype=np.int64))
+    costs[exotic] = safe_count_many(counter, [lines[r] for r in exotic])
+    return [0, *np.cumsum(costs).tolist()]
+
+
+def _ascii_prefix(src: bytes, cache: dict[str, int], counter: TokenCounter) -> list[int]:
+    """Row prefix sums for ASCII text, vectorised: punctuation bytes cost one token each,
+    and each alphanumeric run costs its cached WordPiece count at its first byte."""
+    arr = np.frombuffer(src, dtype=np.uint8)
+    alnum = _ALNUM[arr]
+    starts = np.flatnonzero(alnum & ~np.concatenate(([False], alnum[:-1])))
+    words = _WORD_B.findall(src)
+    missing = [w.decode("ascii") for w in set(words)] if words else []
+    missing = [w for w in missing if w not in cache]
+    if missing:
+        cache.update(zip(missing, safe_count_many(counter, missing)))
+    get = cache.__getitem__
+    word_costs = np.fromiter(map(get, map(bytes.decode, words)), dtype=np.int64, count=len(words))
+    per_byte = _PUNCT[arr].astype(np.int64)
+    per_byte[starts] += word_costs
+    cumulative = np.cumsum(per_byte)
+    newlines = np.flatnonzero(arr == 10)
+    total = int(cumulative[-1]) if len(cumulative) else 0
+    return [0, *cumulative[newlines].tolist(), total]
+
+
+def _piece_prefix(text: str, cache: dict[str, int], counter: TokenCounter) -> list[int]:
+    """Row prefix sums from one regex pass; exotic rows are corrected by the caller."""
+    # One regex pass over the whole text; newlines are kept as row separators.
+    pieces = _PIECE_NL.findall(text)
+    missing = set(pieces).difference(cache)
+    missing.discard("\n")
+    if missing:
+        words = list(missing)
+        cache.update(zip(words, safe_count_many(counter, words)))
+    values = np.fromiter(
+        map(cache.get, pieces, repeat(_NEWLINE)), dtype=np.int64, count=len(pieces)
+    )
+    newlines = np.flatnonzero(values == _NEWLINE)
+    values[newlines] = 0
+    cumulative = np.cumsum(values)
+    total = int(cumulative[-1]) if len(cumulative) else 0
+    return [0, *cumulative[newlines].tolist(), total]

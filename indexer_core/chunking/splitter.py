@@ -18,12 +18,11 @@ Rules (rows are 0-based here, lines 1-based in the spans):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate
 
 from tree_sitter import Node
 
 from indexer_core.chunking.header import HEADER_TOKEN_RESERVE
-from indexer_core.chunking.linecost import line_costs, safe_count
+from indexer_core.chunking.linecost import prefix_costs, safe_count
 from indexer_core.chunking.spec import METHOD_PARENTS, LanguageSpec
 from indexer_core.models import Span
 from indexer_core.tokens import TokenCounter
@@ -70,7 +69,7 @@ class FileSplitter:
         self.counter = counter
         self.lines = text.split("\n")
         self.last_row = len(self.lines) - 1
-        self.prefix = [0, *accumulate(line_costs(self.lines, counter, text))]
+        self.prefix = prefix_costs(self.lines, counter, text)
         self.budget = content_budget(counter)
         self.min_chunk = max(1, self.budget // 4)
         self.spans: list[Span] = []
