@@ -34,7 +34,9 @@ def fitted_header(
             return header
     tail_path, tail_scope = path, scope
     while True:
-        tail_path = "…" + tail_path[max(2, len(tail_path) // 4) :] if len(tail_path) > 8 else tail_path
+        tail_path = (
+            "…" + tail_path[max(2, len(tail_path) // 4) :] if len(tail_path) > 8 else tail_path
+        )
         tail_scope = [s[-40:] for s in tail_scope]
         header = format_header(tail_path, language[:20], tail_scope)
         if counter.count(header) <= HEADER_TOKEN_RESERVE or len(tail_path) <= 8:

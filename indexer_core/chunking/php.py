@@ -1,0 +1,18 @@
+"""PHP: classes, interfaces, traits and braced namespaces hold methods."""
+
+from __future__ import annotations
+
+from indexer_core.chunking.spec import LanguageSpec
+
+SPECS = {
+    "php": LanguageSpec(
+        containers={
+            "class_declaration": "class",
+            "interface_declaration": "interface",
+            "trait_declaration": "trait",
+            "enum_declaration": "enum",
+            "namespace_definition": "namespace",
+        },
+        leaves={"function_definition": "function", "method_declaration": "method"},
+    )
+}

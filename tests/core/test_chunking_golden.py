@@ -1,0 +1,183 @@
+"""Golden chunkings: one small sample per language, every chunk pinned.
+
+A 100-token model (52 tokens for content once the header reserve is out) makes the
+samples' classes too big to stay whole, so class splitting is exercised everywhere.
+Rows are (start_line, end_line, kind, name, parent's name).
+"""
+
+from __future__ import annotations
+
+import pytest
+from chunk_checks import check_invariants
+from chunk_samples import SAMPLES
+
+from indexer_core.chunking import chunk_text
+from indexer_core.tokens import TokenCounter, load_token_counter
+
+GOLDEN: dict[str, list[tuple]] = {
+    "python": [
+        (1, 2, "module", "shapes.py", None),
+        (5, 6, "class", "Circle", "shapes.py"),
+        (8, 10, "method", "__init__", "Circle"),
+        (12, 15, "method", "area", "Circle"),
+        (18, 19, "function", "total_area", "shapes.py"),
+    ],
+    "javascript": [
+        (1, 2, "module", "shapes.js", None),
+        (4, 4, "class", "Circle", "shapes.js"),
+        (5, 8, "method", "constructor", "Circle"),
+        (10, 14, "method", "area", "Circle"),
+        (16, 18, "function", "totalArea", "shapes.js"),
+    ],
+    "typescript": [
+        (1, 1, "module", "shapes.ts", None),
+        (3, 5, "interface", "Shape", "shapes.ts"),
+        (7, 8, "class", "Circle", "shapes.ts"),
+        (10, 12, "method", "constructor", "Circle"),
+        (14, 18, "method", "area", "Circle"),
+        (20, 22, "function", "totalArea", "shapes.ts"),
+    ],
+    "tsx": [
+        (1, 3, "module", "Badge.tsx", None),
+        (5, 5, "class", "Badge", "Badge.tsx"),
+        (6, 8, "method", "describe", "Badge"),
+        (10, 13, "method", "render", "Badge"),
+        (15, 17, "function", "Counter", "Badge.tsx"),
+    ],
+    "java": [
+        (1, 3, "module", "Circle.java", None),
+        (5, 6, "class", "Circle", "Circle.java"),
+        (8, 10, "constructor", "Circle", "Circle"),
+        (12, 16, "method", "area", "Circle"),
+        (18, 21, "method", "totalArea", "Circle"),
+    ],
+    "go": [
+        (1, 6, "module", "circle.go", None),
+        (8, 11, "struct", "Circle", "circle.go"),
+        (13, 16, "method", "Circle.Area", "circle.go"),
+        (18, 20, "method", "Circle.String", "circle.go"),
+        (22, 28, "function", "TotalArea", "circle.go"),
+    ],
+    "rust": [
+        (1, 2, "module", "shapes.rs", None),
+        (4, 8, "struct", "Circle", "shapes.rs"),
+        (10, 10, "impl", "Circle", "shapes.rs"),
+        (11, 14, "method", "area", "Circle"),
+        (16, 19, "method", "scaled", "Circle"),
+        (21, 23, "function", "total_area", "shapes.rs"),
+    ],
+    "c": [
+        (1, 2, "module", "shapes.c", None),
+        (4, 7, "struct", "circle", "shapes.c"),
+        (9, 12, "function", "circle_area", "shapes.c"),
+        (14, 15, "function", "total_area (part 1/2)", "shapes.c"),
+        (16, 20, "function", "total_area (part 2/2)", "shapes.c"),
+    ],
+    "cpp": [
+        (1, 2, "module", "shapes.cpp", None),
+        (4, 4, "namespace", "shapes", "shapes.cpp"),
+        (6, 7, "class", "Circle", "shapes"),
+        (8, 8, "method", "Circle", "Circle"),
+        (10, 13, "method", "area", "Circle"),
+        (15, 17, "class", "Circle", "Circle"),
+        (19, 23, "function", "total_area", "shapes"),
+        (25, 25, "namespace", "shapes", "shapes"),
+    ],
+    "c_sharp": [
+        (1, 2, "module", "Circle.cs", None),
+        (4, 5, "namespace", "Shapes", "Circle.cs"),
+        (6, 8, "class", "Circle", "Shapes"),
+        (10, 13, "constructor", "Circle", "Circle"),
+        (15, 22, "method", "Area", "Circle"),
+    ],
+    "ruby": [
+        (1, 2, "module", "shapes.rb", None),
+        (4, 4, "module", "Shapes", "shapes.rb"),
+        (5, 6, "class", "Circle", "Shapes"),
+        (8, 11, "method", "initialize", "Circle"),
+        (13, 17, "method", "area", "Circle"),
+        (19, 22, "function", "total_area", "Shapes"),
+    ],
+    "php": [
+        (1, 1, "module", "Circle.php", None),
+        (3, 3, "namespace", "Shapes", "Circle.php"),
+        (5, 5, "module", "Circle.php", "Circle.php"),
+        (7, 9, "class", "Circle", "Circle.php"),
+        (11, 14, "method", "__construct", "Circle"),
+        (16, 21, "method", "area", "Circle"),
+        (23, 26, "function", "total_area", "Circle.php"),
+    ],
+    "kotlin": [
+        (1, 3, "module", "Circle.kt", None),
+        (5, 6, "class", "Circle", "Circle.kt"),
+        (8, 11, "method", "area", "Circle"),
+        (13, 16, "method", "scaled", "Circle"),
+        (18, 20, "function", "totalArea", "Circle.kt"),
+    ],
+    "scala": [
+        (1, 3, "module", "Circle.scala", None),
+        (5, 6, "class", "Circle", "Circle.scala"),
+        (8, 11, "method", "area", "Circle"),
+        (13, 16, "method", "scaled", "Circle"),
+        (18, 20, "object", "Shapes", "Circle.scala"),
+    ],
+    "bash": [
+        (1, 3, "module", "build.sh", None),
+        (5, 8, "function", "log", "build.sh"),
+        (10, 14, "function", "build", "build.sh"),
+        (16, 18, "module", "build.sh", "build.sh"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def small() -> TokenCounter:
+    return TokenCounter(tokenizer=load_token_counter("all-MiniLM-L6-v2").tokenizer, max_tokens=100)
+
+
+def test_every_language_has_a_golden() -> None:
+    assert set(GOLDEN) == set(SAMPLES)
+
+
+@pytest.mark.parametrize("language", sorted(GOLDEN))
+def test_golden(language: str, small: TokenCounter) -> None:
+    path, text = SAMPLES[language]
+    spans = chunk_text(text, path, language, small)
+    got = [
+        (
+            s.start_line,
+            s.end_line,
+            s.kind,
+            s.name,
+            spans[s.parent].name if s.parent is not None else None,
+        )
+        for s in spans
+    ]
+    assert got == GOLDEN[language]
+    check_invariants(text, path, language, small, spans)
+
+
+@pytest.mark.parametrize("language", sorted(GOLDEN))
+def test_default_budget_keeps_samples_whole_units(language: str) -> None:
+    counter = load_token_counter("all-MiniLM-L6-v2")
+    path, text = SAMPLES[language]
+    spans = chunk_text(text, path, language, counter)
+    check_invariants(text, path, language, counter, spans)
+    assert not any("(part " in s.name for s in spans)
+
+
+def test_method_scope_and_parent_python(small: TokenCounter) -> None:
+    path, text = SAMPLES["python"]
+    spans = chunk_text(text, path, "python", small)
+    area = next(s for s in spans if s.name == "area")
+    assert area.scope == ("Circle",)
+    assert spans[area.parent].kind == "class"
+    assert spans[spans[area.parent].parent].kind == "module"
+    assert area.content.startswith("    @property\n    def area")
+
+
+def test_leading_comments_join_their_unit(small: TokenCounter) -> None:
+    for language, needle in [("rust", "/// A circle"), ("go", "// Area is"), ("java", "/** The")]:
+        path, text = SAMPLES[language]
+        spans = chunk_text(text, path, language, small)
+        assert any(s.content.lstrip().startswith(needle) for s in spans), language
