@@ -102,7 +102,12 @@ def load_embedder(model: str, device: str = "auto", batch_size: int = 0) -> Embe
     """The embedder for a model, loaded once per process (cached by its arguments)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
 
     chosen = pick_device(device)
     path = resolve_model_path(model)

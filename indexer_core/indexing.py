@@ -372,7 +372,7 @@ def embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport
     cache_table = storage.open_cache(db, embedder.dim)
 
     chunks = storage.read_rows(
-        chunks_table, where, ["chunk_id", "path", "file_id", "start_line", "end_line", "content_hash", "embed_text"]
+        chunks_table, where, ["chunk_id", "path", "file_id", "language", "kind", "start_line", "end_line", "content_hash", "embed_text"]
     ).to_pylist()
     existing = storage.read_rows(vectors_table, where, ["chunk_id", "content_hash", "model"]).to_pylist()
     report.chunks = len(chunks)
@@ -409,6 +409,8 @@ def embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport
             "path": [c["path"] for c in needed],
             "file_id": [c["file_id"] for c in needed],
             "shard": pa.array([shard] * len(needed), pa.int32()),
+            "language": [c["language"] for c in needed],
+            "kind": [c["kind"] for c in needed],
             "start_line": pa.array([c["start_line"] for c in needed], pa.int32()),
             "end_line": pa.array([c["end_line"] for c in needed], pa.int32()),
             "content_hash": [c["content_hash"] for c in needed],

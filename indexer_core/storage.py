@@ -79,6 +79,8 @@ def vectors_schema(dim: int) -> pa.Schema:
             ("path", pa.string()),
             ("file_id", pa.string()),
             ("shard", pa.int32()),
+            ("language", pa.string()),
+            ("kind", pa.string()),
             ("start_line", pa.int32()),
             ("end_line", pa.int32()),
             ("content_hash", pa.string()),

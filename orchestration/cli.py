@@ -1,0 +1,124 @@
+"""`code-index`: index a directory through the Dagster job, search it, report its state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _db(args) -> str:
+    from orchestration.resources import default_db_uri
+
+    return args.db or default_db_uri()
+
+
+def cmd_index(args) -> int:
+    from tqdm import tqdm
+
+    from orchestration.runner import index_repository
+
+    if not os.path.isdir(args.path):
+        print(f"code-index: repository path {args.path!r} does not exist or is not a directory", file=sys.stderr)
+        return 2
+    bars: dict = {}
+
+    def progress(chunked: int, embedded: int, total: int) -> None:
+        if not bars:
+            bars["c"] = tqdm(total=total, desc="chunked ", unit="part", position=0, disable=args.quiet)
+            bars["v"] = tqdm(total=total, desc="embedded", unit="part", position=1, disable=args.quiet)
+        bars["c"].update(chunked - bars["c"].n)
+        bars["v"].update(embedded - bars["v"].n)
+
+    outcome = index_repository(args.path, db_uri=_db(args), name=args.name, on_progress=progress)
+    for bar in bars.values():
+        bar.close()
+    print(f"run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:.1f}s; "
+          f"{len(outcome.chunked)}/{len(outcome.partitions)} partitions chunked, "
+          f"{len(outcome.embedded)} embedded")
+    for failure in outcome.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    from orchestration.status import summarize
+
+    print(summarize(_db(args)))
+    return 0 if outcome.success else 1
+
+
+def cmd_search(args) -> int:
+    from indexer_core.search import SearchFilters, search
+
+    filters = SearchFilters(repo=args.repo, language=args.language, kind=args.kind, path_glob=args.path)
+    try:
+        hits = search(_db(args), args.query, k=args.k, mode=args.mode, filters=filters,
+                      model=args.model, min_score=args.min_score)
+    except Exception as exc:  # a clear one-line error for a person or a script
+        print(f"code-index: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        return 0
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}  score={hit.score:.4f}")
+        for line in hit.snippet().split("\n"):
+            print(f"      {line[:120]}")
+    if not hits:
+        print("no results")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from orchestration.status import status_report, summarize
+
+    if args.json:
+        print(json.dumps(status_report(_db(args)), indent=2))
+    else:
+        print(summarize(_db(args), show_skipped=args.skipped))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="code-index", description=__doc__)
+    parser.add_argument("--db", help="LanceDB directory or URI (default: $CODE_INDEX_DB or .code-index/lancedb)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index a directory through the Dagster job")
+    p.add_argument("path")
+    p.add_argument("--name", help="repository name (default: the directory name)")
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search the index")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--mode", choices=["hybrid", "vector", "text"], default="hybrid")
+    p.add_argument("--repo")
+    p.add_argument("--language")
+    p.add_argument("--kind")
+    p.add_argument("--path", help="glob over repository-relative paths, e.g. 'src/*.py'")
+    p.add_argument("--min-score", type=float)
+    p.add_argument("--model", help="model to embed the query (default: the index's)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("status", help="repositories, files, chunks, vectors, skipped files")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--skipped", action="store_true", help="list every skipped file with its reason")
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

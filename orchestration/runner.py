@@ -1,0 +1,145 @@
+"""Running the index job from Python (the CLI and tests) on a persistent Dagster instance.
+
+Runs go through `execute_job` on a reconstructable job, so the multiprocess executor starts
+each step in its own process and every run is recorded in `$DAGSTER_HOME` for the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from indexer_core import registry
+from orchestration.partitions import keys_for_repo, repo_partitions
+from orchestration.resources import default_db_uri, default_home
+
+RUN_ID_TAG = "code-index/request"
+
+
+def ensure_dagster_home() -> Path:
+    """`$DAGSTER_HOME`, defaulting to `.code-index/dagster_home`, created with a dagster.yaml."""
+    home = Path(os.environ.get("DAGSTER_HOME") or default_home() / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def index_job_def() -> dg.JobDefinition:
+    """Module-level so `reconstructable` can rebuild the job in each step process."""
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("index_job")
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    partitions: list[str]
+    chunked: list[str] = field(default_factory=list)
+    embedded: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def register_repository(instance: dg.DagsterInstance, db_uri: str, root: str, name: str | None = None) -> str:
+    """Record the repository in the index registry and add its partition to Dagster."""
+    repo = name or registry.name_for_path(root)
+    registry.register(db_uri, repo, root)
+    if not instance.has_dynamic_partition(repo_partitions.name, repo):
+        instance.add_dynamic_partitions(repo_partitions.name, [repo])
+    return repo
+
+
+def run_index(
+    instance: dg.DagsterInstance,
+    partitions: list[str],
+    db_uri: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
+    quiet: bool = True,
+) -> RunOutcome:
+    """Materialize the given partitions (all of one repository, contiguous) in one run."""
+    request = uuid.uuid4().hex
+    tags = {
+        "dagster/asset_partition_range_start": partitions[0],
+        "dagster/asset_partition_range_end": partitions[-1],
+        RUN_ID_TAG: request,
+        **(extra_tags or {}),
+    }
+    run_config: dict = {}
+    if db_uri:
+        run_config["resources"] = {"code_index": {"config": {"db_uri": db_uri}}}
+    if quiet:
+        run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    started = time.perf_counter()
+    result: dict = {}
+
+    def execute() -> None:
+        try:
+            with dg.execute_job(
+                dg.reconstructable(index_job_def), instance=instance, tags=tags,
+                run_config=run_config, raise_on_error=False,
+            ) as outcome:
+                result["run_id"] = outcome.run_id
+                result["success"] = outcome.success
+        except Exception as exc:  # surfaced below, after the progress loop ends
+            result["error"] = exc
+
+    worker = threading.Thread(target=execute, daemon=True)
+    worker.start()
+    run_id = None
+    seen_chunks: set[str] = set()
+    seen_vectors: set[str] = set()
+    while worker.is_alive():
+        worker.join(0.5)
+        if run_id is None:
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: request}), limit=1)
+            run_id = runs[0].run_id if runs else None
+        if run_id and on_progress:
+            _count_materializations(instance, run_id, seen_chunks, seen_vectors)
+            on_progress(len(seen_chunks), len(seen_vectors), len(partitions))
+    if "error" in result:
+        raise result["error"]
+    run_id = result["run_id"]
+    _count_materializations(instance, run_id, seen_chunks, seen_vectors)
+    if on_progress:
+        on_progress(len(seen_chunks), len(seen_vectors), len(partitions))
+    failures = [
+        f"{e.dagster_event.step_key}: {e.dagster_event.event_specific_data.error.message.strip()}"
+        for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    ]
+    return RunOutcome(
+        run_id=run_id, success=bool(result["success"]), partitions=partitions,
+        chunked=sorted(seen_chunks), embedded=sorted(seen_vectors), failures=failures,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _count_materializations(instance, run_id, chunks: set[str], vectors: set[str]) -> None:
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        mat = entry.dagster_event.event_specific_data.materialization
+        name = mat.asset_key.to_user_string()
+        if name == "chunks":
+            chunks.add(mat.partition)
+        elif name == "vectors":
+            vectors.add(mat.partition)
+
+
+def index_repository(root: str, db_uri: str | None = None, name: str | None = None, **kwargs) -> RunOutcome:
+    """Register and fully index one repository through the Dagster job."""
+    ensure_dagster_home()
+    db_uri = db_uri or default_db_uri()
+    with dg.DagsterInstance.get() as instance:
+        repo = register_repository(instance, db_uri, root, name)
+        return run_index(instance, keys_for_repo(repo), db_uri=db_uri, **kwargs)
