@@ -190,8 +190,12 @@ def chunk_partition(
     shard: int,
     settings: IndexSettings = IndexSettings(),
     progress: Callable[[int, int], None] | None = None,
+    rehash: bool = False,
 ) -> ChunkReport:
-    """Bring one partition's `chunks` and `files` rows in line with the repository on disk."""
+    """Bring one partition's `chunks` and `files` rows in line with the repository on disk.
+
+    `rehash` ignores the size+mtime fast path and hashes every file (the daily reconcile).
+    """
     started = time.perf_counter()
     storage.check_repo_name(repo)
     report = ChunkReport(repo=repo, shard=shard)
@@ -205,7 +209,7 @@ def chunk_partition(
     known = {
         p: StatRecord(r["size"], r["mtime_ns"], r["file_hash"])
         for p, r in previous.items()
-        if r["status"] == INDEXED
+        if r["file_hash"] and not rehash
     }
     scan = scan_repository(
         root, settings.discovery(), known=known, select=lambda p: shard_of(p, settings.shards) == shard
@@ -217,8 +221,10 @@ def chunk_partition(
     to_parse: list[FileEntry] = []
     for entry in scan.files:
         old = previous.get(entry.path)
-        if old and old["status"] == INDEXED and old["file_hash"] == entry.file_hash and old["chunker"] == fingerprint:
+        if old and _settled(old, entry.file_hash, fingerprint):
             report.unchanged += 1
+            if old["status"] == SKIPPED:
+                report.skipped.append(SkippedFile(entry.path, old["reason"], old["detail"]))
             rows[entry.path] = {**old, "size": entry.size, "mtime_ns": entry.mtime_ns}
         else:
             to_parse.append(entry)
@@ -231,6 +237,9 @@ def chunk_partition(
         old = previous.get(entry.path)
         if isinstance(outcome, SkippedFile):
             _record_skip(report, rows, replaced_ids, previous, repo, shard, outcome)
+            if outcome.reason in _CONTENT_REASONS:  # same bytes, same verdict: remember the hash
+                rows[entry.path].update(size=entry.size, mtime_ns=entry.mtime_ns,
+                                        file_hash=entry.file_hash, chunker=fingerprint)
             continue
         report.parsed += 1
         report.bytes_parsed += entry.size
@@ -274,13 +283,33 @@ def chunk_partition(
             files_table, "file_id", pa.Table.from_pylist(manifest_rows, schema=storage.FILES_SCHEMA),
             storage.partition_filter(repo, shard),
         )
-    indexed = [(r["path"], r["file_hash"]) for r in manifest_rows if r["status"] == INDEXED]
-    report.files = len(indexed)
-    report.data_version = data_version(indexed, fingerprint)
+    report.files = sum(1 for r in manifest_rows if r["status"] == INDEXED)
+    report.data_version = manifest_version(manifest_rows, fingerprint)
     report.chunks_total = chunks_table.count_rows(storage.partition_filter(repo, shard))
     report.skipped.sort(key=lambda s: s.path)
     report.seconds = time.perf_counter() - started
     return report
+
+
+_CONTENT_REASONS = frozenset({skip_reasons.BINARY, skip_reasons.MINIFIED})
+
+
+def _settled(old: dict, file_hash: str, fingerprint: str) -> bool:
+    """The manifest row already reflects these bytes under these chunker settings."""
+    if old["file_hash"] != file_hash or old["chunker"] != fingerprint:
+        return False
+    return old["status"] == INDEXED and old["reason"] != skip_reasons.UNREADABLE or old["reason"] in _CONTENT_REASONS
+
+
+def manifest_version(rows: list[dict], fingerprint: str) -> str:
+    """A shard's data version from its manifest rows: every file the scan would hash.
+
+    Matches `partition_versions` on an unchanged tree, so the sensor sees no change.
+    """
+    return data_version(
+        [(r["path"], r["file_hash"]) for r in rows if r["file_hash"] and r["reason"] != skip_reasons.UNREADABLE],
+        fingerprint,
+    )
 
 
 def _chunk_count(previous: dict[str, dict], replaced_ids: set[str]) -> int:
@@ -321,7 +350,7 @@ def partition_versions(
     if storage.FILES in storage.table_names(db):
         table = db.open_table(storage.FILES)
         manifest = storage.read_rows(
-            table, f"{storage.repo_filter(repo)} AND status = 'indexed'",
+            table, f"{storage.repo_filter(repo)} AND file_hash != ''",
             ["path", "size", "mtime_ns", "file_hash"],
         )
         known = {

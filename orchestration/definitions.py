@@ -3,11 +3,17 @@
 import dagster as dg
 
 from orchestration.assets.index import code_index_assets
-from orchestration.jobs import index_job
+from orchestration.checks import index_integrity
+from orchestration.jobs import check_job, index_job
 from orchestration.resources import CodeIndexResource
+from orchestration.schedules import daily_reconcile
+from orchestration.sensors import check_after_index, repository_changes
 
 defs = dg.Definitions(
     assets=[code_index_assets],
-    jobs=[index_job],
+    asset_checks=[index_integrity],
+    jobs=[index_job, check_job],
+    sensors=[repository_changes, check_after_index],
+    schedules=[daily_reconcile],
     resources={"code_index": CodeIndexResource()},
 )

@@ -6,8 +6,9 @@ import os
 
 import dagster as dg
 
-from orchestration.assets.index import EMBEDDER_TAG
-from orchestration.partitions import index_partitions
+from orchestration.assets.index import EMBEDDER_TAG, SHARDS_TAG
+from orchestration.partitions import index_partitions, keys_for_repo
+
 
 
 def default_max_concurrent() -> int:
@@ -29,3 +30,24 @@ index_job = dg.define_asset_job(
     executor_def=index_executor,
     description="Index the selected partitions: chunk every shard in parallel, embed each as it lands.",
 )
+
+check_job = dg.define_asset_job(
+    "check_job",
+    selection=dg.AssetSelection.checks_for_assets("chunks", "vectors"),
+    executor_def=dg.in_process_executor,
+    description="Integrity checks over the whole tables (run after every index run).",
+)
+
+
+def partition_tags(repo: str, shards: list[int]) -> dict[str, str]:
+    """Run tags selecting these shards of one repository.
+
+    The range tags cover first..last shard (Dagster runs over one range); the shards tag
+    narrows the run to exactly the listed ones, so untouched shards in between are skipped.
+    """
+    keys = keys_for_repo(repo, sorted(shards))
+    return {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+        SHARDS_TAG: ",".join(keys),
+    }

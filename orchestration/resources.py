@@ -41,6 +41,7 @@ class CodeIndexResource(dg.ConfigurableResource):
     batch_size: int = Field(default=0, description="embedding batch size; 0 picks one from memory")
     max_file_bytes: int = Field(default=2_000_000, description="files larger than this are skipped")
     extra_ignores: list[str] = Field(default_factory=list, description="gitignore-style patterns")
+    rehash: bool = Field(default=False, description="hash every file again instead of trusting size+mtime")
 
     def settings(self) -> IndexSettings:
         return IndexSettings(

@@ -12,6 +12,7 @@ import re
 import time
 
 import dagster as dg
+from dagster._core.executor.in_process import InProcessExecutor
 
 from indexer_core import registry
 from indexer_core.embedding import load_embedder
@@ -21,6 +22,7 @@ from orchestration.partitions import index_partitions, split_partition_key
 from orchestration.resources import CodeIndexResource
 
 EMBEDDER_TAG = "code-index/embedder"
+SHARDS_TAG = "code-index/shards"
 DATA_VERSION_TAG = "dagster/data_version"
 _POLL_SECONDS = 0.5
 
@@ -35,6 +37,10 @@ def _mapping_key(index: int, partition_key: str) -> str:
 )
 def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResource):
     keys = sorted(context.partition_keys)
+    narrowed = context.run.tags.get(SHARDS_TAG)
+    if narrowed:
+        wanted = set(narrowed.split(","))
+        keys = [k for k in keys if k in wanted]
     roots = registry.repositories(code_index.db_uri)
     missing = sorted({split_partition_key(k)[0] for k in keys} - roots.keys())
     if missing:
@@ -49,7 +55,7 @@ def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResourc
 def chunk_shard(context: dg.OpExecutionContext, code_index: CodeIndexResource, partition_key: str) -> str:
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo)
-    report = chunk_partition(code_index.db_uri, repo, root, shard, code_index.settings())
+    report = chunk_partition(code_index.db_uri, repo, root, shard, code_index.settings(), rehash=code_index.rehash)
     metadata = chunk_metadata(report, code_index.db_uri)
     tags = {DATA_VERSION_TAG: report.data_version}
     context.log_event(dg.AssetMaterialization("files", partition=partition_key, metadata={
@@ -65,9 +71,17 @@ def chunk_shard(context: dg.OpExecutionContext, code_index: CodeIndexResource, p
 
 
 @dg.op(out={"files": dg.Out(is_required=False), "chunks": dg.Out(is_required=False)})
-def chunks_done(context: dg.OpExecutionContext, keys: list[str]):
-    """Joins the chunk steps; their materializations were already recorded one by one."""
+def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, keys: list[str]):
+    """Joins the chunk steps; their materializations were already recorded one by one.
+
+    On the in-process executor steps run one at a time, so the consumer cannot wait for
+    chunks; there the embedding happens here, after all chunking.
+    """
     context.log.info(f"{len(keys)} partitions chunked")
+    if _sequential(context):
+        embedder = load_embedder(code_index.model, code_index.device, code_index.batch_size)
+        for key in keys:
+            _embed_and_record(context, code_index, embedder, key)
     return
     yield  # a generator that emits no outputs: the records came from chunk_shard
 
@@ -78,6 +92,9 @@ def chunks_done(context: dg.OpExecutionContext, keys: list[str]):
     description="Loads the model once and embeds each partition as soon as its chunks land.",
 )
 def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexResource, plan: list):
+    if _sequential(context):
+        context.log.info("in-process executor: partitions are embedded after chunking, by chunks_done")
+        return
     embedder = load_embedder(code_index.model, code_index.device, code_index.batch_size)
     context.log.info(f"model {embedder.model_name} on {embedder.device}, batch {embedder.batch_size}")
     prefix = context.get_step_execution_context().step.handle.to_key().rpartition(".")[0]
@@ -97,11 +114,7 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
             if not ready:
                 time.sleep(_POLL_SECONDS)
                 continue
-        key = ready.pop(0)
-        repo, shard = split_partition_key(key)
-        report = embed_partition(code_index.db_uri, repo, shard, embedder)
-        context.log_event(dg.AssetMaterialization("vectors", partition=key, metadata=embed_metadata(report, code_index.db_uri)))
-        context.log.info(f"{key}: {report.embedded} embedded, {report.reused} from cache, {report.unchanged} unchanged")
+        _embed_and_record(context, code_index, embedder, ready.pop(0))
     if failed:
         raise dg.Failure(
             f"chunking failed for {len(failed)} partition(s): {', '.join(sorted(failed))}; "
@@ -109,6 +122,17 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
         )
     return
     yield
+
+
+def _sequential(context: dg.OpExecutionContext) -> bool:
+    return isinstance(context.get_step_execution_context().executor, InProcessExecutor)
+
+
+def _embed_and_record(context, code_index: CodeIndexResource, embedder, key: str) -> None:
+    repo, shard = split_partition_key(key)
+    report = embed_partition(code_index.db_uri, repo, shard, embedder)
+    context.log_event(dg.AssetMaterialization("vectors", partition=key, metadata=embed_metadata(report, code_index.db_uri)))
+    context.log.info(f"{key}: {report.embedded} embedded, {report.reused} from cache, {report.unchanged} unchanged")
 
 
 def _collect_finished_steps(context, cursor, pending: dict[str, str], ready: list[str], failed: list[str]):

@@ -1,0 +1,72 @@
+"""Which shards of a repository differ from the index: what a sensor tick or status asks.
+
+Disk side: each shard's data version from a scan that reuses known hashes (a `stat` per file,
+or one `git ls-files` in a checkout). Index side: the same version computed from the `files`
+manifest, plus a count of chunks that lack a vector from the configured model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from indexer_core import storage
+from indexer_core.indexing import IndexSettings, chunker_fingerprint, manifest_version, partition_versions
+
+
+@dataclass
+class ChangeSet:
+    repo: str
+    disk_versions: dict[int, str]
+    index_versions: dict[int, str]
+    stale: dict[int, str] = field(default_factory=dict)  # shard -> why
+    files_seen: int = 0
+    files_hashed: int = 0
+    seconds: float = 0.0
+
+
+def index_versions(db_uri: str, repo: str, settings: IndexSettings) -> dict[int, str]:
+    db = storage.connect(db_uri)
+    if storage.FILES not in storage.table_names(db):
+        return {}
+    rows = storage.read_rows(
+        db.open_table(storage.FILES), storage.repo_filter(repo), ["path", "shard", "file_hash", "reason"]
+    ).to_pylist()
+    by_shard: dict[int, list[dict]] = {}
+    for row in rows:
+        by_shard.setdefault(row["shard"], []).append(row)
+    fingerprint = chunker_fingerprint(settings.model)
+    return {shard: manifest_version(shard_rows, fingerprint) for shard, shard_rows in by_shard.items()}
+
+
+def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
+    """Shards where the number of chunks differs from the number of vectors by this model."""
+    db = storage.connect(db_uri)
+    names = storage.table_names(db)
+    if storage.CHUNKS not in names:
+        return set()
+    where = storage.repo_filter(repo)
+    chunks = Counter(storage.read_rows(db.open_table(storage.CHUNKS), where, ["shard"]).column("shard").to_pylist())
+    vectors: Counter = Counter()
+    if storage.VECTORS in names:
+        rows = storage.read_rows(db.open_table(storage.VECTORS), where, ["shard", "model"])
+        vectors = Counter(s for s, m in zip(rows.column("shard").to_pylist(), rows.column("model").to_pylist()) if m == model)
+    return {s for s in set(chunks) | set(vectors) if chunks.get(s, 0) != vectors.get(s, 0)}
+
+
+def detect_changes(db_uri: str, repo: str, root: str, settings: IndexSettings = IndexSettings()) -> ChangeSet:
+    """Shards whose files, chunker settings or model differ from what the index holds."""
+    started = time.perf_counter()
+    disk, scan = partition_versions(db_uri, repo, root, settings)
+    index = index_versions(db_uri, repo, settings)
+    changes = ChangeSet(repo, disk, index, files_seen=len(scan.files), files_hashed=scan.hashed)
+    empty = manifest_version([], chunker_fingerprint(settings.model))
+    for shard, version in disk.items():
+        if index.get(shard, empty) != version:
+            changes.stale[shard] = "files changed" if shard in index else "never indexed"
+    for shard in shards_missing_vectors(db_uri, repo, settings.model):
+        if shard < settings.shards:
+            changes.stale.setdefault(shard, "chunks without vectors from this model")
+    changes.seconds = time.perf_counter() - started
+    return changes

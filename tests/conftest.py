@@ -1,0 +1,105 @@
+"""Shared fixtures: real LanceDB directories, a real Dagster home, the real packaged model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MODEL = "all-MiniLM-L6-v2"
+
+SAMPLE_FILES = {
+    "src/app.py": '''"""A tiny application."""
+import os
+
+
+class Greeter:
+    """Says hello."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def greet(self):
+        return f"hello {self.name}"
+
+
+def parse_header(line):
+    key, _, value = line.partition(":")
+    return key.strip(), value.strip()
+''',
+    "src/util.js": '''export function add(a, b) {
+  return a + b;
+}
+
+export class HttpClient {
+  send(request) {
+    return fetch(request.url);
+  }
+}
+''',
+    "lib/main.go": '''package main
+
+import "fmt"
+
+func main() {
+\tfmt.Println("hi")
+}
+''',
+    "docs/guide.md": "# Guide\n\nIntro text.\n\n## Install\n\nRun the installer.\n",
+    "notes.txt": "plain text notes\nsecond line\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def sample_repo(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "repo", SAMPLE_FILES)
+
+
+@pytest.fixture
+def db_uri(tmp_path: Path) -> str:
+    return str(tmp_path / "lancedb")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from indexer_core.embedding import load_embedder
+
+    return load_embedder(MODEL, "cpu", 32)
+
+
+@pytest.fixture(scope="session")
+def counter():
+    from indexer_core.tokens import load_token_counter
+
+    return load_token_counter(MODEL)
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def git(root: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e"}
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env, text=True).stdout

@@ -1,0 +1,124 @@
+"""Partition indexing on real files, a real LanceDB directory and the real packaged model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from indexer_core import integrity, skip_reasons, storage
+from indexer_core.embedding import load_embedder
+from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.model_location import resolve_model_path
+from tests.conftest import MODEL, write_tree
+
+SETTINGS = IndexSettings(shards=1)
+
+
+def _index(db_uri: str, root: Path, embedder, settings: IndexSettings = SETTINGS):
+    reports = [chunk_partition(db_uri, "repo", str(root), s, settings) for s in range(settings.shards)]
+    embeds = [embed_partition(db_uri, "repo", s, embedder) for s in range(settings.shards)]
+    return reports, embeds
+
+
+def _table(db_uri: str, name: str):
+    return storage.connect(db_uri).open_table(name).to_arrow()
+
+
+def test_full_index_then_noop_rerun(db_uri, sample_repo, embedder) -> None:
+    (chunked,), (embedded,) = _index(db_uri, sample_repo, embedder)
+    assert chunked.parsed == 5 and chunked.files == 5 and chunked.chunks_added > 5
+    assert embedded.embedded == chunked.chunks_total and embedded.chunks == chunked.chunks_total
+    chunks = _table(db_uri, storage.CHUNKS)
+    assert set(chunks.column("language").to_pylist()) == {"python", "javascript", "go", "markdown", "text"}
+    app = [r for r in chunks.to_pylist() if r["path"] == "src/app.py"]
+    module = next(r for r in app if r["kind"] == "module")
+    units = next(r for r in app if "parse_header" in r["name"])
+    assert "Greeter" in units["name"]  # small neighbours merge into one chunk
+    assert units["parent_id"] == module["chunk_id"]
+    # An unchanged rerun parses nothing and embeds nothing.
+    (again,), (again_embed,) = _index(db_uri, sample_repo, embedder)
+    assert again.parsed == 0 and again.unchanged == 5 and not again.changed
+    assert again_embed.embedded == 0 and again_embed.unchanged == chunked.chunks_total
+    for check in (integrity.check_one_vector_per_chunk(db_uri), integrity.check_unique_chunk_ids(db_uri),
+                  integrity.check_vectors_sane(db_uri, embedder.dim)):
+        assert check.passed, check.description
+
+
+def test_edit_delete_and_rename_touch_only_what_changed(db_uri, sample_repo, embedder) -> None:
+    _index(db_uri, sample_repo, embedder)
+    (sample_repo / "src/app.py").write_text((sample_repo / "src/app.py").read_text() + "\n\ndef extra():\n    return 42\n")
+    (sample_repo / "notes.txt").unlink()
+    shutil.move(sample_repo / "lib/main.go", sample_repo / "lib/renamed.go")
+    (report,), (embedded,) = _index(db_uri, sample_repo, embedder)
+    assert (report.modified, report.deleted, report.added, report.renamed, report.parsed) == (1, 2, 1, 1, 2)
+    paths = set(_table(db_uri, storage.CHUNKS).column("path").to_pylist())
+    assert "notes.txt" not in paths and "lib/main.go" not in paths and "lib/renamed.go" in paths
+    vector_paths = set(_table(db_uri, storage.VECTORS).column("path").to_pylist())
+    assert vector_paths == paths
+    # Unchanged chunks of the edited file come from the cache or stay; only new texts are embedded.
+    assert 0 < embedded.embedded < embedded.chunks
+    assert integrity.check_one_vector_per_chunk(db_uri).passed
+
+
+def test_hostile_files_are_recorded_not_fatal(db_uri, tmp_path, embedder) -> None:
+    root = write_tree(tmp_path / "hostile", {
+        "bin.py": b"\x00\x01\x02binary",
+        "latin1.py": b"name = 'caf\xe9'\n",
+        "utf16.py": "\ufeffx = 1\n".encode("utf-16"),
+        "min.js": "var a=1;" * 4000,
+        "empty.py": "",
+        "comments.py": "# only\n# comments\n",
+        "crlf.py": b"def f():\r\n    return 1\r\n",
+        "ok.py": "def ok():\n    return 1\n",
+    })
+    (report,), _ = _index(db_uri, root, embedder)
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert reasons == {"bin.py": skip_reasons.BINARY, "min.js": skip_reasons.MINIFIED}
+    assert "latin1.py" in report.notes
+    files = {r["path"]: r for r in _table(db_uri, storage.FILES).to_pylist()}
+    assert files["bin.py"]["status"] == "skipped" and files["bin.py"]["reason"] == "binary"
+    assert files["empty.py"]["status"] == "indexed" and files["empty.py"]["chunks"] == 0
+    chunks = _table(db_uri, storage.CHUNKS)
+    crlf = [r for r in chunks.to_pylist() if r["path"] == "crlf.py"][0]
+    assert "\r" not in crlf["content"]
+    # A skipped file is not re-read when it has not changed.
+    (again,), _ = _index(db_uri, root, embedder)
+    assert again.parsed == 0 and {s.path for s in again.skipped} == {"bin.py", "min.js"}
+
+
+def test_every_chunk_fits_the_model_untruncated(db_uri, sample_repo, embedder) -> None:
+    write_tree(sample_repo, {"big.py": "def huge():\n" + "".join(f"    value_{i} = compute({i}, 'x' * {i})\n" for i in range(600))})
+    _index(db_uri, sample_repo, embedder)
+    chunks = _table(db_uri, storage.CHUNKS)
+    tokenizer = embedder.model.tokenizer
+    lengths = [len(tokenizer(t)["input_ids"]) for t in chunks.column("embed_text").to_pylist()]
+    assert max(lengths) <= embedder.max_tokens
+    assert sum(1 for r in chunks.to_pylist() if r["path"] == "big.py") > 3
+
+
+def test_model_change_reembeds_without_reparsing(db_uri, sample_repo, embedder) -> None:
+    (first,), _ = _index(db_uri, sample_repo, embedder)
+    other = load_embedder(str(resolve_model_path(MODEL)), "cpu", 16)  # same weights, another model name
+    assert other.model_name != embedder.model_name
+    settings = IndexSettings(shards=1, model=other.model_name)
+    (report,), (embedded,) = _index(db_uri, sample_repo, other, settings)
+    assert report.parsed == 0  # same tokenizer: chunks are still valid
+    assert embedded.embedded == first.chunks_total
+    vectors = _table(db_uri, storage.VECTORS)
+    assert pc.all(pc.equal(vectors.column("model"), other.model_name)).as_py()
+
+
+def test_embedding_cache_serves_moved_code(db_uri, tmp_path, embedder) -> None:
+    a = write_tree(tmp_path / "a", {"x.py": "def same():\n    return 1\n"})
+    chunk_partition(db_uri, "repo", str(a), 0, SETTINGS)
+    embed_partition(db_uri, "repo", 0, embedder)
+    (a / "x.py").unlink()
+    chunk_partition(db_uri, "repo", str(a), 0, SETTINGS)
+    embed_partition(db_uri, "repo", 0, embedder)
+    assert _table(db_uri, storage.VECTORS).num_rows == 0
+    (a / "x.py").write_text("def same():\n    return 1\n")  # back again, as after a branch switch
+    chunk_partition(db_uri, "repo", str(a), 0, SETTINGS)
+    report = embed_partition(db_uri, "repo", 0, embedder)
+    assert report.embedded == 0 and report.reused == 1

@@ -1,0 +1,47 @@
+"""Storage: one-commit idempotent replaces and filters that no file name can break."""
+
+import pyarrow as pa
+import pytest
+
+from indexer_core import storage
+from indexer_core.indexing import file_id
+
+
+def _chunk_rows(repo: str, paths: list[str], shard: int = 0) -> pa.Table:
+    rows = []
+    for i, path in enumerate(paths):
+        rows.append({name: "" for name in storage.CHUNKS_SCHEMA.names} | {
+            "chunk_id": f"{i:024x}", "repo": repo, "path": path, "file_id": file_id(repo, path),
+            "shard": shard, "start_line": 1, "end_line": 1, "content": path,
+        })
+    return pa.Table.from_pylist(rows, schema=storage.CHUNKS_SCHEMA)
+
+
+def test_replace_rows_is_idempotent_and_one_commit(db_uri: str) -> None:
+    db = storage.connect(db_uri)
+    table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    paths = ["a.py", "it's.py", "x' OR '1'='1.py"]
+    storage.replace_rows(table, "chunk_id", _chunk_rows("r", paths), storage.partition_filter("r", 0))
+    version = table.version
+    storage.replace_rows(table, "chunk_id", _chunk_rows("r", paths), storage.partition_filter("r", 0))
+    assert table.version == version + 1
+    assert sorted(table.to_arrow().column("path").to_pylist()) == sorted(paths)
+
+
+def test_delete_of_a_quoted_path_touches_only_that_file(db_uri: str) -> None:
+    db = storage.connect(db_uri)
+    table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    paths = ["a.py", "it's.py", "x' OR '1'='1.py", 'q"uote.py', "new\nline.py"]
+    storage.replace_rows(table, "chunk_id", _chunk_rows("r", paths), None)
+    victim = "x' OR '1'='1.py"
+    where = f"{storage.partition_filter('r', 0)} AND {storage.id_list_filter('file_id', [file_id('r', victim)])}"
+    storage.replace_rows(table, "chunk_id", _chunk_rows("r", [])[:0], where)
+    assert sorted(table.to_arrow().column("path").to_pylist()) == sorted(p for p in paths if p != victim)
+
+
+def test_filters_refuse_what_they_cannot_quote() -> None:
+    with pytest.raises(ValueError):
+        storage.id_list_filter("file_id", ["abc' OR 1=1 --"])
+    with pytest.raises(ValueError):
+        storage.check_repo_name("bad'name")
+    assert storage.sql_string("it's") == "'it''s'"
