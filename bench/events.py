@@ -14,8 +14,9 @@ EMBED_OP = "embed_as_chunks_land"
 class Bar:
     lane: str  # a chunk step key, or "embedding"
     label: str  # the partition
-    start: float  # seconds since the run started
+    start: float  # seconds since the run started (step process launched, where known)
     end: float
+    ready: float | None = None  # STEP_START: the process has imported everything
 
 
 @dataclass
@@ -41,6 +42,7 @@ def read_timeline(instance: dg.DagsterInstance, run_id: str) -> Timeline:
     run_start = min(e.timestamp for e in logs)
     run_end = max(e.timestamp for e in logs)
     starts: dict[str, float] = {}
+    launched: dict[str, float] = {}
     ends: dict[str, float] = {}
     pids: dict[int, str] = {}
     embedded: list[Bar] = []
@@ -54,9 +56,9 @@ def read_timeline(instance: dg.DagsterInstance, run_id: str) -> Timeline:
         t = entry.timestamp - run_start
         kind = event.event_type
         step = event.step_key or ""
-        if kind == dg.DagsterEventType.RUN_START:
-            pass
-        if kind == dg.DagsterEventType.STEP_START:
+        if kind in (dg.DagsterEventType.STEP_WORKER_STARTING, dg.DagsterEventType.STEP_WORKER_STARTED):
+            launched.setdefault(step, t)
+        elif kind == dg.DagsterEventType.STEP_START:
             starts[step] = t
             if event.pid:
                 pids[event.pid] = step
@@ -71,11 +73,15 @@ def read_timeline(instance: dg.DagsterInstance, run_id: str) -> Timeline:
             elif name == "chunks":
                 chunk_partition[step] = str(mat.partition)
     chunk_steps = [
-        Bar(step, chunk_partition.get(step, step), starts[step], ends.get(step, starts[step]))
+        Bar(step, chunk_partition.get(step, step), launched.get(step, starts[step]),
+            ends.get(step, starts[step]), ready=starts[step])
         for step in sorted(starts, key=lambda s: starts[s]) if CHUNK_OP in step
     ]
     embed_steps = [s for s in starts if EMBED_OP in s]
-    embed_step = Bar(embed_steps[0], "embed step", starts[embed_steps[0]], ends.get(embed_steps[0], run_end - run_start)) if embed_steps else None
+    embed_step = None
+    if embed_steps:
+        key = embed_steps[0]
+        embed_step = Bar(key, "embed step", launched.get(key, starts[key]), ends.get(key, run_end - run_start), ready=starts[key])
     return Timeline(run_start, run_end, chunk_steps, sorted(embedded, key=lambda b: b.start), embed_step, pids)
 
 
