@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from bench.corpora import Corpus
 from indexer_core.decoding import DecodedText, decode_source
 from indexer_core.discovery import DiscoveryConfig, read_file_bytes, scan_repository
 from indexer_core.indexing import chunk_file
@@ -21,8 +22,6 @@ from indexer_core.languages import AST_LANGUAGES, get_parser, language_for_path
 from indexer_core.model_location import DEFAULT_MODEL
 from indexer_core.models import SkippedFile
 from indexer_core.tokens import load_token_counter
-
-from bench.corpora import Corpus
 
 
 @dataclass
@@ -46,7 +45,7 @@ def _init(model: str) -> None:
     for language in ("python", "c", "go", "javascript", "typescript"):
         try:
             get_parser(language)
-        except Exception:  # noqa: BLE001 - a missing grammar only matters if used
+        except Exception:  # noqa: BLE001, S110 - a missing grammar only matters if used
             pass
 
 

@@ -13,11 +13,10 @@ import shutil
 import time
 from pathlib import Path
 
-from indexer_core.model_location import DEFAULT_MODEL
-
 from bench import chunking, corpora
 from bench.corpora import Corpus
 from bench.memory import TreeSampler
+from indexer_core.model_location import DEFAULT_MODEL
 
 
 def configure(workdir: Path, workers: int, shards: int) -> None:
@@ -93,9 +92,8 @@ def _embedded_texts(db_uri: str) -> tuple[int, list[str]]:
 
 
 def _limits(root: str, paths: list[str], texts: list[str], model: str, wall: float) -> dict[str, object]:
-    from indexer_core.embedding import load_embedder
-
     from bench.embedding import bare_encode
+    from indexer_core.embedding import load_embedder
 
     workers = os.cpu_count() or 1
     parse = chunking.parse_corpus(root, chunking.largest_first(root, paths), workers)

@@ -7,14 +7,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.corpora import Corpus, stable_order
 from indexer_core import storage
 from indexer_core.embedding import load_embedder
 from indexer_core.indexing import chunk_file, chunks_to_arrow, embed_partition
 from indexer_core.model_location import DEFAULT_MODEL
 from indexer_core.models import Chunk, SkippedFile
 from indexer_core.tokens import load_token_counter
-
-from bench.corpora import Corpus, stable_order
 
 
 def sample_chunks(corpus: Corpus, limit: int, model: str = DEFAULT_MODEL) -> list[Chunk]:

@@ -34,7 +34,7 @@ class TreeSampler:
     _thread: threading.Thread | None = None
     _t0: float = 0.0
 
-    def __enter__(self) -> TreeSampler:
+    def __enter__(self) -> TreeSampler:  # noqa: PYI034
         self._t0 = time.perf_counter()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
