@@ -8,11 +8,11 @@ failure loses nothing done elsewhere and "re-execute from failure" redoes only w
 """
 
 
+import os
 import re
 import time
 
 import dagster as dg
-from dagster._core.executor.in_process import InProcessExecutor
 
 from indexer_core import registry
 from indexer_core.embedding import load_embedder
@@ -125,7 +125,17 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
 
 
 def _sequential(context: dg.OpExecutionContext) -> bool:
-    return isinstance(context.get_step_execution_context().executor, InProcessExecutor)
+    """True when steps share this process (in-process executor): then nothing runs alongside.
+
+    The planning step always ran earlier in the same run; the multiprocess executor (and any
+    distributed one) gives each step its own process, the in-process executor does not.
+    """
+    prefix = context.get_step_execution_context().step.handle.to_key().rpartition(".")[0]
+    plan_step = f"{prefix}.plan_partitions" if prefix else "plan_partitions"
+    for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.STEP_START):
+        if entry.step_key == plan_step:
+            return entry.dagster_event.pid == os.getpid()
+    return False
 
 
 def _embed_and_record(context, code_index: CodeIndexResource, embedder, key: str) -> None:

@@ -1,0 +1,25 @@
+"""Helpers for driving real Dagster instances in tests."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.runner import register_repository
+
+
+def materializations(instance: dg.DagsterInstance, run_id: str, asset: str) -> list[dg.EventLogEntry]:
+    entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    return [e for e in entries if e.dagster_event.event_specific_data.materialization.asset_key.to_user_string() == asset]
+
+
+def partition_of(entry: dg.EventLogEntry) -> str:
+    return entry.dagster_event.event_specific_data.materialization.partition
+
+
+def metadata_of(entry: dg.EventLogEntry) -> dict:
+    mat = entry.dagster_event.event_specific_data.materialization
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+
+def setup_repo(instance: dg.DagsterInstance, db_uri: str, root, name: str = "demo") -> str:
+    return register_repository(instance, db_uri, str(root), name)

@@ -1,0 +1,118 @@
+"""The Dagster pipeline on a real instance in a temporary DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from indexer_core import storage
+from orchestration.assets.index import code_index_assets
+from orchestration.definitions import defs
+from orchestration.partitions import keys_for_repo, shard_count
+from orchestration.resources import CodeIndexResource
+from orchestration.runner import run_index
+from tests.conftest import SAMPLE_FILES, write_tree
+from tests.orchestration.helpers import materializations, metadata_of, partition_of, setup_repo
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _corpus(root: Path, files: int = 48) -> Path:
+    """Several real-looking files per shard, so every chunk step has work."""
+    tree = dict(SAMPLE_FILES)
+    for i in range(files):
+        tree[f"pkg/mod_{i:03d}.py"] = (
+            f'"""Module {i}."""\n\n\nclass Handler{i}:\n    def handle(self, request):\n'
+            f"        return request.get('value_{i}')\n\n\ndef helper_{i}(x):\n    return x * {i}\n"
+        )
+    return write_tree(root, tree)
+
+
+def test_one_partition_through_materialize(dagster_home, db_uri, sample_repo) -> None:
+    with dg.DagsterInstance.get() as instance:
+        setup_repo(instance, db_uri, sample_repo)
+        key = keys_for_repo("demo")[0]
+        result = dg.materialize(
+            [code_index_assets], partition_key=key, instance=instance,
+            resources={"code_index": CodeIndexResource(db_uri=db_uri)},
+        )
+        assert result.success
+        chunk_records = materializations(instance, result.run_id, "chunks")
+        vector_records = materializations(instance, result.run_id, "vectors")
+        assert [partition_of(e) for e in chunk_records] == [key]
+        assert [partition_of(e) for e in vector_records] == [key]
+        meta = metadata_of(chunk_records[0])
+        for field in ("files", "bytes_parsed", "skipped_files", "seconds", "mb_per_second", "dagster/partition_row_count"):
+            assert field in meta
+        db = storage.connect(db_uri)
+        chunks = db.open_table(storage.CHUNKS).count_rows()
+        assert chunks == meta["dagster/partition_row_count"]
+        assert db.open_table(storage.VECTORS).count_rows() == chunks
+
+
+@pytest.mark.slow
+def test_multiprocess_run_embeds_while_chunking(dagster_home, db_uri, tmp_path) -> None:
+    root = _corpus(tmp_path / "corpus")
+    with dg.DagsterInstance.get() as instance:
+        setup_repo(instance, db_uri, root)
+        outcome = run_index(instance, keys_for_repo("demo"), db_uri=db_uri)
+        assert outcome.success, outcome.failures
+        chunk_records = materializations(instance, outcome.run_id, "chunks")
+        vector_records = materializations(instance, outcome.run_id, "vectors")
+        assert len(chunk_records) == len(vector_records) == shard_count()
+        # Pipelined: the first partition's vectors were recorded before the last partition's chunks.
+        first_vectors = min(e.timestamp for e in vector_records)
+        last_chunks = max(e.timestamp for e in chunk_records)
+        assert first_vectors < last_chunks
+        # Chunk steps ran in separate processes.
+        starts = instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.STEP_START)
+        pids = {e.dagster_event.pid for e in starts if e.step_key and ".chunk_shard[" in e.step_key}
+        assert len(pids) == shard_count()
+        # The checks pass on what the run wrote, and fail on a corrupted table.
+        check = defs.resolve_job_def("check_job").execute_in_process(
+            instance=instance, resources={"code_index": CodeIndexResource(db_uri=db_uri)}
+        )
+        evaluations = check.get_asset_check_evaluations()
+        assert len(evaluations) == 3 and all(e.passed for e in evaluations)
+        vectors = storage.connect(db_uri).open_table(storage.VECTORS)
+        victim = vectors.to_arrow().column("chunk_id")[0].as_py()
+        vectors.delete(f"chunk_id = '{victim}'")
+        row = vectors.to_arrow().slice(0, 1)
+        zero = pa.FixedSizeListArray.from_arrays(pa.array([0.0] * 384, pa.float32()), 384)  # LanceDB refuses NaN
+        row = row.set_column(row.schema.get_field_index("vector"), "vector", zero)
+        vectors.merge_insert("chunk_id").when_matched_update_all().execute(row)
+        check = defs.resolve_job_def("check_job").execute_in_process(
+            instance=instance, resources={"code_index": CodeIndexResource(db_uri=db_uri)}, raise_on_error=False,
+        )
+        failed = {e.check_name for e in check.get_asset_check_evaluations() if not e.passed}
+        assert failed == {"one_vector_per_chunk", "vectors_sane"}
+
+
+def test_missing_repository_fails_with_its_name(dagster_home, db_uri, tmp_path) -> None:
+    root = write_tree(tmp_path / "gone", {"a.py": "a = 1\n"})
+    with dg.DagsterInstance.get() as instance:
+        setup_repo(instance, db_uri, root, "gone")
+        for child in root.iterdir():
+            child.unlink()
+        root.rmdir()
+        result = dg.materialize(
+            [code_index_assets], partition_key=keys_for_repo("gone")[0], instance=instance,
+            resources={"code_index": CodeIndexResource(db_uri=db_uri)}, raise_on_error=False,
+        )
+        assert not result.success
+        failures = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        assert any(str(root) in e.dagster_event.event_specific_data.error.to_string() for e in failures)
+
+
+def test_definitions_validate_on_workspace(dagster_home) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=PROJECT, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Validation successful" in out.stdout + out.stderr
