@@ -100,6 +100,9 @@ class NameIndex:
                 scores[i] = max(scores.get(i, 0.0), exact)
             for i in self.by_name.get(ident.lower(), ()):
                 scores[i] = 1.0
+            if scope:  # `Class.member` where the member is not a chunk of its own
+                for i in self.by_name.get(scope[-1], ()):
+                    scores[i] = max(scores.get(i, 0.0), 0.8)
             wanted = set(word_parts(ident))
             if not wanted:
                 continue

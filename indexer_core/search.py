@@ -275,7 +275,7 @@ def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -
     where = filters.where()
     if where:
         q = q.where(where, prefilter=True)
-    rows = q.select(["chunk_id"]).to_arrow()
+    rows = q.select(["chunk_id", "_distance"]).to_arrow()
     ids = rows.column("chunk_id").to_pylist()
     distances = rows.column("_distance").to_pylist()
     return [(cid, 1.0 - float(d)) for cid, d in zip(ids, distances)]
