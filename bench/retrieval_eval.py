@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from indexer_core import search_index  # noqa: E402
-from indexer_core.embedding import load_embedder  # noqa: E402
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition  # noqa: E402
-from indexer_core.search import SearchFilters, search  # noqa: E402
+from indexer_core import search_index
+from indexer_core.embedding import load_embedder
+from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.search import SearchFilters, search
 
 WINDOW = 40
 MODES = ("vector", "text", "hybrid")
