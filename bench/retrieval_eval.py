@@ -276,6 +276,10 @@ def evaluate(language: str, work: Path, args, embedder) -> dict:
     tree = work / language / "tree"
     db_uri = str(work / language / "lancedb")
     t0 = time.perf_counter()
+    if tree.exists():  # a kept work dir: rebuild the same sample so line numbers match
+        import shutil
+
+        shutil.rmtree(tree)
     queries = build_tree(language, tree, args.files, args.queries, rng)
     settings = IndexSettings(shards=1, use_git=False, model=embedder.model_name)
     chunked = chunk_partition(db_uri, language, str(tree), 0, settings)
@@ -307,20 +311,22 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--languages", default=",".join(LANGUAGES))
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--work", help="keep the stripped trees and indexes here; a rerun reuses them")
     args = parser.parse_args()
     embedder = load_embedder(args.model)
     report = {"model": args.model, "device": embedder.device, "seed": args.seed, "files_per_language": args.files,
               "window_lines": WINDOW, "languages": {}}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="retrieval-eval-") as tmp:
+        tmp = args.work or tmp
         for language in args.languages.split(","):
             res = evaluate(language, Path(tmp), args, embedder)
             report["languages"][language] = res
             print(f"\n{language}: {res['queries']} queries, {res['files']} files, {res['chunks']} chunks, "
-                  f"{res['windows']} windows (indexed in {res['index_seconds']}s)")
+                  f"{res['windows']} windows (indexed in {res['index_seconds']}s)", flush=True)
             for mode in (*MODES, "window40"):
                 m = res[mode]
-                print(f"  {mode:<9} recall@1 {m['recall@1']:.3f}  recall@10 {m['recall@10']:.3f}  mrr@10 {m['mrr@10']:.3f}")
+                print(f"  {mode:<9} recall@1 {m['recall@1']:.3f}  recall@10 {m['recall@10']:.3f}  mrr@10 {m['mrr@10']:.3f}", flush=True)
             print(f"  hybrid - window40 recall@10: {res['hybrid_minus_window40_recall@10']:+.3f}")
     report["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(__file__).parent / "results" / "retrieval_eval.json"
