@@ -1,18 +1,34 @@
 """Searching the index: vector, full-text and hybrid (reciprocal rank fusion) queries.
 
-The query is embedded with the model that built the index; a table built by another model
-or of another dimension is a clear error, never silently compared.
+Hybrid fuses three rankings by reciprocal rank: vector similarity of the query embedding,
+BM25 over chunk content and names, and, for identifier-like queries, exact or partial
+matches of chunk names (`names.py`). The query is embedded with the model that built the
+index; a table built by another model or of another dimension is a clear error, never
+silently compared. Connections, tables, the model and the name catalogue are kept per
+process, so a query costs one embedding and a few index lookups.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import threading
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
-from indexer_core import storage
+import lancedb
+
+from indexer_core import search_index, storage
+from indexer_core.names import NameIndex
 
 MODES = ("hybrid", "vector", "text")
 _RRF_K = 60
+# Weights of each ranking in the fusion. The name ranking's weight is also scaled by its own
+# 0-1 match score: an exact identifier match is the strongest evidence a query can give, a
+# partial one much less (tuned on bench/retrieval_eval.py and tests/core/test_search.py).
+WEIGHTS = {"vector": 1.0, "text": 1.0, "names": 3.0}
+_CONSISTENCY = timedelta(seconds=2)  # how stale a long-lived server's view may get
+_HIT_COLUMNS = ["chunk_id", "repo", "path", "start_line", "end_line", "kind", "name", "language", "content", "parent_id"]
+_CATALOG_COLUMNS = ["chunk_id", "repo", "path", "language", "kind", "name", "scope", "start_line"]
 
 
 @dataclass(frozen=True)
@@ -23,7 +39,7 @@ class SearchFilters:
     path_glob: str | None = None
 
     def where(self) -> str | None:
-        """SQL prefilter from the exact-match fields; the glob is applied after retrieval."""
+        """SQL prefilter for every field; the glob becomes an anchored regular expression."""
         clauses = []
         if self.repo:
             clauses.append(storage.repo_filter(self.repo))
@@ -31,10 +47,57 @@ class SearchFilters:
             clauses.append(f"language = {storage.sql_string(self.language)}")
         if self.kind:
             clauses.append(f"kind = {storage.sql_string(self.kind)}")
+        if self.path_glob:
+            clauses.append(f"regexp_like(path, {storage.sql_string(glob_to_regex(self.path_glob))})")
         return " AND ".join(clauses) or None
 
     def accepts_path(self, path: str) -> bool:
         return not self.path_glob or fnmatch.fnmatchcase(path, self.path_glob)
+
+    def accepts(self, row: dict) -> bool:
+        return (
+            (not self.repo or row["repo"] == self.repo)
+            and (not self.language or row["language"] == self.language)
+            and (not self.kind or row["kind"] == self.kind)
+            and self.accepts_path(row["path"])
+        )
+
+
+_REGEX_SPECIAL = set("\\.+*?()|[]{}^$#&-~")
+
+
+def glob_to_regex(glob: str) -> str:
+    """A glob (fnmatch rules: `*` crosses `/`) as an anchored regex for the SQL filter."""
+    out, i = ["^"], 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and _class_end(glob, i) > 0:
+            end = _class_end(glob, i)
+            body = glob[i + 1 : end]
+            neg = body.startswith("!")
+            body = body[1:] if neg else body
+            body = "".join("\\" + ch if ch in "\\[]^" else ch for ch in body)
+            out.append("[" + ("^" if neg else "") + body + "]")
+            i = end
+        else:
+            out.append("\\" + c if c in _REGEX_SPECIAL else c)
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+def _class_end(glob: str, start: int) -> int:
+    """Index of the `]` closing a glob character class opened at `start`, or -1."""
+    j = start + 1
+    if j < len(glob) and glob[j] == "!":
+        j += 1
+    if j < len(glob) and glob[j] == "]":
+        j += 1
+    return glob.find("]", j)
 
 
 @dataclass
@@ -55,18 +118,100 @@ class SearchHit:
         body = [line for line in self.content.split("\n") if line.strip()]
         return "\n".join(body[:lines])
 
+    def location(self) -> str:
+        return f"{self.path}:{self.start_line}-{self.end_line}"
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "location": self.location(), "snippet": self.snippet()}
 
 
 class IndexModelMismatch(RuntimeError):
     """The index was built with another model than the one asked to search it."""
 
 
-def indexed_models(db) -> set[str]:
-    table = db.open_table(storage.VECTORS)
-    rows = storage.read_rows(table, None, ["model"])
-    return set(rows.column("model").to_pylist())
+class _OpenIndex:
+    """One database as a process sees it: tables, models and names cached per table version."""
+
+    def __init__(self, db_uri: str) -> None:
+        self.db_uri = db_uri
+        self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
+        self._tables: dict[str, object] = {}
+        self._models: tuple[int, set[str]] | None = None
+        self._names: tuple[int, NameIndex] | None = None
+        self._fts_checked_version: int | None = None
+        self._lock = threading.Lock()
+
+    def table(self, name: str):
+        if name not in self._tables:
+            if name not in storage.table_names(self.db):
+                raise storage.StorageError(f"no index in {self.db_uri}: run `code-index index PATH` first")
+            self._tables[name] = self.db.open_table(name)
+        return self._tables[name]
+
+    def models(self) -> set[str]:
+        table = self.table(storage.VECTORS)
+        version = table.version
+        if self._models is None or self._models[0] != version:
+            rows = storage.read_rows(table, None, ["model"])
+            self._models = (version, set(rows.column("model").to_pylist()))
+        return self._models[1]
+
+    def names(self) -> NameIndex:
+        table = self.table(storage.CHUNKS)
+        version = table.version
+        with self._lock:
+            if self._names is None or self._names[0] != version:
+                rows = storage.read_rows(table, None, _CATALOG_COLUMNS).to_pylist()
+                self._names = (version, NameIndex.build(rows))
+            return self._names[1]
+
+    def ensure_fts(self) -> None:
+        """Full-text indexes come from the index assets; a bare CLI index gets them once here."""
+        table = self.table(storage.CHUNKS)
+        if self._fts_checked_version == table.version:
+            return
+        if not search_index.fts_ready(table):
+            search_index.build_fts_indexes(self.db_uri)
+        self._fts_checked_version = table.version
+
+
+_OPEN: dict[str, _OpenIndex] = {}
+
+
+def open_index(db_uri: str) -> _OpenIndex:
+    """The process-wide view of a database (opened once, refreshed by table version)."""
+    if db_uri not in _OPEN:
+        _OPEN[db_uri] = _OpenIndex(db_uri)
+    return _OPEN[db_uri]
+
+
+def indexed_models(db_uri: str) -> set[str]:
+    return open_index(db_uri).models()
+
+
+def query_embedder(db_uri: str, model: str | None = None, embedder=None):
+    """The embedder for queries on this index; refuses a model or dimension it was not built with."""
+    from indexer_core.embedding import load_embedder
+
+    index = open_index(db_uri)
+    models = index.models()
+    if embedder is None:
+        wanted = model or (next(iter(models)) if len(models) == 1 else None)
+        if wanted is None:
+            raise IndexModelMismatch(
+                f"the index holds vectors of models {sorted(models) or 'none'}: name one with --model"
+            )
+        embedder = load_embedder(wanted, "auto", 0)
+    if models and embedder.model_name not in models:
+        raise IndexModelMismatch(
+            f"index was built with {sorted(models)}, not {embedder.model_name!r}: search with the same model"
+        )
+    dim = storage.vector_dim(index.table(storage.VECTORS))
+    if dim != embedder.dim:
+        raise IndexModelMismatch(
+            f"index vectors have {dim} dimensions, model {embedder.model_name!r} makes {embedder.dim}"
+        )
+    return embedder
 
 
 def search(
@@ -79,49 +224,54 @@ def search(
     min_score: float | None = None,
     embedder=None,
 ) -> list[SearchHit]:
-    """The k best chunks for a query; scores are cosine similarity (vector), BM25 (text) or RRF."""
+    """The k best chunks for a query.
+
+    Scores: cosine similarity (vector), BM25 (text), or fused reciprocal rank scaled to 0-1
+    (hybrid: 1.0 means first in every ranking), so `min_score` means the same within a mode.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
-    db = storage.connect(db_uri)
-    names = storage.table_names(db)
-    if storage.CHUNKS not in names or (mode != "text" and storage.VECTORS not in names):
-        raise storage.StorageError(f"no index in {db_uri}: run `code-index index PATH` first")
-    fetch = max(k * 5, 50) if filters.path_glob else max(k * 2, 20)
+    if not query.strip():
+        raise ValueError("empty query")
+    index = open_index(db_uri)
+    index.table(storage.CHUNKS)
+    fetch = max(k * 3, 30)
     ranked: dict[str, list[tuple[str, float]]] = {}
     if mode in ("vector", "hybrid"):
-        ranked["vector"] = _vector_ranking(db, query, fetch, filters, model, embedder)
+        ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
     if mode in ("text", "hybrid"):
-        ranked["text"] = _text_ranking(db, query, fetch, filters)
+        ranked["text"] = _text_ranking(index, query, fetch, filters)
     if mode == "hybrid":
-        scores = _rrf([ranked["vector"], ranked["text"]])
+        names = _name_ranking(index, query, fetch, filters)
+        if names:
+            ranked["names"] = names
+        scores = fuse(ranked)
     else:
         scores = dict(ranked[mode])
     ordered = sorted(scores, key=lambda cid: -scores[cid])
-    hits = _load_hits(db, ordered[: fetch], scores)
-    hits = [h for h in hits if filters.accepts_path(h.path)]
     if min_score is not None:
-        hits = [h for h in hits if h.score >= min_score]
-    return hits[:k]
+        ordered = [cid for cid in ordered if scores[cid] >= min_score]
+    hits = _load_hits(index, ordered[: k * 2], scores)
+    return [h for h in hits if filters.accepts_path(h.path)][:k]
 
 
-def _vector_ranking(db, query, fetch, filters, model, embedder) -> list[tuple[str, float]]:
-    from indexer_core.embedding import load_embedder
+def fuse(rankings: dict[str, list[tuple[str, float]]]) -> dict[str, float]:
+    """Weighted reciprocal rank fusion, scaled so that first place everywhere scores 1.0."""
+    fused: dict[str, float] = {}
+    best = sum(WEIGHTS[name] for name in rankings) / (_RRF_K + 1)
+    for name, ranking in rankings.items():
+        weight = WEIGHTS[name]
+        for rank, (cid, score) in enumerate(ranking):
+            scale = score if name == "names" else 1.0
+            fused[cid] = fused.get(cid, 0.0) + weight * scale / (_RRF_K + rank + 1)
+    return {cid: score / best for cid, score in fused.items()} if best else fused
 
-    table = db.open_table(storage.VECTORS)
-    models = indexed_models(db)
-    if embedder is None:
-        wanted = model or (next(iter(models)) if len(models) == 1 else None)
-        if wanted is None:
-            raise IndexModelMismatch(f"the index holds vectors of several models {sorted(models)}: name one")
-        embedder = load_embedder(wanted, "auto", 0)
-    if models and embedder.model_name not in models:
-        raise IndexModelMismatch(
-            f"index was built with {sorted(models)}, not {embedder.model_name!r}: search with the same model"
-        )
-    if storage.vector_dim(table) != embedder.dim:
-        raise IndexModelMismatch(f"index vectors have {storage.vector_dim(table)} dimensions, the model makes {embedder.dim}")
+
+def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -> list[tuple[str, float]]:
+    embedder = query_embedder(index.db_uri, model, embedder)
     vector = embedder.encode([query])[0]
-    q = table.search(vector, vector_column_name="vector").metric("cosine").limit(fetch)
+    table = index.table(storage.VECTORS)
+    q = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(fetch)
     where = filters.where()
     if where:
         q = q.where(where, prefilter=True)
@@ -131,17 +281,10 @@ def _vector_ranking(db, query, fetch, filters, model, embedder) -> list[tuple[st
     return [(cid, 1.0 - float(d)) for cid, d in zip(ids, distances)]
 
 
-def ensure_fts_index(db) -> None:
-    """Build the full-text index over chunk content when it is missing."""
-    table = db.open_table(storage.CHUNKS)
-    if not any(getattr(i, "index_type", "") == "FTS" or "content" in getattr(i, "columns", []) for i in table.list_indices()):
-        table.create_fts_index("content", replace=True)
-
-
-def _text_ranking(db, query, fetch, filters) -> list[tuple[str, float]]:
-    table = db.open_table(storage.CHUNKS)
-    ensure_fts_index(db)
-    q = table.search(query, query_type="fts", fts_columns="content").limit(fetch)
+def _text_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
+    index.ensure_fts()
+    table = index.table(storage.CHUNKS)
+    q = table.search(query, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(fetch)
     where = filters.where()
     if where:
         q = q.where(where, prefilter=True)
@@ -149,21 +292,39 @@ def _text_ranking(db, query, fetch, filters) -> list[tuple[str, float]]:
     return list(zip(rows.column("chunk_id").to_pylist(), (float(s) for s in rows.column("_score").to_pylist())))
 
 
-def _rrf(rankings: list[list[tuple[str, float]]]) -> dict[str, float]:
-    fused: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, (cid, _score) in enumerate(ranking):
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (_RRF_K + rank + 1)
-    return fused
+def _name_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
+    names = index.names()
+    ranked = names.rank(query, accept=filters.accepts, limit=fetch)
+    return [(names.rows[i]["chunk_id"], score) for i, score in ranked]
 
 
-def _load_hits(db, chunk_ids: list[str], scores: dict[str, float]) -> list[SearchHit]:
+def _load_hits(index: _OpenIndex, chunk_ids: list[str], scores: dict[str, float]) -> list[SearchHit]:
     if not chunk_ids:
         return []
-    table = db.open_table(storage.CHUNKS)
     rows = storage.read_rows(
-        table, storage.id_list_filter("chunk_id", chunk_ids),
-        ["chunk_id", "repo", "path", "start_line", "end_line", "kind", "name", "language", "content", "parent_id"],
+        index.table(storage.CHUNKS), storage.id_list_filter("chunk_id", chunk_ids), _HIT_COLUMNS
     ).to_pylist()
     by_id = {r["chunk_id"]: r for r in rows}
     return [SearchHit(score=scores[cid], **by_id[cid]) for cid in chunk_ids if cid in by_id]
+
+
+def get_chunk(db_uri: str, chunk_id: str) -> dict | None:
+    """One chunk with its parent and its children (the hierarchy kept in `parent_id`)."""
+    table = open_index(db_uri).table(storage.CHUNKS)
+    columns = _HIT_COLUMNS + ["scope"]
+    found = storage.read_rows(table, storage.id_list_filter("chunk_id", [chunk_id]), columns).to_pylist()
+    if not found:
+        return None
+    chunk = found[0]
+    parent = None
+    if chunk["parent_id"]:
+        rows = storage.read_rows(table, storage.id_list_filter("chunk_id", [chunk["parent_id"]]), columns).to_pylist()
+        parent = rows[0] if rows else None
+    children = storage.read_rows(table, storage.id_list_filter("parent_id", [chunk_id]), columns).to_pylist()
+    children.sort(key=lambda r: (r["start_line"], r["end_line"]))
+    brief = ["chunk_id", "path", "start_line", "end_line", "kind", "name"]
+    return {
+        **chunk,
+        "parent": parent,
+        "children": [{c: child[c] for c in brief} for child in children],
+    }

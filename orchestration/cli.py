@@ -80,6 +80,13 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_mcp(args) -> int:
+    from orchestration.mcp_server import serve
+
+    serve(_db(args), transport=args.transport)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="code-index", description=__doc__)
     parser.add_argument("--db", help="LanceDB directory or URI (default: $CODE_INDEX_DB or .code-index/lancedb)")
@@ -111,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skipped", action="store_true", help="list every skipped file with its reason")
     p.add_argument("--db", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("mcp", help="serve the index to coding agents over MCP (stdio by default)")
+    p.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_mcp)
     return parser
 
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.assets.index import code_index_assets
+from orchestration.assets.search_indexes import search_index_assets
 from orchestration.checks import index_integrity
 from orchestration.jobs import check_job, index_job
 from orchestration.resources import CodeIndexResource
@@ -10,7 +11,7 @@ from orchestration.schedules import daily_reconcile
 from orchestration.sensors import check_after_index, repository_changes
 
 defs = dg.Definitions(
-    assets=[code_index_assets],
+    assets=[code_index_assets, *search_index_assets],
     asset_checks=[index_integrity],
     jobs=[index_job, check_job],
     sensors=[repository_changes, check_after_index],

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 
 from indexer_core import registry, storage
+from indexer_core.indexing import IndexSettings, chunker_fingerprint, partition_versions
+from indexer_core.model_location import DEFAULT_MODEL
+from indexer_core.partitioning import data_version
+from orchestration.partitions import partition_key, shard_count
 
 
 def status_report(db_uri: str) -> dict:
@@ -42,3 +47,86 @@ def summarize(db_uri: str, show_skipped: bool = False) -> str:
             for s in e.get("skipped_files", []):
                 lines.append(f"    {s['reason']:<16} {s['path']!r}  {s['detail']}")
     return "\n".join(lines)
+
+
+def partition_status(db_uri: str, repo: str, root: str, settings: IndexSettings) -> list[dict]:
+    """Each shard's rows and whether the files on disk moved since it was indexed."""
+    db = storage.connect(db_uri)
+    names = storage.table_names(db)
+    indexed: dict[int, list[tuple[str, str]]] = {s: [] for s in range(settings.shards)}
+    if storage.FILES in names:
+        rows = storage.read_rows(
+            db.open_table(storage.FILES), f"{storage.repo_filter(repo)} AND status = 'indexed'",
+            ["shard", "path", "file_hash"],
+        ).to_pylist()
+        for r in rows:
+            indexed.setdefault(r["shard"], []).append((r["path"], r["file_hash"]))
+    fingerprint = chunker_fingerprint(settings.model)
+    try:
+        current, _scan = partition_versions(db_uri, repo, root, settings)
+    except OSError:
+        current = {}
+    out = []
+    for shard in sorted(indexed):
+        where = storage.partition_filter(repo, shard)
+        version = data_version(indexed[shard], fingerprint)
+        out.append({
+            "partition": str(partition_key(repo, shard)),
+            "files": len(indexed[shard]),
+            "chunks": db.open_table(storage.CHUNKS).count_rows(where) if storage.CHUNKS in names else 0,
+            "vectors": db.open_table(storage.VECTORS).count_rows(where) if storage.VECTORS in names else 0,
+            "indexed_version": version,
+            "current_version": current.get(shard, ""),
+            "stale": current.get(shard) != version,
+        })
+    return out
+
+
+def last_run() -> dict | None:
+    """The latest run recorded in `$DAGSTER_HOME`, when there is one."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not os.path.isdir(home):
+        return None
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_run_records(limit=1)
+        if not runs:
+            return None
+        record = runs[0]
+        run = record.dagster_run
+        return {
+            "run_id": run.run_id, "job": run.job_name, "status": run.status.value,
+            "partitions": run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start", ""),
+            "started": record.start_time, "ended": record.end_time,
+        }
+
+
+def index_status(db_uri: str, check_stale: bool = True) -> dict:
+    """Repositories, partitions with rows and staleness, search indexes, and the last run."""
+    from indexer_core import search_index
+
+    report = status_report(db_uri)
+    db = storage.connect(db_uri)
+    names = storage.table_names(db)
+    models: list[str] = []
+    if storage.VECTORS in names:
+        vectors = db.open_table(storage.VECTORS)
+        models = sorted(set(storage.read_rows(vectors, None, ["model"]).column("model").to_pylist()))
+        report["ann_index"] = search_index.has_vector_index(vectors)
+        report["vectors_total"] = vectors.count_rows()
+    if storage.CHUNKS in names:
+        chunks = db.open_table(storage.CHUNKS)
+        report["fts_index"] = search_index.fts_ready(chunks)
+        report["chunks_total"] = chunks.count_rows()
+    report["models"] = models
+    settings = IndexSettings(model=models[0] if len(models) == 1 else DEFAULT_MODEL, shards=shard_count())
+    stale: list[str] = []
+    for repo, entry in report["repositories"].items():
+        entry.pop("skipped_files", None)
+        if check_stale:
+            entry["partitions"] = partition_status(db_uri, repo, entry["root"], settings)
+            stale += [p["partition"] for p in entry["partitions"] if p["stale"]]
+    report["stale_partitions"] = stale
+    report["last_run"] = last_run()
+    return report

@@ -1,0 +1,340 @@
+"""Retrieval quality on real code: does a function's own doc summary find the function?
+
+For Python (CPython stdlib), Go (Go 1.19 stdlib) and JavaScript (npm's own sources), a
+seeded sample of files is copied with every function's docstring / doc comment removed.
+The stripped tree is indexed with indexer_core (chunk_partition + embed_partition, no
+Dagster), and the first sentence of each removed doc is a query whose answer is its
+function: a hit is a result in the same file whose line range overlaps the function.
+Go doc comments start with the function's own name by convention; that leading name is
+dropped from the query so the query does not simply spell out the answer.
+
+Compared in one run: vector, text and hybrid search, and a naive baseline of fixed
+40-line windows embedded with the same model (brute-force cosine). Reports recall@1,
+recall@10 and MRR@10 per language; prints and writes JSON under bench/results/.
+
+    python bench/retrieval_eval.py [--files 30] [--queries 150] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from indexer_core import search_index
+from indexer_core.embedding import load_embedder
+from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.search import SearchFilters, search
+
+WINDOW = 40
+MODES = ("vector", "text", "hybrid")
+
+
+@dataclass
+class Query:
+    text: str
+    path: str
+    start: int  # 1-based, inclusive, in the stripped file
+    end: int
+
+
+def first_sentence(doc: str) -> str:
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    match = re.match(r"(.+?[.!?])(\s|$)", paragraph)
+    return (match.group(1) if match else paragraph).strip()
+
+
+def _strip_lines(lines: list[str], removed: set[int], spans: list[tuple[str, int, int]]):
+    """Drop 1-based line numbers in `removed`; remap (query, start, end) spans to the new text."""
+    new_number, kept = {}, []
+    for number, line in enumerate(lines, 1):
+        if number not in removed:
+            kept.append(line)
+            new_number[number] = len(kept)
+    def remap(n: int, step: int) -> int:
+        while n not in new_number:
+            n += step
+        return new_number[n]
+    return kept, [(q, remap(s, 1), remap(e, -1)) for q, s, e in spans]
+
+
+# ---------------------------------------------------------------- per-language stripping
+
+
+def strip_python(text: str):
+    tree = ast.parse(text)
+    lines = text.split("\n")
+    removed: set[int] = set()
+    spans = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        doc = ast.get_docstring(node)
+        body = node.body
+        if not doc or len(body) < 2 or not isinstance(body[0], ast.Expr):
+            continue
+        first, last = body[0].lineno, body[0].end_lineno
+        if lines[first - 1].strip()[:3] not in ('"""', "'''", 'r""', "r''") or body[1].lineno <= last:
+            continue
+        removed.update(range(first, last + 1))
+        spans.append((first_sentence(doc), node.lineno, node.end_lineno))
+    return _strip_lines(lines, removed, spans)
+
+
+_GO_FUNC = re.compile(r"^func (?:\([^)]*\)\s*)?([A-Za-z_]\w*)")
+
+
+def strip_go(text: str):
+    lines = text.split("\n")
+    removed: set[int] = set()
+    spans = []
+    for i, line in enumerate(lines):
+        match = _GO_FUNC.match(line)
+        if not match or not line.rstrip().endswith("{"):
+            continue
+        j = i - 1
+        while j >= 0 and lines[j].startswith("//"):
+            j -= 1
+        if j == i - 1:
+            continue
+        end = next((k for k in range(i + 1, len(lines)) if lines[k] == "}"), None)
+        if end is None:
+            continue
+        doc = "\n".join(ln[2:].strip() for ln in lines[j + 1 : i])
+        sentence = first_sentence(doc)
+        words = sentence.split()
+        if words and words[0] == match.group(1):
+            sentence = " ".join(words[1:])
+        removed.update(range(j + 2, i + 1))
+        spans.append((sentence, i + 1, end + 1))
+    return _strip_lines(lines, removed, spans)
+
+
+_JS_FUNC = re.compile(
+    r"^\s*(?:export\s+)?(?:(?:async\s+)?function\s*\*?\s*(\w+)|(?:const|let|var)\s+(\w+)\s*=\s*(?:async\s*)?"
+    r"(?:function|\([^)]*\)\s*=>|\w+\s*=>)|(?:static\s+)?(?:async\s+)?(?!if\b|for\b|while\b|switch\b)(\w+)\s*\([^)]*\)\s*\{)"
+)
+
+
+def strip_js(text: str):
+    lines = text.split("\n")
+    removed: set[int] = set()
+    spans = []
+    i = 0
+    while i < len(lines):
+        if lines[i].strip().startswith("/**"):
+            j = i
+            while j < len(lines) and "*/" not in lines[j]:
+                j += 1
+            k = j + 1
+            if k < len(lines) and _JS_FUNC.match(lines[k]):
+                end = _brace_end(lines, k)
+                doc_lines = [re.sub(r"^\s*/?\*+/?\s?", "", ln).replace("*/", "") for ln in lines[i : j + 1]]
+                doc = "\n".join(ln for ln in doc_lines if not ln.strip().startswith("@"))
+                if end is not None and doc.strip():
+                    removed.update(range(i + 1, j + 2))
+                    spans.append((first_sentence(doc), k + 1, end + 1))
+            i = j + 1
+            continue
+        i += 1
+    return _strip_lines(lines, removed, spans)
+
+
+def _brace_end(lines: list[str], start: int) -> int | None:
+    depth, seen = 0, False
+    for k in range(start, min(len(lines), start + 400)):
+        for ch in lines[k]:
+            if ch == "{":
+                depth, seen = depth + 1, True
+            elif ch == "}":
+                depth -= 1
+                if seen and depth == 0:
+                    return k
+    return None
+
+
+def python_files() -> list[Path]:
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return [p for p in root.rglob("*.py") if "site-packages" not in p.parts and "test" not in p.parts
+            and "tests" not in p.parts and "idlelib" not in p.parts], root
+
+
+def go_files() -> tuple[list[Path], Path]:
+    root = Path("/usr/share/go-1.19/src")
+    if not root.is_dir():
+        raise SystemExit("Go sources missing: apt-get install -y golang-1.19-src")
+    return [p for p in root.rglob("*.go") if "testdata" not in p.parts and not p.name.endswith("_test.go")
+            and "vendor" not in p.parts], root
+
+
+def js_files() -> tuple[list[Path], Path]:
+    root = Path("/usr/lib/node_modules/npm")
+    return [p for p in root.rglob("*.js") if "test" not in p.parts], root
+
+
+LANGUAGES = {"python": (python_files, strip_python), "go": (go_files, strip_go), "javascript": (js_files, strip_js)}
+
+
+def build_tree(language: str, out: Path, n_files: int, n_queries: int, rng: random.Random) -> list[Query]:
+    """Copy a sample of files with docs stripped; return the queries (at most n_queries)."""
+    list_files, strip = LANGUAGES[language]
+    files, root = list_files()
+    files = sorted(p for p in files if 2_000 < p.stat().st_size < 60_000)
+    rng.shuffle(files)
+    queries: list[Query] = []
+    used = 0
+    for path in files:
+        if used >= n_files:
+            break
+        try:
+            text = path.read_text(encoding="utf-8")
+            kept, spans = strip(text)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        spans = [s for s in spans if len(s[0].split()) >= 4]
+        if len(spans) < 3:
+            continue
+        rel = str(path.relative_to(root))
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(kept), encoding="utf-8")
+        queries += [Query(q, rel, s, e) for q, s, e in spans]
+        used += 1
+    rng.shuffle(queries)
+    return queries[:n_queries]
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def rank_of_hit(results: list[tuple[str, int, int]], query: Query) -> int | None:
+    for rank, (path, start, end) in enumerate(results[:10], 1):
+        if path == query.path and start <= query.end and end >= query.start:
+            return rank
+    return None
+
+
+def metrics(ranks: list[int | None]) -> dict:
+    n = len(ranks) or 1
+    return {
+        "recall@1": round(sum(1 for r in ranks if r == 1) / n, 4),
+        "recall@10": round(sum(1 for r in ranks if r is not None) / n, 4),
+        "mrr@10": round(sum(1.0 / r for r in ranks if r is not None) / n, 4),
+    }
+
+
+class CachedQueries:
+    """The index's embedder with query vectors computed once, in one batch."""
+
+    def __init__(self, embedder, texts: list[str]) -> None:
+        self.model_name, self.dim, self._embedder = embedder.model_name, embedder.dim, embedder
+        self._cache = dict(zip(texts, embedder.encode(texts)))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self._cache.get(t) if t in self._cache else self._embedder.encode([t])[0] for t in texts])
+
+
+def window_baseline(tree: Path, queries: list[Query], embedder, query_vectors: np.ndarray) -> list[int | None]:
+    windows: list[tuple[str, int, int]] = []
+    texts: list[str] = []
+    for path in sorted(tree.rglob("*")):
+        if not path.is_file():
+            continue
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for start in range(0, len(lines), WINDOW):
+            chunk = "\n".join(lines[start : start + WINDOW])
+            if chunk.strip():
+                windows.append((str(path.relative_to(tree)), start + 1, min(len(lines), start + WINDOW)))
+                texts.append(chunk)
+    vectors = embedder.encode(texts)
+    scores = query_vectors @ vectors.T
+    ranks = []
+    for qi, query in enumerate(queries):
+        top = np.argsort(-scores[qi])[:10]
+        ranks.append(rank_of_hit([windows[i] for i in top], query))
+    return ranks, len(windows)
+
+
+def evaluate(language: str, work: Path, args, embedder) -> dict:
+    rng = random.Random(args.seed)
+    tree = work / language / "tree"
+    db_uri = str(work / language / "lancedb")
+    t0 = time.perf_counter()
+    if tree.exists():  # a kept work dir: rebuild the same sample so line numbers match
+        import shutil
+
+        shutil.rmtree(tree)
+    queries = build_tree(language, tree, args.files, args.queries, rng)
+    settings = IndexSettings(shards=1, use_git=False, model=embedder.model_name)
+    chunked = chunk_partition(db_uri, language, str(tree), 0, settings)
+    embed_partition(db_uri, language, 0, embedder)
+    search_index.build_fts_indexes(db_uri)
+    index_seconds = time.perf_counter() - t0
+    cached = CachedQueries(embedder, [q.text for q in queries])
+    result: dict = {"queries": len(queries), "files": chunked.files, "chunks": chunked.chunks_total,
+                    "index_seconds": round(index_seconds, 1)}
+    for mode in MODES:
+        ranks = []
+        for query in queries:
+            hits = search(db_uri, query.text, k=10, mode=mode, embedder=cached, filters=SearchFilters(repo=language))
+            ranks.append(rank_of_hit([(h.path, h.start_line, h.end_line) for h in hits], query))
+        result[mode] = metrics(ranks)
+    query_vectors = np.stack([cached.encode([q.text])[0] for q in queries])
+    ranks, n_windows = window_baseline(tree, queries, embedder, query_vectors)
+    result["window40"] = metrics(ranks)
+    result["windows"] = n_windows
+    result["hybrid_minus_window40_recall@10"] = round(result["hybrid"]["recall@10"] - result["window40"]["recall@10"], 4)
+    result["examples"] = [q.text for q in queries[:3]]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=30, help="files sampled per language")
+    parser.add_argument("--queries", type=int, default=150, help="queries kept per language")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--languages", default=",".join(LANGUAGES))
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--work", help="keep the stripped trees and indexes here; a rerun reuses them")
+    args = parser.parse_args()
+    embedder = load_embedder(args.model)
+    report = {"model": args.model, "device": embedder.device, "seed": args.seed, "files_per_language": args.files,
+              "window_lines": WINDOW, "languages": {}}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="retrieval-eval-") as tmp:
+        tmp = args.work or tmp
+        for language in args.languages.split(","):
+            res = evaluate(language, Path(tmp), args, embedder)
+            report["languages"][language] = res
+            print(f"\n{language}: {res['queries']} queries, {res['files']} files, {res['chunks']} chunks, "
+                  f"{res['windows']} windows (indexed in {res['index_seconds']}s)", flush=True)
+            for mode in (*MODES, "window40"):
+                m = res[mode]
+                print(f"  {mode:<9} recall@1 {m['recall@1']:.3f}  recall@10 {m['recall@10']:.3f}  mrr@10 {m['mrr@10']:.3f}", flush=True)
+            print(f"  hybrid - window40 recall@10: {res['hybrid_minus_window40_recall@10']:+.3f}")
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    out = Path(__file__).parent / "results" / "retrieval_eval.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out} ({report['seconds']}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
