@@ -1,0 +1,51 @@
+"""The `code-index` command end to end, as a user runs it, in a temporary home."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CODE_INDEX_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    env.pop("DAGSTER_HOME", None)
+    env.pop("CODE_INDEX_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", *args], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.mark.slow
+def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
+    out = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "succeeded" in out.stdout
+    hits = json.loads(_cli(tmp_path, "search", "parse a header line into key and value", "--json", "-k", "3").stdout)
+    assert hits and hits[0]["path"] == "src/app.py"
+    assert {"path", "start_line", "end_line", "kind", "name", "score"} <= set(hits[0])
+    text_hits = json.loads(_cli(tmp_path, "search", "HttpClient", "--mode", "text", "--json").stdout)
+    assert text_hits[0]["path"] == "src/util.js"
+    filtered = json.loads(_cli(tmp_path, "search", "hello", "--language", "go", "--json").stdout)
+    assert filtered and all(h["path"].endswith(".go") for h in filtered)
+    status = json.loads(_cli(tmp_path, "status", "--json").stdout)
+    repo = status["repositories"]["sample"]
+    assert repo["files"] == 5 and repo["chunks"] == repo["vectors"] > 0
+    # The run is recorded in the Dagster home the UI reads.
+    home = tmp_path / "home" / "dagster_home"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert runs and runs[0].job_name == "index_job" and runs[0].status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_missing_path_is_a_clear_error(tmp_path) -> None:
+    out = _cli(tmp_path, "index", str(tmp_path / "nope"))
+    assert out.returncode == 2 and "nope" in out.stderr and "does not exist" in out.stderr
