@@ -20,9 +20,9 @@ echo "== unpacked in $SECONDS s"
 timeout 120 python3 -m bench.gpu_prepare || { echo "prepare failed"; exit 1; }
 echo "== prepared in $SECONDS s"
 # Bare encode (fp16, batch from GPU memory) on 20k chunk texts, then the Dagster job end to end
-# on 200 MB of the machine's own site-packages: 16 chunk workers, 64 partitions.
+# on 60 MB of the machine's own site-packages: 16 chunk workers, 64 partitions.
 timeout -k 15 ${GPU_BENCH_TIMEOUT:-400} python3 -m bench run gpu --corpus site-packages \
-  --workers 16 --shards 64 --e2e-mb ${GPU_E2E_MB:-200} --texts 20000 \
+  --workers 16 --shards 64 --e2e-mb ${GPU_E2E_MB:-60} --texts ${GPU_TEXTS:-20000} \
   --out "$OUT" --stem gpu --workdir /tmp/bench-gpu
 echo "== exit $? after $SECONDS s"
 ls -la "$OUT"
