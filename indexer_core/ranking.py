@@ -20,8 +20,8 @@ RRF_K = 20
 # Weights per query kind (tuned on bench/retrieval_eval.py, checked by tests/core/test_search.py).
 # The name ranking's weight is also scaled by its own 0-1 match score.
 WEIGHTS: dict[str, dict[str, float]] = {
-    "natural": {"vector": 1.0, "text": 0.5, "names": 0.0},
-    "identifier": {"vector": 0.5, "text": 1.0, "names": 3.0},
+    "natural": {"vector": 1.0, "text": 0.3, "names": 0.0, "words": 0.6},
+    "identifier": {"vector": 0.5, "text": 1.0, "names": 3.0, "words": 0.0},
 }
 _PART = re.compile(r"^(?P<base>.*?)\s*\(part (?P<i>\d+)/(?P<n>\d+)\)$")
 _WORD = re.compile(r"[A-Za-z_$][\w$.:#>-]*")
@@ -46,7 +46,7 @@ def fuse(rankings: dict[str, list[tuple[str, float]]], kind: str = "natural") ->
     for name, ranking in rankings.items():
         weight = weights[name]
         for rank, (cid, score) in enumerate(ranking):
-            scale = score if name == "names" else 1.0
+            scale = score if name in ("names", "words") else 1.0
             fused[cid] = fused.get(cid, 0.0) + weight * scale / (RRF_K + rank + 1)
     return {cid: score / best for cid, score in fused.items()} if best else fused
 

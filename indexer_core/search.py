@@ -19,7 +19,7 @@ from datetime import timedelta
 import lancedb
 
 from indexer_core import search_index, storage
-from indexer_core.names import NameIndex
+from indexer_core.names import NameIndex, NameWords
 from indexer_core.ranking import PartGroups, base_name, fuse, query_kind
 
 MODES = ("hybrid", "vector", "text")
@@ -141,7 +141,7 @@ class _OpenIndex:
         self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
         self._tables: dict[str, object] = {}
         self._models: tuple[int, set[str]] | None = None
-        self._names: tuple[int, NameIndex, PartGroups] | None = None
+        self._names: tuple[int, NameIndex, PartGroups, NameWords] | None = None
         self._fts_checked_version: int | None = None
         self._lock = threading.Lock()
 
@@ -160,13 +160,14 @@ class _OpenIndex:
             self._models = (version, set(rows.column("model").to_pylist()))
         return self._models[1]
 
-    def _catalog(self) -> tuple[int, NameIndex, PartGroups]:
+    def _catalog(self) -> tuple[int, NameIndex, PartGroups, NameWords]:
         table = self.table(storage.CHUNKS)
         version = table.version
         with self._lock:
             if self._names is None or self._names[0] != version:
                 rows = storage.read_rows(table, None, _CATALOG_COLUMNS).to_pylist()
-                self._names = (version, NameIndex.build(rows), PartGroups.build(rows))
+                names = NameIndex.build(rows)
+                self._names = (version, names, PartGroups.build(rows), NameWords.build(names))
             return self._names
 
     def names(self) -> NameIndex:
@@ -174,6 +175,9 @@ class _OpenIndex:
 
     def groups(self) -> PartGroups:
         return self._catalog()[2]
+
+    def name_words(self) -> NameWords:
+        return self._catalog()[3]
 
     def ensure_fts(self) -> None:
         """Full-text indexes come from the index assets; a bare CLI index gets them once here."""
@@ -255,7 +259,12 @@ def search(
         names = _name_ranking(index, query, fetch, filters)
         if names:
             ranked["names"] = names
-        scores = fuse(ranked, query_kind(query))
+        kind = query_kind(query)
+        if kind == "natural":
+            words = _word_ranking(index, query, fetch, filters)
+            if words:
+                ranked["words"] = words
+        scores = fuse(ranked, kind)
     else:
         scores = dict(ranked[mode])
     ordered = sorted(scores, key=lambda cid: -scores[cid])
@@ -296,6 +305,12 @@ def _name_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, f
     names = index.names()
     ranked = names.rank(query, accept=filters.accepts, limit=fetch)
     return [(names.rows[i]["chunk_id"], score) for i, score in ranked]
+
+
+def _word_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
+    rows = index.names().rows
+    ranked = index.name_words().rank(query, accept=lambda i: filters.accepts(rows[i]), limit=fetch)
+    return [(rows[i]["chunk_id"], score) for i, score in ranked]
 
 
 def _load_hits(
