@@ -4,12 +4,18 @@ For Python (CPython stdlib), Go (Go 1.19 stdlib) and JavaScript (npm's own sourc
 seeded sample of files is copied with every function's docstring / doc comment removed.
 The stripped tree is indexed with indexer_core (chunk_partition + embed_partition, no
 Dagster), and the first sentence of each removed doc is a query whose answer is its
-function: a hit is a result in the same file whose line range overlaps the function.
+function. Scoring rule, the same for every system (see HIT_RULE): each system returns its
+top 10; results of one file whose ranges overlap by at least half of the smaller range are
+duplicates and only the first is kept; a result is a hit when it is in the function's file
+and the overlap of the two line ranges is at least half of the smaller of the two (so a big
+window merely touching the function does not count, nor does a function merely touching it).
 Go doc comments start with the function's own name by convention; that leading name is
 dropped from the query so the query does not simply spell out the answer.
 
 Compared in one run: vector, text and hybrid search, and a naive baseline of fixed
-40-line windows embedded with the same model (brute-force cosine). Reports recall@1,
+40-line windows embedded with the same model and the same header our chunks get (path,
+language, scope "(top level)"), scored by brute-force cosine. Windows longer than the
+model's token limit are truncated by the model, as our chunks would be if they were longer. Reports recall@1,
 recall@10 and MRR@10 per language; prints and writes JSON under bench/results/.
 
     python bench/retrieval_eval.py [--files 30] [--queries 150] [--seed 7]
@@ -36,12 +42,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from indexer_core import search_index
+from indexer_core.chunking.header import embed_text, format_header
 from indexer_core.embedding import load_embedder
 from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
 from indexer_core.search import SearchFilters, search
 
 WINDOW = 40
 MODES = ("vector", "text", "hybrid")
+MIN_OVERLAP = 0.5
+HIT_RULE = (
+    "top 10 per system; same-file results overlapping an earlier one by >= 50% of the smaller "
+    "range are dropped as duplicates; hit = same file and line overlap >= 50% of the smaller of "
+    "(result range, function range)"
+)
 
 
 @dataclass
@@ -223,9 +236,31 @@ def build_tree(language: str, out: Path, n_files: int, n_queries: int, rng: rand
 # ---------------------------------------------------------------- scoring
 
 
-def rank_of_hit(results: list[tuple[str, int, int]], query: Query) -> int | None:
-    for rank, (path, start, end) in enumerate(results[:10], 1):
-        if path == query.path and start <= query.end and end >= query.start:
+Span = tuple[str, int, int]  # path, first line, last line (1-based, inclusive)
+
+
+def _overlap(a: Span, b: Span) -> float:
+    """Overlapping lines of two spans as a share of the smaller span (0 when in other files)."""
+    if a[0] != b[0]:
+        return 0.0
+    lines = min(a[2], b[2]) - max(a[1], b[1]) + 1
+    smaller = min(a[2] - a[1], b[2] - b[1]) + 1
+    return max(0, lines) / max(1, smaller)
+
+
+def dedupe(results: list[Span]) -> list[Span]:
+    """Drop results that mostly repeat an earlier result's lines (same rule for every system)."""
+    kept: list[Span] = []
+    for span in results:
+        if all(_overlap(span, seen) < MIN_OVERLAP for seen in kept):
+            kept.append(span)
+    return kept
+
+
+def rank_of_hit(results: list[Span], query: Query) -> int | None:
+    target = (query.path, query.start, query.end)
+    for rank, span in enumerate(dedupe(results[:10]), 1):
+        if _overlap(span, target) >= MIN_OVERLAP:
             return rank
     return None
 
@@ -250,19 +285,31 @@ class CachedQueries:
         return np.stack([self._cache.get(t) if t in self._cache else self._embedder.encode([t])[0] for t in texts])
 
 
-def window_baseline(tree: Path, queries: list[Query], embedder, query_vectors: np.ndarray) -> list[int | None]:
-    windows: list[tuple[str, int, int]] = []
+def window_baseline(
+    tree: Path, language: str, queries: list[Query], embedder, query_vectors: np.ndarray, cache: Path
+) -> tuple[list[int | None], int]:
+    """Fixed 40-line windows with our header, embedded once per work dir (cached by content)."""
+    import hashlib
+
+    windows: list[Span] = []
     texts: list[str] = []
     for path in sorted(tree.rglob("*")):
         if not path.is_file():
             continue
+        rel = str(path.relative_to(tree))
         lines = path.read_text(encoding="utf-8").split("\n")
         for start in range(0, len(lines), WINDOW):
             chunk = "\n".join(lines[start : start + WINDOW])
             if chunk.strip():
-                windows.append((str(path.relative_to(tree)), start + 1, min(len(lines), start + WINDOW)))
-                texts.append(chunk)
-    vectors = embedder.encode(texts)
+                windows.append((rel, start + 1, min(len(lines), start + WINDOW)))
+                texts.append(embed_text(format_header(rel, language, []), chunk))
+    digest = hashlib.sha256("\0".join([embedder.model_name, *texts]).encode()).hexdigest()[:16]
+    cached = cache / f"windows-{digest}.npy"
+    if cached.exists():
+        vectors = np.load(cached)
+    else:
+        vectors = embedder.encode(texts)
+        np.save(cached, vectors)
     scores = query_vectors @ vectors.T
     ranks = []
     for qi, query in enumerate(queries):
@@ -296,7 +343,7 @@ def evaluate(language: str, work: Path, args, embedder) -> dict:
             ranks.append(rank_of_hit([(h.path, h.start_line, h.end_line) for h in hits], query))
         result[mode] = metrics(ranks)
     query_vectors = np.stack([cached.encode([q.text])[0] for q in queries])
-    ranks, n_windows = window_baseline(tree, queries, embedder, query_vectors)
+    ranks, n_windows = window_baseline(tree, language, queries, embedder, query_vectors, work / language)
     result["window40"] = metrics(ranks)
     result["windows"] = n_windows
     result["hybrid_minus_window40_recall@10"] = round(result["hybrid"]["recall@10"] - result["window40"]["recall@10"], 4)
@@ -315,7 +362,8 @@ def main() -> int:
     args = parser.parse_args()
     embedder = load_embedder(args.model)
     report = {"model": args.model, "device": embedder.device, "seed": args.seed, "files_per_language": args.files,
-              "window_lines": WINDOW, "languages": {}}
+              "window_lines": WINDOW, "hit_rule": HIT_RULE, "languages": {}}
+    print(f"hit rule: {HIT_RULE}", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="retrieval-eval-") as tmp:
         tmp = args.work or tmp

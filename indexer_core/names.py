@@ -119,3 +119,66 @@ class NameIndex:
         ranked = [(i, s) for i, s in scores.items() if accept is None or accept(self.rows[i])]
         ranked.sort(key=lambda item: (-item[1], self.rows[item[0]]["path"], self.rows[item[0]]["start_line"]))
         return ranked[:limit]
+
+
+_STOP = frozenset({
+    "the", "a", "an", "of", "to", "in", "is", "if", "and", "or", "for", "from", "with", "by", "on",
+    "at", "as", "be", "it", "its", "this", "that", "are", "was", "return", "returns", "given",
+    "into", "not", "no", "all", "any", "new", "get", "set", "one", "two",
+})
+
+
+def stem(word: str) -> str:
+    """A crude English stem so `reads`, `reading` and `read` meet (names are short)."""
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def query_words(query: str) -> set[str]:
+    """Stemmed content words of a sentence, split like identifiers (`isUnspecified` too)."""
+    return {stem(w) for w in word_parts(query) if len(w) >= 3 and w not in _STOP}
+
+
+@dataclass
+class NameWords:
+    """Sentence-to-name matching: IDF-weighted share of a chunk's name words a query mentions.
+
+    Catches `Returns true if the address is unspecified` -> `isUnspecified`, which BM25 over
+    content misses because its tokenizer keeps camelCase identifiers whole.
+    """
+
+    stems: list[frozenset[str]]
+    scope_stems: list[frozenset[str]]
+    postings: dict[str, list[int]]
+    idf: dict[str, float]
+
+    @classmethod
+    def build(cls, index: NameIndex) -> NameWords:
+        import math
+
+        stems = [frozenset(stem(p) for p in parts) for parts in index.parts]
+        scope_stems = [frozenset(stem(p) for p in row["_scope_parts"]) for row in index.rows]
+        postings: dict[str, list[int]] = defaultdict(list)
+        for i, words in enumerate(stems):
+            for word in words:
+                postings[word].append(i)
+        n = max(1, len(stems))
+        idf = {w: math.log(1 + n / len(rows)) for w, rows in postings.items()}
+        return cls(stems, scope_stems, dict(postings), idf)
+
+    def rank(self, query: str, accept=None, limit: int = 50) -> list[tuple[int, float]]:
+        """Row numbers best first with a 0-1 score (share of the name's IDF mass matched)."""
+        words = query_words(query)
+        candidates = {i for w in words for i in self.postings.get(w, ())}
+        scored = []
+        for i in candidates:
+            name = self.stems[i]
+            total = sum(self.idf.get(w, 0.0) for w in name) or 1.0
+            hit = sum(self.idf.get(w, 0.0) for w in name & words)
+            scope = 0.25 * len(self.scope_stems[i] & words) / max(1, len(self.scope_stems[i]))
+            scored.append((i, min(1.0, hit / total * 0.8 + scope)))
+        ranked = [(i, s) for i, s in scored if accept is None or accept(i)]
+        ranked.sort(key=lambda item: -item[1])
+        return ranked[:limit]

@@ -1,8 +1,9 @@
 """Searching the index: vector, full-text and hybrid (reciprocal rank fusion) queries.
 
-Hybrid fuses three rankings by reciprocal rank: vector similarity of the query embedding,
-BM25 over chunk content and names, and, for identifier-like queries, exact or partial
-matches of chunk names (`names.py`). The query is embedded with the model that built the
+Hybrid fuses three rankings by weighted reciprocal rank (`ranking.py`): vector similarity
+of the query embedding, BM25 over chunk content and names, and exact or partial matches of
+chunk names (`names.py`); sentences lean on the vector ranking, identifiers on names and
+text. In every mode the parts of one long function collapse into one result. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
 silently compared. Connections, tables, the model and the name catalogue are kept per
 process, so a query costs one embedding and a few index lookups.
@@ -18,17 +19,19 @@ from datetime import timedelta
 import lancedb
 
 from indexer_core import search_index, storage
-from indexer_core.names import NameIndex
+from indexer_core.names import NameIndex, NameWords
+from indexer_core.ranking import PartGroups, base_name, fuse, query_kind
 
 MODES = ("hybrid", "vector", "text")
-_RRF_K = 60
-# Weights of each ranking in the fusion. The name ranking's weight is also scaled by its own
-# 0-1 match score: an exact identifier match is the strongest evidence a query can give, a
-# partial one much less (tuned on bench/retrieval_eval.py and tests/core/test_search.py).
-WEIGHTS = {"vector": 1.0, "text": 1.0, "names": 3.0}
+# Each ranking fetches this many candidates per result asked for (at least _MIN_FETCH), so
+# that collapsing the parts of a function and the path-glob check still leave k results.
+_OVERFETCH = 5
+_MIN_FETCH = 50
 _CONSISTENCY = timedelta(seconds=2)  # how stale a long-lived server's view may get
 _HIT_COLUMNS = ["chunk_id", "repo", "path", "start_line", "end_line", "kind", "name", "language", "content", "parent_id"]
-_CATALOG_COLUMNS = ["chunk_id", "repo", "path", "language", "kind", "name", "scope", "start_line"]
+_CATALOG_COLUMNS = [
+    "chunk_id", "repo", "path", "language", "kind", "name", "scope", "start_line", "end_line", "parent_id",
+]
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class SearchHit:
     score: float
     content: str
     parent_id: str = ""
+    parts: int = 1  # >1: the chunks of one long function, reported as one result
 
     def snippet(self, lines: int = 3) -> str:
         body = [line for line in self.content.split("\n") if line.strip()]
@@ -137,7 +141,7 @@ class _OpenIndex:
         self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
         self._tables: dict[str, object] = {}
         self._models: tuple[int, set[str]] | None = None
-        self._names: tuple[int, NameIndex] | None = None
+        self._names: tuple[int, NameIndex, PartGroups, NameWords] | None = None
         self._fts_checked_version: int | None = None
         self._lock = threading.Lock()
 
@@ -156,14 +160,24 @@ class _OpenIndex:
             self._models = (version, set(rows.column("model").to_pylist()))
         return self._models[1]
 
-    def names(self) -> NameIndex:
+    def _catalog(self) -> tuple[int, NameIndex, PartGroups, NameWords]:
         table = self.table(storage.CHUNKS)
         version = table.version
         with self._lock:
             if self._names is None or self._names[0] != version:
                 rows = storage.read_rows(table, None, _CATALOG_COLUMNS).to_pylist()
-                self._names = (version, NameIndex.build(rows))
-            return self._names[1]
+                names = NameIndex.build(rows)
+                self._names = (version, names, PartGroups.build(rows), NameWords.build(names))
+            return self._names
+
+    def names(self) -> NameIndex:
+        return self._catalog()[1]
+
+    def groups(self) -> PartGroups:
+        return self._catalog()[2]
+
+    def name_words(self) -> NameWords:
+        return self._catalog()[3]
 
     def ensure_fts(self) -> None:
         """Full-text indexes come from the index assets; a bare CLI index gets them once here."""
@@ -235,7 +249,7 @@ def search(
         raise ValueError("empty query")
     index = open_index(db_uri)
     index.table(storage.CHUNKS)
-    fetch = max(k * 3, 30)
+    fetch = max(k * _OVERFETCH, _MIN_FETCH)
     ranked: dict[str, list[tuple[str, float]]] = {}
     if mode in ("vector", "hybrid"):
         ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
@@ -245,26 +259,21 @@ def search(
         names = _name_ranking(index, query, fetch, filters)
         if names:
             ranked["names"] = names
-        scores = fuse(ranked)
+        kind = query_kind(query)
+        if kind == "natural":
+            words = _word_ranking(index, query, fetch, filters)
+            if words:
+                ranked["words"] = words
+        scores = fuse(ranked, kind)
     else:
         scores = dict(ranked[mode])
     ordered = sorted(scores, key=lambda cid: -scores[cid])
     if min_score is not None:
         ordered = [cid for cid in ordered if scores[cid] >= min_score]
-    hits = _load_hits(index, ordered[: k * 2], scores)
+    groups = index.groups()
+    collapsed = groups.collapse(ordered)
+    hits = _load_hits(index, collapsed[: k * 2], scores, groups)
     return [h for h in hits if filters.accepts_path(h.path)][:k]
-
-
-def fuse(rankings: dict[str, list[tuple[str, float]]]) -> dict[str, float]:
-    """Weighted reciprocal rank fusion, scaled so that first place everywhere scores 1.0."""
-    fused: dict[str, float] = {}
-    best = sum(WEIGHTS[name] for name in rankings) / (_RRF_K + 1)
-    for name, ranking in rankings.items():
-        weight = WEIGHTS[name]
-        for rank, (cid, score) in enumerate(ranking):
-            scale = score if name == "names" else 1.0
-            fused[cid] = fused.get(cid, 0.0) + weight * scale / (_RRF_K + rank + 1)
-    return {cid: score / best for cid, score in fused.items()} if best else fused
 
 
 def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -> list[tuple[str, float]]:
@@ -298,14 +307,36 @@ def _name_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, f
     return [(names.rows[i]["chunk_id"], score) for i, score in ranked]
 
 
-def _load_hits(index: _OpenIndex, chunk_ids: list[str], scores: dict[str, float]) -> list[SearchHit]:
-    if not chunk_ids:
+def _word_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
+    rows = index.names().rows
+    ranked = index.name_words().rank(query, accept=lambda i: filters.accepts(rows[i]), limit=fetch)
+    return [(rows[i]["chunk_id"], score) for i, score in ranked]
+
+
+def _load_hits(
+    index: _OpenIndex, picked: list[tuple[str, int | None]], scores: dict[str, float], groups: PartGroups
+) -> list[SearchHit]:
+    """Rows for the picked chunks; a part of a long function stands for the whole function."""
+    if not picked:
         return []
+    wanted = [m for cid, group in picked for m in (groups.members[group] if group is not None else [cid])]
     rows = storage.read_rows(
-        index.table(storage.CHUNKS), storage.id_list_filter("chunk_id", chunk_ids), _HIT_COLUMNS
+        index.table(storage.CHUNKS), storage.id_list_filter("chunk_id", wanted), _HIT_COLUMNS
     ).to_pylist()
     by_id = {r["chunk_id"]: r for r in rows}
-    return [SearchHit(score=scores[cid], **by_id[cid]) for cid in chunk_ids if cid in by_id]
+    hits = []
+    for cid, group in picked:
+        if cid not in by_id:
+            continue
+        hit = SearchHit(score=scores[cid], **by_id[cid])
+        if group is not None:
+            parts = [by_id[m] for m in groups.members[group] if m in by_id]
+            hit.start_line, hit.end_line = groups.spans[group]
+            hit.name = base_name(hit.name)
+            hit.content = "\n".join(p["content"] for p in parts)
+            hit.parts = len(parts)
+        hits.append(hit)
+    return hits
 
 
 def get_chunk(db_uri: str, chunk_id: str) -> dict | None:
