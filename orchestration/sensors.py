@@ -13,6 +13,10 @@ from orchestration.partitions import keys_for_repo, repo_partitions
 from orchestration.resources import CodeIndexResource
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("CODE_INDEX_SENSOR_INTERVAL", "30"))
+# Sensors start running with the daemon unless CODE_INDEX_SENSORS=off (then switch them on in the UI).
+DEFAULT_STATUS = (
+    dg.DefaultSensorStatus.STOPPED if os.environ.get("CODE_INDEX_SENSORS", "on") == "off" else dg.DefaultSensorStatus.RUNNING
+)
 
 
 def configured_repositories() -> dict[str, str]:
@@ -25,7 +29,7 @@ def configured_repositories() -> dict[str, str]:
 @dg.sensor(
     job=index_job,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=DEFAULT_STATUS,
     description="Scans each registered repository (git when it is a checkout, size+mtime otherwise) "
     "and requests one run for the shards whose content changed.",
 )
@@ -71,7 +75,7 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[index_job],
     request_job=check_job,
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=DEFAULT_STATUS,
     description="Runs the table integrity checks after every successful index run.",
 )
 def check_after_index(context: dg.RunStatusSensorContext):
