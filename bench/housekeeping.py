@@ -3,7 +3,8 @@
 Two databases receive the same sequence of incremental runs (edit one file, re-chunk and
 re-embed its partition). One is never optimized; the other runs `optimize_index` every
 `--cleanup-every` updates and once at the end. Vectors come from a hash of the text, since
-the model plays no part in table layout. Writes JSON to bench/results/housekeeping.json.
+the model plays no part in table layout. Writes JSON to bench/results/housekeeping.json. Each incremental run gets slower as
+versions pile up, so 1000 updates take tens of minutes on a small machine: `--updates`.
 
     python -m bench.housekeeping --updates 1000
 """
@@ -97,24 +98,30 @@ def run(updates: int, files: int, shards: int, cleanup_every: int, repeats: int)
             embed_partition(db_uri, REPO, shard, embedder)
     started = time.perf_counter()
     cleanup_seconds = 0.0
+    recent = {name: [] for name in dbs}  # seconds per incremental run, last 50, per database
     for step in range(updates):
         i = step % files
         path = root / f"pkg{i % 10}" / f"mod{i}.py"
         path.write_text(path.read_text() + f"\n\ndef update_{step}(x):\n    return x + {step}\n")
         shard = shard_of(f"pkg{i % 10}/mod{i}.py", shards)
         for name, db_uri in dbs.items():
+            t0 = time.perf_counter()
             chunk_partition(db_uri, REPO, str(root), shard, settings)
             embed_partition(db_uri, REPO, shard, embedder)
+            recent[name] = [*recent[name][-49:], time.perf_counter() - t0]
             if name == "with_cleanup" and (step + 1) % cleanup_every == 0:
                 t0 = time.perf_counter()
                 optimize_index(db_uri, grace=timedelta(0))
                 cleanup_seconds += time.perf_counter() - t0
         if (step + 1) % 50 == 0:
-            print(f"{step + 1}/{updates} updates, {time.perf_counter() - started:.0f}s", flush=True)
+            per_run = ", ".join(f"{n} {statistics.median(v) * 1000:.0f} ms/run" for n, v in recent.items())
+            print(f"{step + 1}/{updates} updates, {time.perf_counter() - started:.0f}s; {per_run}", flush=True)
     t0 = time.perf_counter()
     optimize_index(dbs["with_cleanup"], grace=timedelta(0))
     cleanup_seconds += time.perf_counter() - t0
     measured = {name: measure(db_uri, repeats) for name, db_uri in dbs.items()}
+    for name, times in recent.items():
+        measured[name]["last_runs_median_ms"] = round(statistics.median(times) * 1000, 1)
     shutil.rmtree(work, ignore_errors=True)
     return {
         "bench": "housekeeping", "updates": updates, "files": files, "shards": shards,

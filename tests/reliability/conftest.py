@@ -1,10 +1,8 @@
-"""Fixtures of the reliability suite: the hostile corpus and a child-process runner."""
+"""Fixtures of the reliability suite: a small ordinary repository and child-process settings."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,11 +14,6 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment of a child process that imports this worktree's packages."""
     return {**os.environ, "PYTHONPATH": str(PROJECT), "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false", **extra}
-
-
-def run_child(module: str, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          cwd=PROJECT, env=child_env(**env), timeout=timeout)
 
 
 @pytest.fixture

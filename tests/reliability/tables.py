@@ -16,8 +16,8 @@ def chunk_set(db_uri: str) -> set[tuple]:
     return {(r["repo"], r["path"], r["start_line"], r["end_line"], r["content"]) for r in rows}
 
 
-def vectors_by_chunk(db_uri: str) -> dict[tuple, bytes]:
-    """Vector bytes keyed by the chunk they belong to (path, lines, content hash)."""
+def vectors_by_chunk(db_uri: str) -> dict[str, bytes]:
+    """Vector bytes by chunk id (a hash of repo, path, position, lines and embedded text)."""
     table = storage.connect(db_uri).open_table(storage.VECTORS)
     rows = storage.read_rows(table, None, ["chunk_id", "vector"]).to_pylist()
     return {r["chunk_id"]: np.asarray(r["vector"], np.float32).tobytes() for r in rows}
@@ -46,5 +46,5 @@ def assert_clean(db_uri: str) -> None:
     assert len(files) == len(set(files)), "duplicate manifest rows"
 
 
-def snapshot(db_uri: str) -> tuple[set[tuple], dict[tuple, bytes], dict[str, tuple[str, str]]]:
+def snapshot(db_uri: str) -> tuple[set[tuple], dict[str, bytes], dict[str, tuple[str, str]]]:
     return chunk_set(db_uri), vectors_by_chunk(db_uri), manifest(db_uri)

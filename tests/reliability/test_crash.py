@@ -6,7 +6,6 @@ equal those of a clean run over the same tree, with every invariant intact.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
