@@ -6,6 +6,7 @@ equal those of a clean run over the same tree, with every invariant intact.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import signal
@@ -19,7 +20,7 @@ import pytest
 from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
 from tests.reliability.conftest import PROJECT, child_env
 from tests.reliability.fakes import HashEmbedder
-from tests.reliability.tables import assert_clean, snapshot
+from tests.reliability.tables import assert_clean, chunk_set, snapshot
 
 SHARDS = 3
 REPO = "crashy"
@@ -85,3 +86,48 @@ def test_sigkill_at_random_points_then_rerun_equals_clean_run(tmp_path: Path, sm
         index_in_process(clean_uri, small_repo)
         assert snapshot(db_uri) == snapshot(clean_uri), f"step {step}: killed at {phase} #{nth}"
     assert outcomes.count("killed") >= 6, outcomes
+
+
+_DAGSTER_RUN = (
+    "import json, sys\n"
+    "from orchestration.runner import index_repository\n"
+    "o = index_repository(sys.argv[1], db_uri=sys.argv[2], name='crashy')\n"
+    "print(json.dumps({'success': o.success, 'failures': o.failures}))\n"
+)
+
+
+def _dagster_child(root: Path, db_uri: str) -> subprocess.Popen:
+    """A Dagster run (multiprocess executor, real model) in its own process group."""
+    return subprocess.Popen([sys.executable, "-c", _DAGSTER_RUN, str(root), db_uri], cwd=PROJECT,
+                            env=child_env(CODE_INDEX_SHARDS="2"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_dagster_run_then_rerun_converges(tmp_path: Path, small_repo: Path, dagster_home) -> None:
+    """Kill the whole run (runner and step processes) once chunks start landing; rerun it."""
+    from indexer_core import storage
+
+    db_uri, rng = str(tmp_path / "db"), random.Random(11)
+    child = _dagster_child(small_repo, db_uri)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and child.poll() is None:
+        names = storage.table_names(storage.connect(db_uri)) if Path(db_uri).exists() else set()
+        if storage.CHUNKS in names and storage.connect(db_uri).open_table(storage.CHUNKS).count_rows():
+            break
+        time.sleep(0.2)
+    time.sleep(rng.uniform(0.0, 3.0))
+    killed = child.poll() is None
+    if killed:
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+
+    rerun = _dagster_child(small_repo, db_uri)
+    out, err = rerun.communicate(timeout=400)
+    assert rerun.returncode == 0 and '"success": true' in out, err[-3000:]
+    assert_clean(db_uri)
+    clean_uri = str(tmp_path / "clean")
+    for shard in range(2):
+        chunk_partition(clean_uri, "crashy", str(small_repo), shard, IndexSettings(shards=2, use_git=False))
+    assert chunk_set(db_uri) == chunk_set(clean_uri)
+    assert killed, "the run finished before the kill: nothing was tested"
