@@ -83,15 +83,18 @@ def scan_repository(
     else:
         candidates = ((p, None) for p in _walk(root_path, scan.skipped))
     known = known or {}
+    # Skips of selected candidates stay even when their recorded (printable) path would hash
+    # to another shard; only the walk's own skips (ignored or unreadable dirs) are filtered.
+    selected_skips: list[SkippedFile] = []
     for rel, git_hash in candidates:
         if select is not None and not select(rel):
             continue
         if own_ignores is not None and own_ignores.match_file(rel):
-            scan.skipped.append(SkippedFile(rel, skip_reasons.IGNORED, IGNORE_FILE))
+            selected_skips.append(SkippedFile(rel, skip_reasons.IGNORED, IGNORE_FILE))
             continue
         entry_or_skip = _examine(root_path, root_real, rel, config)
         if isinstance(entry_or_skip, SkippedFile):
-            scan.skipped.append(entry_or_skip)
+            selected_skips.append(entry_or_skip)
             continue
         entry = entry_or_skip
         file_hash = git_hash or reuse_known_hash(entry, known)
@@ -99,15 +102,16 @@ def scan_repository(
             try:
                 file_hash = blob_id(_read_bytes(root_path / rel))
             except FileNotFoundError:
-                scan.skipped.append(SkippedFile(rel, skip_reasons.VANISHED, "deleted while scanning"))
+                selected_skips.append(SkippedFile(rel, skip_reasons.VANISHED, "deleted while scanning"))
                 continue
             except OSError as exc:
-                scan.skipped.append(SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc)))
+                selected_skips.append(SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc)))
                 continue
             scan.hashed += 1
         scan.files.append(FileEntry(rel, entry.size, entry.mtime_ns, file_hash))
     if select is not None:
         scan.skipped = [s for s in scan.skipped if select(s.path.rstrip("/"))]
+    scan.skipped += selected_skips
     scan.files.sort(key=lambda f: f.path)
     scan.skipped.sort(key=lambda s: s.path)
     return scan

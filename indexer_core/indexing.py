@@ -25,6 +25,7 @@ from indexer_core.decoding import DecodedText, decode_source
 from indexer_core.discovery import DiscoveryConfig, Scan, read_file_bytes, scan_repository
 from indexer_core.hashing import StatRecord, blob_id, stable_id, text_hash
 from indexer_core.languages import language_for_path
+from indexer_core.locking import partition_lock
 from indexer_core.model_location import DEFAULT_MODEL
 from indexer_core.models import Chunk, FileEntry, SkippedFile
 from indexer_core.partitioning import data_version, shard_of
@@ -195,7 +196,21 @@ def chunk_partition(
     """Bring one partition's `chunks` and `files` rows in line with the repository on disk.
 
     `rehash` ignores the size+mtime fast path and hashes every file (the daily reconcile).
+    Holds the partition's lock, so a concurrent writer of the same partition waits.
     """
+    with partition_lock(db_uri, repo, shard):
+        return _chunk_partition(db_uri, repo, root, shard, settings, progress, rehash)
+
+
+def _chunk_partition(
+    db_uri: str,
+    repo: str,
+    root: str,
+    shard: int,
+    settings: IndexSettings,
+    progress: Callable[[int, int], None] | None,
+    rehash: bool,
+) -> ChunkReport:
     started = time.perf_counter()
     storage.check_repo_name(repo)
     report = ChunkReport(repo=repo, shard=shard)
@@ -391,7 +406,13 @@ def embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport
 
     Chunks whose vector exists for the same text and model are left alone; texts seen
     before (anywhere, by this model) come from the cache; only the rest reach the model.
+    Holds the partition's lock, like `chunk_partition`.
     """
+    with partition_lock(db_uri, repo, shard):
+        return _embed_partition(db_uri, repo, shard, embedder)
+
+
+def _embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport:
     started = time.perf_counter()
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
     db = storage.connect(db_uri)

@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index a directory through the Dagster job")
     p.add_argument("path")
     p.add_argument("--name", help="repository name (default: the directory name)")
-    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 
@@ -110,18 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float)
     p.add_argument("--model", help="model to embed the query (default: the index's)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("status", help="repositories, files, chunks, vectors, skipped files")
     p.add_argument("--json", action="store_true")
     p.add_argument("--skipped", action="store_true", help="list every skipped file with its reason")
-    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("mcp", help="serve the index to coding agents over MCP (stdio by default)")
     p.add_argument("--transport", choices=["stdio", "sse", "streamable-http"], default="stdio")
-    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_mcp)
     return parser
 

@@ -1,0 +1,84 @@
+"""Compaction and cleanup of the LanceDB tables, so a table updated often stays small and fast.
+
+Every write is a new version with its own small fragments and deletion files: after a
+thousand incremental runs a table is a thousand versions deep, reads open many fragments
+and the directory keeps every superseded file. `optimize` merges fragments, folds deletions
+in, updates indexes and deletes versions older than a grace period. The grace period exists
+because a reader (or a concurrent writer) may still be on an older version; cleaning up
+versions it uses would break it, so keep it longer than any run or query lasts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from indexer_core import storage
+
+DEFAULT_GRACE = timedelta(hours=1)
+TABLES = (storage.FILES, storage.CHUNKS, storage.VECTORS, storage.EMBEDDING_CACHE)
+
+
+@dataclass
+class TableHousekeeping:
+    table: str
+    versions_before: int
+    versions_after: int
+    bytes_before: int
+    bytes_after: int
+    fragments_removed: int = 0
+    fragments_added: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class HousekeepingReport:
+    tables: list[TableHousekeeping] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(t.bytes_before - t.bytes_after for t in self.tables)
+
+
+def directory_bytes(path: str) -> int:
+    """Bytes on disk under a local path (0 for a URI that is not a local directory)."""
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _table_path(db_uri: str, name: str) -> str:
+    return os.path.join(db_uri, f"{name}.lance")
+
+
+def optimize_table(db_uri: str, name: str, grace: timedelta = DEFAULT_GRACE) -> TableHousekeeping:
+    """Compact one table's fragments, update its indexes, delete versions older than `grace`."""
+    started = time.perf_counter()
+    table = storage.connect(db_uri).open_table(name)
+    versions_before = len(table.list_versions())
+    bytes_before = directory_bytes(_table_path(db_uri, name))
+    stats = storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=grace))
+    compaction = getattr(stats, "compaction", None)
+    return TableHousekeeping(
+        table=name,
+        versions_before=versions_before,
+        versions_after=len(table.list_versions()),
+        bytes_before=bytes_before,
+        bytes_after=directory_bytes(_table_path(db_uri, name)),
+        fragments_removed=getattr(compaction, "fragments_removed", 0),
+        fragments_added=getattr(compaction, "fragments_added", 0),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def optimize_index(db_uri: str, grace: timedelta = DEFAULT_GRACE) -> HousekeepingReport:
+    """Housekeeping for every index table that exists in the database."""
+    names = storage.table_names(storage.connect(db_uri))
+    return HousekeepingReport([optimize_table(db_uri, n, grace) for n in TABLES if n in names])

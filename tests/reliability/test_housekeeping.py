@@ -1,0 +1,51 @@
+"""Housekeeping shrinks a table's history and keeps every row, directly and through Dagster."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from indexer_core import storage
+from indexer_core.housekeeping import optimize_index
+from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from tests.reliability.fakes import HashEmbedder
+from tests.reliability.tables import assert_clean, snapshot
+
+
+def _index(db_uri: str, root: Path) -> None:
+    chunk_partition(db_uri, "hk", str(root), 0, IndexSettings(shards=1, use_git=False))
+    embed_partition(db_uri, "hk", 0, HashEmbedder())
+
+
+def test_optimize_keeps_rows_and_drops_old_versions(tmp_path: Path, small_repo: Path) -> None:
+    db_uri = str(tmp_path / "db")
+    _index(db_uri, small_repo)
+    for step in range(5):
+        (small_repo / "pkg0/mod0.py").write_text(f"def step():\n    return {step}\n")
+        _index(db_uri, small_repo)
+    before = snapshot(db_uri)
+    report = optimize_index(db_uri, grace=timedelta(0))
+    chunks = next(t for t in report.tables if t.table == storage.CHUNKS)
+    assert chunks.versions_before > 5 and chunks.versions_after == 1
+    assert chunks.bytes_after < chunks.bytes_before
+    assert snapshot(db_uri) == before
+    assert_clean(db_uri)
+    _index(db_uri, small_repo)  # writes still work on the compacted tables
+    assert snapshot(db_uri) == before
+
+
+def test_housekeeping_job_and_schedule_are_defined(tmp_path: Path, small_repo: Path) -> None:
+    from orchestration.definitions import defs
+
+    db_uri = str(tmp_path / "db")
+    _index(db_uri, small_repo)
+    job = defs.resolve_job_def("housekeeping_job")
+    result = job.execute_in_process(run_config={
+        "resources": {"code_index": {"config": {"db_uri": db_uri}}},
+        "ops": {"optimize_tables": {"config": {"grace_minutes": 0}}},
+    }, instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert defs.resolve_schedule_def("weekly_housekeeping").cron_schedule == "0 4 * * 0"
+    assert len(storage.connect(db_uri).open_table(storage.CHUNKS).list_versions()) == 1
