@@ -12,7 +12,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from indexer_core import storage
-from indexer_core.indexing import IndexSettings, chunker_fingerprint, manifest_version, partition_versions
+from indexer_core.indexing import (
+    IndexSettings,
+    chunker_fingerprint,
+    manifest_version,
+    partition_versions,
+)
 
 
 @dataclass
@@ -55,9 +60,10 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
     return {s for s in set(chunks) | set(vectors) if chunks.get(s, 0) != vectors.get(s, 0)}
 
 
-def detect_changes(db_uri: str, repo: str, root: str, settings: IndexSettings = IndexSettings()) -> ChangeSet:
+def detect_changes(db_uri: str, repo: str, root: str, settings: IndexSettings | None = None) -> ChangeSet:
     """Shards whose files, chunker settings or model differ from what the index holds."""
     started = time.perf_counter()
+    settings = settings or IndexSettings()
     disk, scan = partition_versions(db_uri, repo, root, settings)
     index = index_versions(db_uri, repo, settings)
     changes = ChangeSet(repo, disk, index, files_seen=len(scan.files), files_hashed=scan.hashed)

@@ -55,7 +55,7 @@ def cmd_search(args) -> int:
     try:
         hits = search(_db(args), args.query, k=args.k, mode=args.mode, filters=filters,
                       model=args.model, min_score=args.min_score)
-    except Exception as exc:  # a clear one-line error for a person or a script
+    except Exception as exc:  # noqa: BLE001 - a clear one-line error for a person or a script
         print(f"code-index: {exc}", file=sys.stderr)
         return 2
     if args.json:

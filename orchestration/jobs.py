@@ -10,7 +10,6 @@ from orchestration.assets.index import EMBEDDER_TAG, SHARDS_TAG
 from orchestration.partitions import index_partitions, keys_for_repo
 
 
-
 def default_max_concurrent() -> int:
     """One chunk step per core, plus the embedding consumer, which mostly waits or uses the GPU."""
     return int(os.environ.get("CODE_INDEX_MAX_CONCURRENT", (os.cpu_count() or 1) + 1))

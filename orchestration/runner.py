@@ -93,7 +93,7 @@ def run_index(
             ) as outcome:
                 result["run_id"] = outcome.run_id
                 result["success"] = outcome.success
-        except Exception as exc:  # surfaced below, after the progress loop ends
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the progress loop ends
             result["error"] = exc
 
     worker = threading.Thread(target=execute, daemon=True)

@@ -82,4 +82,4 @@ def check_after_index(context: dg.RunStatusSensorContext):
     return dg.RunRequest(run_key=f"checks-{context.dagster_run.run_id}")
 
 
-__all__ = ["repository_changes", "check_after_index", "keys_for_repo"]
+__all__ = ["check_after_index", "keys_for_repo", "repository_changes"]

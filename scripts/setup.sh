@@ -11,10 +11,12 @@ if ! python -c "import torch" 2>/dev/null; then
   want=${CODE_INDEX_TORCH:-$(command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)}
   if [ "$want" = cuda ]; then
     python -m pip install -q "torch==2.13.0"
+  elif python -m pip download -q --no-deps --no-index -d "$(mktemp -d)" "torch==2.13.0" >/dev/null 2>&1; then
+    # A local wheel cache (pip's find-links) holds the CPU build: plain resolution takes it.
+    python -m pip install -q "torch==2.13.0"
   else
-    # A CPU wheel from the local wheel cache when there is one, else PyTorch's CPU index.
-    python -m pip install -q --no-index "torch==2.13.0" 2>/dev/null \
-      || python -m pip install -q "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+    python -m pip install -q --retries 1 --timeout 20 "torch==2.13.0" \
+      --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
   fi
 fi
 python -m pip install -q -e ".[dev,mcp]"

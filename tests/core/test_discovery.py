@@ -69,7 +69,7 @@ def test_git_checkout_uses_git_listing_and_blob_ids(tmp_path: Path) -> None:
     assert _paths(scan) == {".gitignore", "a.py", "b.py", "new.py"}
     hashes = {f.path: f.file_hash for f in scan.files}
     for rel in ("a.py", "b.py", "new.py"):
-        expected = subprocess.run(["git", "-C", str(root), "hash-object", rel], capture_output=True, text=True).stdout.strip()
+        expected = subprocess.run(["git", "-C", str(root), "hash-object", rel], capture_output=True, text=True, check=True).stdout.strip()
         assert hashes[rel] == expected
     assert scan.hashed == 2  # only the modified and the untracked file were read
 
@@ -153,7 +153,7 @@ def test_unreadable_file_is_recorded_not_fatal(tmp_path: Path) -> None:
         "print(sorted(f.path for f in s.files), sorted((x.path, x.reason) for x in s.skipped))"
     )
     project = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project, check=False,
                          env={**os.environ, "PYTHONPATH": str(project)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['open.py'] [('locked.py', 'unreadable')]"

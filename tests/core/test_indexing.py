@@ -81,7 +81,7 @@ def test_hostile_files_are_recorded_not_fatal(db_uri, tmp_path, embedder) -> Non
     assert files["bin.py"]["status"] == "skipped" and files["bin.py"]["reason"] == "binary"
     assert files["empty.py"]["status"] == "indexed" and files["empty.py"]["chunks"] == 0
     chunks = _table(db_uri, storage.CHUNKS)
-    crlf = [r for r in chunks.to_pylist() if r["path"] == "crlf.py"][0]
+    crlf = next(r for r in chunks.to_pylist() if r["path"] == "crlf.py")
     assert "\r" not in crlf["content"]
     # A skipped file is not re-read when it has not changed.
     (again,), _ = _index(db_uri, root, embedder)

@@ -19,7 +19,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env.pop("DAGSTER_HOME", None)
     env.pop("CODE_INDEX_DB", None)
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args], cwd=tmp_path, env=env,
+        [sys.executable, "-m", "orchestration.cli", *args], cwd=tmp_path, env=env, check=False,
         capture_output=True, text=True, timeout=900,
     )
 

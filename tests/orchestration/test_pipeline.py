@@ -112,7 +112,7 @@ def test_missing_repository_fails_with_its_name(dagster_home, db_uri, tmp_path) 
 def test_definitions_validate_on_workspace(dagster_home) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=PROJECT, capture_output=True, text=True,
+        cwd=PROJECT, capture_output=True, text=True, check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Validation successful" in out.stdout + out.stderr

@@ -47,11 +47,11 @@ def _services(env: dict, webserver: bool):
     try:
         port = _free_port()
         if webserver:
-            log = open(Path(env["DAGSTER_HOME"]) / "webserver.log", "w")
+            log = open(Path(env["DAGSTER_HOME"]) / "webserver.log", "w")  # noqa: SIM115 - closed in finally
             logs.append(log)
             procs.append(subprocess.Popen([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
                                            "-p", str(port)], cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT))
-        log = open(Path(env["DAGSTER_HOME"]) / "daemon.log", "w")
+        log = open(Path(env["DAGSTER_HOME"]) / "daemon.log", "w")  # noqa: SIM115 - closed in finally
         logs.append(log)
         procs.append(subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=PROJECT,
                                       env=env, stdout=log, stderr=subprocess.STDOUT))
