@@ -60,8 +60,10 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
     return {s for s in set(chunks) | set(vectors) if chunks.get(s, 0) != vectors.get(s, 0)}
 
 
-def detect_changes(db_uri: str, repo: str, root: str, settings: IndexSettings | None = None) -> ChangeSet:
-    """Shards whose files, chunker settings or model differ from what the index holds."""
+def detect_changes(
+    db_uri: str, repo: str, root: str, settings: IndexSettings | None = None, include_vectors: bool = True
+) -> ChangeSet:
+    """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index."""
     started = time.perf_counter()
     settings = settings or IndexSettings()
     disk, scan = partition_versions(db_uri, repo, root, settings)
@@ -71,7 +73,7 @@ def detect_changes(db_uri: str, repo: str, root: str, settings: IndexSettings | 
     for shard, version in disk.items():
         if index.get(shard, empty) != version:
             changes.stale[shard] = "files changed" if shard in index else "never indexed"
-    for shard in shards_missing_vectors(db_uri, repo, settings.model):
+    for shard in shards_missing_vectors(db_uri, repo, settings.model) if include_vectors else ():
         if shard < settings.shards:
             changes.stale.setdefault(shard, "chunks without vectors from this model")
     changes.seconds = time.perf_counter() - started

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from chunk_checks import check_invariants
+from tests.core.chunk_checks import check_invariants
 
 from indexer_core.chunking import chunk_text
 from indexer_core.languages import get_parser

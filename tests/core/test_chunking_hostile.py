@@ -6,8 +6,8 @@ import random
 import time
 
 import pytest
-from chunk_checks import check_invariants
-from chunk_samples import SAMPLES
+from tests.core.chunk_checks import check_invariants
+from tests.core.chunk_samples import SAMPLES
 
 from indexer_core.chunking import chunk_text
 from indexer_core.tokens import TokenCounter, load_token_counter

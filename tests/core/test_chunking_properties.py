@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from chunk_checks import check_invariants
-from chunk_samples import SAMPLES
+from tests.core.chunk_checks import check_invariants
+from tests.core.chunk_samples import SAMPLES
 
 from indexer_core.chunking import chunk_text
 from indexer_core.languages import get_parser, language_for_path

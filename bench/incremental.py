@@ -1,0 +1,122 @@
+"""Incremental reruns on a real corpus: a no-change rescan and a one-file edit against a full index.
+
+    python -m bench.incremental [--corpus cpython] [--shards 64] [--out bench/results]
+
+Steps, all in one run on a copy of the corpus:
+1. full index, chunking only (every shard, one process), and reading every file once (the limit
+   for a rescan);
+2. the shard holding the file to edit gets its vectors (setup, not timed as part of the edit);
+3. no-change rescan: what a sensor tick costs (scan with the size+mtime fast path, data
+   versions on both sides) and how many shards it finds stale (must be 0);
+4. edit one file, then the sensor tick plus the run's own work: re-chunk the stale shard and
+   embed only the chunk texts never embedded before. Prints files parsed and chunks embedded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench import corpora, machine, results
+from indexer_core.changes import detect_changes
+from indexer_core.embedding import load_embedder
+from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.partitioning import shard_of
+
+REPO = "bench"
+
+
+def _copy_corpus(corpus: corpora.Corpus, dest: Path) -> list[str]:
+    files = corpus.files()
+    for entry in files:
+        target = dest / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(corpus.root / entry.path, target)
+    return [f.path for f in files]
+
+
+def _stale(db: str, root: Path, settings: IndexSettings) -> tuple[list[int], float, int]:
+    """A sensor tick's work; vectors are left out since only one shard is embedded here."""
+    changes = detect_changes(db, REPO, str(root), settings, include_vectors=False)
+    return sorted(changes.stale), changes.seconds, changes.files_hashed
+
+
+def run(corpus_name: str, shards: int, out: Path, work: Path | None) -> dict:
+    corpus = corpora.resolve(corpus_name)
+    work = work or Path(tempfile.mkdtemp(prefix="bench-incremental-"))
+    root, db = work / "repo", str(work / "lancedb")
+    shutil.rmtree(work, ignore_errors=True)
+    root.mkdir(parents=True)
+    paths = _copy_corpus(corpus, root)
+    settings = IndexSettings(shards=shards, use_git=False)
+    result: dict = {"bench": "incremental", "machine": machine.describe(), "corpus": corpus.name,
+                    "files": len(paths), "shards": shards}
+
+    start = time.perf_counter()
+    total_bytes = sum(len((root / p).read_bytes()) for p in paths)
+    read_once = time.perf_counter() - start
+
+    start = time.perf_counter()
+    reports = [chunk_partition(db, REPO, str(root), s, settings) for s in range(shards)]
+    full_chunk = time.perf_counter() - start
+    total_chunks = sum(r.chunks_total for r in reports)
+
+    target = next(p for p in sorted(paths) if p.endswith("json/encoder.py")) if any(
+        p.endswith("json/encoder.py") for p in paths) else sorted(paths)[len(paths) // 2]
+    shard = shard_of(target, shards)
+    embedder = load_embedder(settings.model, "auto", 0)
+    setup = embed_partition(db, REPO, shard, embedder)
+    encode_rate = setup.embedded / setup.embed_seconds if setup.embed_seconds else 0.0
+
+    stale, rescan_seconds, rescan_hashed = _stale(db, root, settings)
+
+    with open(root / target, "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef _bench_incremental_marker(value):\n    return value * 2\n")
+    start = time.perf_counter()
+    stale_after, tick_seconds, _ = _stale(db, root, settings)
+    chunked = [chunk_partition(db, REPO, str(root), s, settings) for s in stale_after]
+    embedded = [embed_partition(db, REPO, s, embedder) for s in stale_after]
+    edit_seconds = time.perf_counter() - start
+
+    est_full_embed = total_chunks / encode_rate if encode_rate else float("nan")
+    result["full_index"] = {
+        "bytes": total_bytes, "chunks": total_chunks, "chunking_seconds": round(full_chunk, 2),
+        "estimated_embedding_seconds": round(est_full_embed, 1),
+        "encode_chunks_per_s": round(encode_rate, 1), "read_every_file_once_seconds": round(read_once, 3),
+    }
+    result["no_change_rescan"] = {
+        "seconds": round(rescan_seconds, 3), "stale_shards": len(stale), "files_hashed": rescan_hashed,
+        "over_read_once": round(rescan_seconds / read_once, 3) if read_once else None,
+    }
+    result["one_file_edit"] = {
+        "edited": target, "stale_shards": stale_after, "sensor_tick_seconds": round(tick_seconds, 3),
+        "tick_plus_run_seconds": round(edit_seconds, 3),
+        "files_parsed": sum(r.parsed for r in chunked),
+        "chunks_embedded": sum(e.embedded for e in embedded),
+        "chunks_reused_or_unchanged": sum(e.reused + e.unchanged for e in embedded),
+        "over_full_chunking": round(edit_seconds / full_chunk, 4),
+        "over_full_index": round(edit_seconds / (full_chunk + est_full_embed), 5),
+    }
+    results.write(result, out, f"incremental_{corpus.name}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", default="cpython")
+    parser.add_argument("--shards", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--work", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = run(args.corpus, args.shards, args.out, args.work)
+    for section in ("full_index", "no_change_rescan", "one_file_edit"):
+        print(section, result[section])
+
+
+if __name__ == "__main__":
+    main()
