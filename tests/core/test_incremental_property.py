@@ -63,7 +63,7 @@ def _snapshot(db_uri: str) -> tuple[set, dict]:
     return rows, by_id
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.lists(operation, min_size=1, max_size=4), min_size=1, max_size=3))
 def test_incremental_equals_from_scratch(embedder, steps) -> None:
     work = Path(tempfile.mkdtemp(prefix="incr-"))

@@ -142,6 +142,6 @@ def test_daemon_sensor_reindexes_an_edit_in_a_git_checkout(dagster_home, db_uri,
             contents = storage.connect(db_uri).open_table(storage.CHUNKS).to_arrow().column("content").to_pylist()
             assert any("freshly_added_function" in c for c in contents)
             # Later ticks see no change and request nothing more.
-            time.sleep(20)
+            time.sleep(12)
             index_runs = [r for r in instance.get_runs() if r.run_id not in before and r.job_name == "index_job"]
             assert len(index_runs) == 1

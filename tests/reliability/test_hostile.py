@@ -120,6 +120,8 @@ def test_unreadable_file_is_listed_and_run_continues(tmp_path) -> None:
             "from indexer_core import registry\n"
             "from orchestration.status import status_report\n"
             "from tests.reliability.fakes import HashEmbedder\n"
+            "from indexer_core.indexing import chunker_fingerprint\n"
+            "chunker_fingerprint(IndexSettings().model)  # load the tokenizer while files are readable\n"
             "os.setgid(65534); os.setuid(65534)\n"
             f"db, root = {str(base / 'db')!r}, {str(root)!r}\n"
             "r = chunk_partition(db, 'locked', root, 0, IndexSettings(shards=1, use_git=False))\n"
