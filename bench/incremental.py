@@ -53,8 +53,12 @@ def run(corpus_name: str, shards: int, out: Path, work: Path | None) -> dict:
     root.mkdir(parents=True)
     paths = _copy_corpus(corpus, root)
     settings = IndexSettings(shards=shards, use_git=False)
-    result: dict = {"bench": "incremental", "machine": machine.describe(), "corpus": corpus.name,
-                    "files": len(paths), "shards": shards}
+    info = machine.describe()
+    result: dict = {"bench": "incremental", "machine": info, "machine_line": machine.one_line(info),
+                    "corpus": corpus.name, "corpus_root": str(corpus.root), "date": results.stamp(),
+                    "command": f"python -m bench.incremental --corpus {corpus_name} --shards {shards}",
+                    "files": len(paths), "shards": shards, "sections": {}}
+    started = time.perf_counter()
 
     start = time.perf_counter()
     total_bytes = sum(len((root / p).read_bytes()) for p in paths)
@@ -101,6 +105,10 @@ def run(corpus_name: str, shards: int, out: Path, work: Path | None) -> dict:
         "over_full_chunking": round(edit_seconds / full_chunk, 4),
         "over_full_index": round(edit_seconds / (full_chunk + est_full_embed), 5),
     }
+    result["sections"] = {k: result[k] for k in ("full_index", "no_change_rescan", "one_file_edit")}
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    for section, data in result["sections"].items():
+        print(section, data, flush=True)
     results.write(result, out, f"incremental_{corpus.name}")
     return result
 
@@ -113,9 +121,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = run(args.corpus, args.shards, args.out, args.work)
-    for section in ("full_index", "no_change_rescan", "one_file_edit"):
-        print(section, result[section])
+    run(args.corpus, args.shards, args.out, args.work)
 
 
 if __name__ == "__main__":
