@@ -24,7 +24,9 @@ def fitted_header(
     """The header, shortened until it fits `HEADER_TOKEN_RESERVE` tokens."""
     scope = list(scope)
     header = format_header(path, language, scope)
-    if len(header) <= HEADER_TOKEN_RESERVE or counter.count(header) <= HEADER_TOKEN_RESERVE:
+    # Headers repeat their lines from chunk to chunk: count lines once each where that is exact.
+    count = counter.count_lines_cached(header) if counter.additive else counter.count(header)
+    if len(header) <= HEADER_TOKEN_RESERVE or count <= HEADER_TOKEN_RESERVE:
         return header
     # Drop outer scopes first, then keep ever shorter tails of the path and the innermost name.
     while len(scope) > 1:
