@@ -15,7 +15,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CODE_INDEX_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "CODE_INDEX_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
+           "CODE_INDEX_SHARDS": "2"}  # fewer step processes: this test is about the command, not sharding
     env.pop("DAGSTER_HOME", None)
     env.pop("CODE_INDEX_DB", None)
     return subprocess.run(
