@@ -35,11 +35,10 @@ def configured_repositories() -> dict[str, str]:
 )
 def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeIndexResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
-    new_partitions = []
-    for name, path in configured_repositories().items():
-        if os.path.isdir(path) and registry.repositories(code_index.db_uri).get(name) != os.path.realpath(path):
-            registry.register(code_index.db_uri, name, path)
     roots = registry.repositories(code_index.db_uri)
+    for name, path in configured_repositories().items():
+        if os.path.isdir(path) and roots.get(name) != os.path.realpath(path):
+            roots[name] = registry.register(code_index.db_uri, name, path)
     known = set(context.instance.get_dynamic_partitions(repo_partitions.name))
     new_partitions = sorted(set(roots) - known)
     settings = code_index.settings()

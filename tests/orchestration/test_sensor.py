@@ -73,3 +73,15 @@ def test_schedule_reconciles_every_repository(dagster_home, db_uri, sample_repo)
         (request,) = list(daily_reconcile(context))
         assert request.run_config["resources"]["code_index"]["config"]["rehash"] is True
         assert request.tags[SHARDS_TAG].split(",") == keys_for_repo("demo")
+
+
+def test_sensor_registers_configured_repositories(dagster_home, db_uri, sample_repo, monkeypatch) -> None:
+    from indexer_core import registry
+
+    monkeypatch.setenv("CODE_INDEX_REPOS", f"configured={sample_repo}")
+    with dg.DagsterInstance.get() as instance:
+        result, _ = _tick(instance, db_uri)
+        assert registry.repositories(db_uri) == {"configured": str(sample_repo.resolve())}
+        (add,) = result.dynamic_partitions_requests
+        assert list(add.partition_keys) == ["configured"]
+        assert len(result.run_requests) == 1
