@@ -76,7 +76,7 @@ def decode_source(data: bytes, limits: MinifiedLimits = MinifiedLimits()) -> Dec
 
 def _minified_reason(text: str, size: int, limits: MinifiedLimits) -> str:
     lines = text.count("\n") + 1
-    longest = max((len(line) for line in text.split("\n")), default=0) if size > limits.max_line_chars else 0
+    longest = max(map(len, text.split("\n"))) if size > limits.max_line_chars else 0
     if longest >= limits.max_line_chars:
         return f"a line of {longest} characters"
     if size >= limits.min_bytes_for_mean and size / lines > limits.max_mean_line_chars:

@@ -27,7 +27,7 @@ def text_hash(text: str) -> str:
 
 def stable_id(*parts: str | int) -> str:
     """A deterministic id from several fields; a NUL between them keeps fields apart."""
-    joined = "\0".join(str(p) for p in parts)
+    joined = "\0".join(map(str, parts))
     return hashlib.blake2b(joined.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
 
 

@@ -6,7 +6,7 @@ model's `tokenizer.json` with the Rust `tokenizers` library.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,24 +24,6 @@ class TokenCounter:
 
     tokenizer: Tokenizer
     max_tokens: int
-    _line_cache: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def additive(self) -> bool:
-        """WordPiece on whitespace-split words: a text's count is the sum of its lines' counts."""
-        return type(self.tokenizer.pre_tokenizer).__name__ == "BertPreTokenizer"
-
-    def count_lines_cached(self, text: str) -> int:
-        """Exact count of a text whose lines repeat (headers), for additive tokenizers."""
-        total = 0
-        for line in text.split("\n"):
-            cached = self._line_cache.get(line)
-            if cached is None:
-                if len(self._line_cache) > 100_000:
-                    self._line_cache.clear()
-                cached = self._line_cache[line] = self.count(line)
-            total += cached
-        return total
 
     @property
     def budget(self) -> int:

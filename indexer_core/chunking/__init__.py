@@ -36,7 +36,7 @@ def chunk_text(text: str, path: str, language: str, counter: TokenCounter) -> li
     Code in a language with a spec is chunked by syntax, markdown by headings, anything
     else (or code whose parser fails) by line windows. Empty or blank text gives [].
     """
-    if not text.strip():
+    if not text or text.isspace():
         return []
     if language == "markdown":
         return chunk_markdown(FileSplitter(text, path, counter))

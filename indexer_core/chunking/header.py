@@ -7,6 +7,7 @@ tokens by shortening the path and scope from the left, never by touching the con
 
 from __future__ import annotations
 
+from indexer_core.chunking.linecost import text_tokens
 from indexer_core.tokens import TokenCounter
 
 HEADER_TOKEN_RESERVE = 48
@@ -24,9 +25,7 @@ def fitted_header(
     """The header, shortened until it fits `HEADER_TOKEN_RESERVE` tokens."""
     scope = list(scope)
     header = format_header(path, language, scope)
-    # Headers repeat their lines from chunk to chunk: count lines once each where that is exact.
-    count = counter.count_lines_cached(header) if counter.additive else counter.count(header)
-    if len(header) <= HEADER_TOKEN_RESERVE or count <= HEADER_TOKEN_RESERVE:
+    if len(header) <= HEADER_TOKEN_RESERVE or text_tokens(counter, header) <= HEADER_TOKEN_RESERVE:
         return header
     # Drop outer scopes first, then keep ever shorter tails of the path and the innermost name.
     while len(scope) > 1:

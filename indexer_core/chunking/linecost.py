@@ -3,54 +3,77 @@
 WordPiece tokens never cross whitespace, so a range of whole lines costs the sum of its
 lines. For the BERT normaliser and pre-tokeniser, a printable-ASCII line splits into
 alphanumeric runs and single punctuation characters, each punctuation character one token;
-only the runs need the tokenizer, and code repeats its words, so a per-process word cache
-makes most lines cost a regex and a few dict look-ups. Other lines are tokenized exactly.
+only the runs need counting, against the WordPiece vocabulary (`wordpiece`), and code
+repeats its words, so a per-process word cache makes a known word cost one dict look-up. Lines with other characters are tokenized by the tokenizer itself. All of it works
+on the UTF-8 bytes with numpy, so a file costs a few passes in C and a look-up per word.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from itertools import accumulate, repeat
 
 import numpy as np
 
+from indexer_core.chunking.wordpiece import WordPieceVocab
 from indexer_core.tokens import TokenCounter
 
 _EXOTIC = re.compile(r"[^\t\n\r\x20-\x7e]")  # non-ASCII or control characters
-_PIECE_NL = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]|\n")
-_NEWLINE = 1 << 40  # marks a row break among the pieces
-_WORD_B = re.compile(rb"[A-Za-z0-9]+")
+_WORDS_ONLY = bytes(c if chr(c).isascii() and chr(c).isalnum() else 32 for c in range(256))
+_WORDS_LOWER = _WORDS_ONLY.lower()
+_PUNCT_B = re.compile(rb"[^\sA-Za-z0-9]")
 _ALNUM = np.zeros(256, dtype=bool)
 _ALNUM[[ord(c) for c in string.ascii_letters + string.digits]] = True
 _PUNCT = np.zeros(256, dtype=bool)
 _PUNCTUATION = [c for c in string.printable if c in string.punctuation]
 _PUNCT[[ord(c) for c in _PUNCTUATION]] = True
+_EXOTIC_BYTE = np.ones(256, dtype=bool)  # bytes of non-ASCII or control characters
+_EXOTIC_BYTE[[9, 10, 13, *range(0x20, 0x7F)]] = False
 _CACHE_LIMIT = 2_000_000
 
-# id(tokenizer) -> (tokenizer, word cache); the tokenizer is kept so its id stays unique.
-_WORD_CACHES: dict[int, tuple[object, dict[str, int]]] = {}
+
+@dataclass
+class _WordCosts:
+    """Per-tokenizer caches of word costs, kept for the life of the process."""
+
+    tokenizer: object  # kept so that its id stays unique while the entry lives
+    vocab: WordPieceVocab | None  # set for WordPiece with the BERT normaliser and pre-tokeniser
+    lowercase: bool  # the normaliser lowercases, so a word costs what its lowercase costs
+    ascii_words: dict[bytes, int]  # alphanumeric run (lowercased when `lowercase`) -> tokens
+    seed: dict[bytes, int]  # whole-word vocabulary entries: one token each
+
+    @property
+    def exact(self) -> bool:
+        return self.vocab is not None
 
 
-def _is_wordpiece_bert(counter: TokenCounter) -> bool:
+_WORD_COSTS: dict[int, _WordCosts] = {}
+
+
+def _word_costs(counter: TokenCounter) -> _WordCosts:
+    entry = _WORD_COSTS.get(id(counter.tokenizer))
+    if entry is None or entry.tokenizer is not counter.tokenizer:
+        entry = _new_word_costs(counter)
+        _WORD_COSTS[id(counter.tokenizer)] = entry
+    if len(entry.ascii_words) > _CACHE_LIMIT:
+        entry.ascii_words.clear()
+        entry.ascii_words.update(entry.seed)
+    return entry
+
+
+def _new_word_costs(counter: TokenCounter) -> _WordCosts:
     tok = counter.tokenizer
-    return (
+    exact = (
         type(tok.model).__name__ == "WordPiece"
         and type(tok.pre_tokenizer).__name__ == "BertPreTokenizer"
         and type(tok.normalizer).__name__ == "BertNormalizer"
     )
-
-
-def _word_cache(counter: TokenCounter) -> dict[str, int]:
-    entry = _WORD_CACHES.get(id(counter.tokenizer))
-    if entry is None or entry[0] is not counter.tokenizer:
-        entry = (counter.tokenizer, dict.fromkeys(_PUNCTUATION, 1))
-        _WORD_CACHES[id(counter.tokenizer)] = entry
-    cache = entry[1]
-    if len(cache) > _CACHE_LIMIT:
-        cache.clear()
-        cache.update(dict.fromkeys(_PUNCTUATION, 1))
-    return cache
+    vocab = WordPieceVocab.from_tokenizer(tok) if exact else None
+    # A word that is itself a vocabulary entry is matched whole by WordPiece: one token.
+    seed = dict.fromkeys(vocab.first, 1) if vocab is not None else {}
+    return _WordCosts(tok, vocab, vocab is not None and vocab.lowercase, dict(seed), seed)
 
 
 def safe_count_many(counter: TokenCounter, texts: list[str]) -> list[int]:
@@ -72,60 +95,64 @@ def prefix_costs(lines: list[str], counter: TokenCounter, text: str | None = Non
     Exact for WordPiece/BERT tokenizers. For other tokenizers each line is counted alone
     plus one token for the line break, which is the best an additive estimate can do.
     """
-    if not _is_wordpiece_bert(counter):
+    costs = _word_costs(counter)
+    if not costs.exact:
         return [0, *accumulate(n + 1 for n in safe_count_many(counter, lines))]
     if text is None:
         text = "\n".join(lines)
-    cache = _word_cache(counter)
-    if text.isascii():
-        prefix = _ascii_prefix(text.encode("ascii"), cache, counter)
-    else:
-        prefix = _piece_prefix(text, cache, counter)
-    if _EXOTIC.search(text) is None:
-        return prefix
-    # Lines with non-ASCII or control characters are tokenized as they are.
-    search = _EXOTIC.search
-    exotic = [row for row, line in enumerate(lines) if search(line) is not None]
-    costs = np.diff(np.asarray(prefix, dtype=np.int64))
-    costs[exotic] = safe_count_many(counter, [lines[r] for r in exotic])
-    return [0, *np.cumsum(costs).tolist()]
-
-
-def _ascii_prefix(src: bytes, cache: dict[str, int], counter: TokenCounter) -> list[int]:
-    """Row prefix sums for ASCII text, vectorised: punctuation bytes cost one token each,
-    and each alphanumeric run costs its cached WordPiece count at its first byte."""
+    # UTF-8 never uses the newline byte inside a character, so rows are the same in bytes.
+    src = text.encode("utf-8", "surrogatepass")
     arr = np.frombuffer(src, dtype=np.uint8)
+    newlines = np.flatnonzero(arr == 10)
+    prefix = _byte_prefix(src, arr, newlines, costs)
+    exotic_bytes = np.flatnonzero(_EXOTIC_BYTE[arr])
+    if len(exotic_bytes):
+        # Rows with non-ASCII or control characters are tokenized as they are.
+        rows = np.unique(np.searchsorted(newlines, exotic_bytes)).tolist()
+        row_costs = np.diff(prefix)
+        row_costs[rows] = safe_count_many(counter, [lines[r] for r in rows])
+        return [0, *np.cumsum(row_costs).tolist()]
+    return prefix.tolist()
+
+
+def text_tokens(counter: TokenCounter, text: str) -> int:
+    """Exact token count of a short text (a context header) from the word caches, with no
+    tokenizer call; other tokenizers or exotic text are tokenized."""
+    costs = _word_costs(counter)
+    if not costs.exact or not text.isascii() or _EXOTIC.search(text) is not None:
+        return safe_count(counter, text)
+    src = text.encode("ascii")
+    return int(_word_token_counts(src, costs).sum()) + len(_PUNCT_B.findall(src))
+
+
+def _word_token_counts(src: bytes, costs: _WordCosts) -> np.ndarray:
+    """The token count of each alphanumeric run of ASCII bytes, in order."""
+    # One C pass maps every other byte to a space (and lowercases), one more splits.
+    words = src.translate(_WORDS_LOWER if costs.lowercase else _WORDS_ONLY).split()
+    cache = costs.ascii_words
+    counts = np.fromiter(map(cache.get, words, repeat(-1)), dtype=np.int64, count=len(words))
+    unknown = np.flatnonzero(counts < 0)
+    if len(unknown):  # words never seen in this process: count them against the vocabulary
+        count = costs.vocab.count
+        for i in unknown.tolist():
+            word = words[i]
+            n = cache.get(word)
+            if n is None:
+                n = cache[word] = count(word)
+            counts[i] = n
+    return counts
+
+
+def _byte_prefix(
+    src: bytes, arr: np.ndarray, newlines: np.ndarray, costs: _WordCosts
+) -> np.ndarray:
+    """Row prefix sums (rows + 1 entries), vectorised: punctuation bytes cost one token
+    each, and each alphanumeric run costs its cached WordPiece count at its first byte.
+    Bytes of other characters cost nothing here; their rows are recounted by the caller."""
     alnum = _ALNUM[arr]
     starts = np.flatnonzero(alnum & ~np.concatenate(([False], alnum[:-1])))
-    words = _WORD_B.findall(src)
-    missing = [w.decode("ascii") for w in set(words)] if words else []
-    missing = [w for w in missing if w not in cache]
-    if missing:
-        cache.update(zip(missing, safe_count_many(counter, missing)))
-    get = cache.__getitem__
-    word_costs = np.fromiter(map(get, map(bytes.decode, words)), dtype=np.int64, count=len(words))
     per_byte = _PUNCT[arr].astype(np.int64)
-    per_byte[starts] += word_costs
+    per_byte[starts] += _word_token_counts(src, costs)
     cumulative = np.cumsum(per_byte)
-    newlines = np.flatnonzero(arr == 10)
-    total = int(cumulative[-1]) if len(cumulative) else 0
-    return [0, *cumulative[newlines].tolist(), total]
-
-
-def _piece_prefix(text: str, cache: dict[str, int], counter: TokenCounter) -> list[int]:
-    """Row prefix sums from one regex pass; exotic rows are corrected by the caller."""
-    # One regex pass over the whole text; newlines are kept as row separators.
-    pieces = _PIECE_NL.findall(text)
-    missing = set(pieces).difference(cache)
-    missing.discard("\n")
-    if missing:
-        words = list(missing)
-        cache.update(zip(words, safe_count_many(counter, words)))
-    values = np.fromiter(
-        map(cache.get, pieces, repeat(_NEWLINE)), dtype=np.int64, count=len(pieces)
-    )
-    newlines = np.flatnonzero(values == _NEWLINE)
-    values[newlines] = 0
-    cumulative = np.cumsum(values)
-    total = int(cumulative[-1]) if len(cumulative) else 0
-    return [0, *cumulative[newlines].tolist(), total]
+    total = cumulative[-1:] if len(cumulative) else np.zeros(1, dtype=np.int64)
+    return np.concatenate(([0], cumulative[newlines], total))

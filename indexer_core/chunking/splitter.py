@@ -155,8 +155,11 @@ class FileSplitter:
         Returns (start, end, None) row ranges, trimmed of blank rows, or (row, row, (a, b))
         character slices of a single over-long line.
         """
-        out: list[tuple[int, int, tuple[int, int] | None]] = []
         budget = self.budget
+        if self.tokens(start, end) <= budget:  # the common case: it fits as it is
+            trimmed = self.trim(start, end)
+            return [] if trimmed is None else [(trimmed[0], trimmed[1], None)]
+        out: list[tuple[int, int, tuple[int, int] | None]] = []
         stack: list[Atom] = [(start, end, nodes)]
         cur: list[int] | None = None
 
@@ -196,10 +199,13 @@ class FileSplitter:
             seg_start, seg_nodes = a_s, []
             max_end = a_s - 1
             for item in items:
-                i_s, i_e = item.start_point[0], end_row(item)
+                i_s = item.start_point[0]
+                e_row, e_col = item.end_point
+                i_e = e_row - 1 if e_col == 0 and e_row > i_s else e_row  # end_row(item)
                 if i_e < a_s or i_s > a_e:
                     continue
-                i_s, i_e = max(i_s, a_s), min(i_e, a_e)
+                i_s = max(i_s, a_s)
+                i_e = min(i_e, a_e)
                 if i_s > max_end and i_s > seg_start:
                     segments.append((seg_start, i_s - 1, tuple(seg_nodes)))
                     seg_start, seg_nodes = i_s, []

@@ -8,11 +8,11 @@ Rows are (start_line, end_line, kind, name, parent's name).
 from __future__ import annotations
 
 import pytest
-from tests.core.chunk_checks import check_invariants
-from tests.core.chunk_samples import SAMPLES
 
 from indexer_core.chunking import chunk_text
 from indexer_core.tokens import TokenCounter, load_token_counter
+from tests.core.chunk_checks import check_invariants
+from tests.core.chunk_samples import SAMPLES
 
 GOLDEN: dict[str, list[tuple]] = {
     "python": [

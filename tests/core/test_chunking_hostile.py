@@ -6,11 +6,11 @@ import random
 import time
 
 import pytest
-from tests.core.chunk_checks import check_invariants
-from tests.core.chunk_samples import SAMPLES
 
 from indexer_core.chunking import chunk_text
 from indexer_core.tokens import TokenCounter, load_token_counter
+from tests.core.chunk_checks import check_invariants
+from tests.core.chunk_samples import SAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.core.chunk_checks import check_invariants
-from tests.core.chunk_samples import SAMPLES
 
 from indexer_core.chunking import chunk_text
 from indexer_core.languages import get_parser, language_for_path
 from indexer_core.tokens import TokenCounter, load_token_counter
+from tests.core.chunk_checks import check_invariants
+from tests.core.chunk_samples import SAMPLES
 
 
 def counter_with(max_tokens: int) -> TokenCounter:

@@ -1,0 +1,68 @@
+"""WordPiece token counts of ASCII words, computed in Python from the vocabulary.
+
+Calling the Rust tokenizer costs tens of microseconds per word in overhead (normaliser,
+pre-tokeniser, offsets). For the alphanumeric runs of source code, counting the greedy
+longest-match-first pieces straight against the vocabulary gives the same count about ten
+times faster; the tests compare the two on real and random words.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from tokenizers import Tokenizer
+
+
+@dataclass(frozen=True)
+class WordPieceVocab:
+    """The parts of a WordPiece model that decide how many pieces a word becomes."""
+
+    first: frozenset[bytes]  # pieces that may start a word
+    continuing: frozenset[bytes]  # pieces that may continue one, without their prefix
+    max_chars: int  # longer words become one unknown token
+    lowercase: bool  # the normaliser lowercases before the model sees the word
+    longest: int  # the longest piece, so no match is tried beyond it
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Tokenizer) -> WordPieceVocab | None:
+        """The vocabulary of a WordPiece tokenizer with the BERT normaliser, else None."""
+        config = json.loads(tokenizer.to_str())
+        model, normalizer = config.get("model") or {}, config.get("normalizer") or {}
+        if model.get("type") != "WordPiece" or normalizer.get("type") != "BertNormalizer":
+            return None
+        prefix = model.get("continuing_subword_prefix") or "##"
+        first: set[bytes] = set()
+        continuing: set[bytes] = set()
+        for piece in model["vocab"]:
+            if not piece.isascii():
+                continue
+            if piece.startswith(prefix):
+                continuing.add(piece[len(prefix) :].encode("ascii"))
+            else:
+                first.add(piece.encode("ascii"))
+        return cls(
+            first=frozenset(first),
+            continuing=frozenset(continuing),
+            max_chars=int(model.get("max_input_chars_per_word") or 100),
+            lowercase=bool(normalizer.get("lowercase")),
+            longest=max(map(len, first | continuing), default=1),
+        )
+
+    def count(self, word: bytes) -> int:
+        """Pieces of one alphanumeric ASCII word, already lowercased when `lowercase`."""
+        n = len(word)
+        if n > self.max_chars:
+            return 1
+        start, pieces, longest = 0, 0, self.longest
+        vocab = self.first
+        while start < n:
+            end = min(n, start + longest)
+            while end > start and word[start:end] not in vocab:
+                end -= 1
+            if end == start:
+                return 1  # no piece matches: the whole word is one unknown token
+            pieces += 1
+            start = end
+            vocab = self.continuing
+        return pieces
