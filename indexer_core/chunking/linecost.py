@@ -23,12 +23,12 @@ from indexer_core.tokens import TokenCounter
 _EXOTIC = re.compile(r"[^\t\n\r\x20-\x7e]")  # non-ASCII or control characters
 _WORDS_ONLY = bytes(c if chr(c).isascii() and chr(c).isalnum() else 32 for c in range(256))
 _WORDS_LOWER = _WORDS_ONLY.lower()
-_PUNCT_B = re.compile(rb"[^\sA-Za-z0-9]")
 _ALNUM = np.zeros(256, dtype=bool)
 _ALNUM[[ord(c) for c in string.ascii_letters + string.digits]] = True
 _PUNCT = np.zeros(256, dtype=bool)
 _PUNCTUATION = [c for c in string.printable if c in string.punctuation]
 _PUNCT[[ord(c) for c in _PUNCTUATION]] = True
+_PUNCT_BYTES = "".join(_PUNCTUATION).encode("ascii")
 _EXOTIC_BYTE = np.ones(256, dtype=bool)  # bytes of non-ASCII or control characters
 _EXOTIC_BYTE[[9, 10, 13, *range(0x20, 0x7F)]] = False
 _CACHE_LIMIT = 2_000_000
@@ -122,7 +122,15 @@ def text_tokens(counter: TokenCounter, text: str) -> int:
     if not costs.exact or not text.isascii() or _EXOTIC.search(text) is not None:
         return safe_count(counter, text)
     src = text.encode("ascii")
-    return int(_word_token_counts(src, costs).sum()) + len(_PUNCT_B.findall(src))
+    words = src.translate(_WORDS_LOWER if costs.lowercase else _WORDS_ONLY).split()
+    cache, count = costs.ascii_words, costs.vocab.count
+    total = len(src) - len(src.translate(None, _PUNCT_BYTES))  # one token per punctuation
+    for word in words:
+        n = cache.get(word)
+        if n is None:
+            n = cache[word] = count(word)
+        total += n
+    return total
 
 
 def _word_token_counts(src: bytes, costs: _WordCosts) -> np.ndarray:

@@ -204,13 +204,16 @@ class FileSplitter:
                 i_e = e_row - 1 if e_col == 0 and e_row > i_s else e_row  # end_row(item)
                 if i_e < a_s or i_s > a_e:
                     continue
-                i_s = max(i_s, a_s)
-                i_e = min(i_e, a_e)
+                if i_s < a_s:  # noqa: PLR1730 - a comparison is cheaper than a call here
+                    i_s = a_s
+                if i_e > a_e:  # noqa: PLR1730
+                    i_e = a_e
                 if i_s > max_end and i_s > seg_start:
                     segments.append((seg_start, i_s - 1, tuple(seg_nodes)))
                     seg_start, seg_nodes = i_s, []
                 seg_nodes.append(item)
-                max_end = max(max_end, i_e)
+                if i_e > max_end:  # noqa: PLR1730
+                    max_end = i_e
             segments.append((seg_start, a_e, tuple(seg_nodes)))
             if len(segments) > 1:
                 return segments
