@@ -11,12 +11,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from indexer_core import storage
 from indexer_core.indexing import (
     IndexSettings,
     chunker_fingerprint,
     manifest_version,
     partition_versions,
+    read_manifest,
 )
 
 
@@ -31,15 +34,16 @@ class ChangeSet:
     seconds: float = 0.0
 
 
-def index_versions(db_uri: str, repo: str, settings: IndexSettings) -> dict[int, str]:
-    db = storage.connect(db_uri)
-    if storage.FILES not in storage.table_names(db):
+def index_versions(
+    db_uri: str, repo: str, settings: IndexSettings, manifest: pa.Table | None = None
+) -> dict[int, str]:
+    """Each shard's data version as the index records it (from the `files` manifest)."""
+    if manifest is None:
+        manifest = read_manifest(db_uri, repo)
+    if manifest is None:
         return {}
-    rows = storage.read_rows(
-        db.open_table(storage.FILES), storage.repo_filter(repo), ["path", "shard", "file_hash", "reason"]
-    ).to_pylist()
     by_shard: dict[int, list[dict]] = {}
-    for row in rows:
+    for row in manifest.select(["path", "shard", "file_hash", "reason"]).to_pylist():
         by_shard.setdefault(row["shard"], []).append(row)
     fingerprint = chunker_fingerprint(settings.model)
     return {shard: manifest_version(shard_rows, fingerprint) for shard, shard_rows in by_shard.items()}
@@ -66,8 +70,9 @@ def detect_changes(
     """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index."""
     started = time.perf_counter()
     settings = settings or IndexSettings()
-    disk, scan = partition_versions(db_uri, repo, root, settings)
-    index = index_versions(db_uri, repo, settings)
+    manifest = read_manifest(db_uri, repo)  # read once: known hashes and the index's versions
+    disk, scan = partition_versions(db_uri, repo, root, settings, manifest)
+    index = index_versions(db_uri, repo, settings, manifest)
     changes = ChangeSet(repo, disk, index, files_seen=len(scan.files), files_hashed=scan.hashed)
     empty = manifest_version([], chunker_fingerprint(settings.model))
     for shard, version in disk.items():

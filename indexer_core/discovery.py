@@ -74,7 +74,8 @@ def scan_repository(
     if not root_path.is_dir():
         raise RepositoryNotFound(f"repository path {str(root)!r} does not exist or is not a directory")
     root_real = os.path.realpath(root_path)
-    scan = Scan(root=str(root_path))
+    root_text = str(root_path)  # string joins: a Path per file costs more than its lstat
+    scan = Scan(root=root_text)
     listing = _git_listing(root_path) if config.use_git else None
     own_ignores = _load_own_ignores(root_path, config)
     if listing is not None:
@@ -92,7 +93,7 @@ def scan_repository(
         if own_ignores is not None and own_ignores.match_file(rel):
             selected_skips.append(SkippedFile(rel, skip_reasons.IGNORED, IGNORE_FILE))
             continue
-        entry_or_skip = _examine(root_path, root_real, rel, config)
+        entry_or_skip = _examine(root_text, root_real, rel, config)
         if isinstance(entry_or_skip, SkippedFile):
             selected_skips.append(entry_or_skip)
             continue
@@ -129,11 +130,11 @@ def read_file_bytes(root: str | os.PathLike[str], rel: str) -> bytes:
     return _read_bytes(Path(root) / rel)
 
 
-def _examine(root: Path, root_real: str, rel: str, config: DiscoveryConfig) -> FileEntry | SkippedFile:
+def _examine(root: str, root_real: str, rel: str, config: DiscoveryConfig) -> FileEntry | SkippedFile:
     """Stat one candidate: symlinks, special files, size cap and generated names."""
     if not _valid_utf8_name(rel):
         return SkippedFile(_printable(rel), skip_reasons.BAD_NAME, "file name is not valid UTF-8")
-    full = root / rel
+    full = os.path.join(root, rel)
     try:
         st = os.lstat(full)
     except FileNotFoundError:
@@ -156,7 +157,7 @@ def _examine(root: Path, root_real: str, rel: str, config: DiscoveryConfig) -> F
     return FileEntry(rel, st.st_size, st.st_mtime_ns)
 
 
-def _classify_symlink(full: Path, root_real: str, rel: str) -> SkippedFile:
+def _classify_symlink(full: str, root_real: str, rel: str) -> SkippedFile:
     """Symlinks are never followed: each gets the reason why."""
     try:
         target = os.path.realpath(full, strict=True)

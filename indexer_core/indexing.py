@@ -381,27 +381,34 @@ def _manifest_changed(previous: dict[str, dict], rows: dict[str, dict]) -> bool:
     return previous.keys() != rows.keys() or any(previous[p] != rows[p] for p in rows)
 
 
+MANIFEST_COLUMNS = ["path", "shard", "size", "mtime_ns", "file_hash", "reason"]
+
+
+def read_manifest(db_uri: str, repo: str) -> pa.Table | None:
+    """A repository's rows of the `files` table (MANIFEST_COLUMNS), or None before any run."""
+    storage.check_repo_name(repo)
+    db = storage.connect(db_uri)
+    if storage.FILES not in storage.table_names(db):
+        return None
+    return storage.read_rows(db.open_table(storage.FILES), storage.repo_filter(repo), MANIFEST_COLUMNS)
+
+
 def partition_versions(
-    db_uri: str, repo: str, root: str, settings: IndexSettings = IndexSettings()
+    db_uri: str, repo: str, root: str, settings: IndexSettings = IndexSettings(),
+    manifest: pa.Table | None = None,
 ) -> tuple[dict[int, str], Scan]:
     """Each shard's data version as the repository stands now, hashing only what changed.
 
-    The known (size, mtime, hash) of every file comes from the `files` manifest, so an
-    unchanged plain directory costs a `stat` per file and a git checkout one `git ls-files`.
+    The known (size, mtime, hash) of every file comes from the `files` manifest (read here
+    unless the caller has it), so an unchanged plain directory costs a `stat` per file and a
+    git checkout one `git ls-files`.
     """
-    storage.check_repo_name(repo)
-    db = storage.connect(db_uri)
+    if manifest is None:
+        manifest = read_manifest(db_uri, repo)
     known: dict[str, StatRecord] = {}
-    if storage.FILES in storage.table_names(db):
-        table = db.open_table(storage.FILES)
-        manifest = storage.read_rows(
-            table, f"{storage.repo_filter(repo)} AND file_hash != ''",
-            ["path", "size", "mtime_ns", "file_hash"],
-        )
-        known = {
-            p: StatRecord(s, m, h)
-            for p, s, m, h in zip(*(manifest.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "file_hash")))
-        }
+    if manifest is not None:
+        columns = (manifest.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "file_hash"))
+        known = {p: StatRecord(s, m, h) for p, s, m, h in zip(*columns) if h}
     scan = scan_repository(root, settings.discovery(), known=known)
     fingerprint = chunker_fingerprint(settings.model)
     by_shard: dict[int, list[tuple[str, str]]] = {s: [] for s in range(settings.shards)}
