@@ -16,9 +16,8 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-import lancedb
-
 from indexer_core import search_index, storage
+from indexer_core.lancedb_import import lancedb
 from indexer_core.names import NameIndex, NameWords
 from indexer_core.ranking import PartGroups, base_name, fuse, query_kind
 

@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-import lancedb
 import pyarrow as pa
+
+from indexer_core.lancedb_import import lancedb
 
 FILES = "files"
 CHUNKS = "chunks"

@@ -45,3 +45,22 @@ def test_filters_refuse_what_they_cannot_quote() -> None:
     with pytest.raises(ValueError):
         storage.check_repo_name("bad'name")
     assert storage.sql_string("it's") == "'it''s'"
+
+
+def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
+    """Importing the storage layer skips the REST client's API classes, which cost seconds
+    per process, yet the client package still works on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import indexer_core.storage\n"
+        "assert 'lance_namespace_urllib3_client.api' not in sys.modules\n"
+        "import lance_namespace_urllib3_client as client\n"
+        "assert client.ApiClient.__name__ == 'ApiClient'\n"
+        "assert 'lance_namespace_urllib3_client.api' in sys.modules\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
