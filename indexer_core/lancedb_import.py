@@ -1,4 +1,4 @@
-"""`lancedb`, imported without the import cost of a REST client that local tables never use.
+"""Import `lancedb` without the import cost of a REST client that local tables never use.
 
 lancedb imports `lance_namespace`, whose generated REST client package
 (`lance_namespace_urllib3_client`) imports every API class in its `__init__`, each method
@@ -37,13 +37,9 @@ def defer_rest_client() -> None:
     sys.modules[REST_CLIENT_PACKAGE] = module
 
 
-def _import_lancedb() -> ModuleType:
+def import_lancedb() -> ModuleType:
+    """The lancedb module, with the REST client deferred first."""
     defer_rest_client()
-    import lancedb as module
+    import lancedb
 
-    return module
-
-
-lancedb = _import_lancedb()
-
-__all__ = ["REST_CLIENT_PACKAGE", "defer_rest_client", "lancedb"]
+    return lancedb

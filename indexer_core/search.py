@@ -17,9 +17,11 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from indexer_core import search_index, storage
-from indexer_core.lancedb_import import lancedb
+from indexer_core.lancedb_import import import_lancedb
 from indexer_core.names import NameIndex, NameWords
 from indexer_core.ranking import PartGroups, base_name, fuse, query_kind
+
+lancedb = import_lancedb()
 
 MODES = ("hybrid", "vector", "text")
 # Each ranking fetches this many candidates per result asked for (at least _MIN_FETCH), so

@@ -22,7 +22,9 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from indexer_core.lancedb_import import lancedb
+from indexer_core.lancedb_import import import_lancedb
+
+lancedb = import_lancedb()
 
 FILES = "files"
 CHUNKS = "chunks"
