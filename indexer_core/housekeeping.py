@@ -64,7 +64,7 @@ def optimize_table(db_uri: str, name: str, grace: timedelta = DEFAULT_GRACE) -> 
     table = storage.connect(db_uri).open_table(name)
     versions_before = len(table.list_versions())
     bytes_before = directory_bytes(_table_path(db_uri, name))
-    stats = storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=grace))
+    stats = storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=grace), table=table)
     compaction = getattr(stats, "compaction", None)
     return TableHousekeeping(
         table=name,
