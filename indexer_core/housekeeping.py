@@ -18,6 +18,9 @@ from datetime import timedelta
 from indexer_core import storage
 
 DEFAULT_GRACE = timedelta(hours=1)
+# Housekeeping is due once a table has this many fragments (about one per incremental run
+# of the largest tables): `python -m bench.housekeeping` measures what it saves and costs.
+MAX_FRAGMENTS = int(os.environ.get("CODE_INDEX_HOUSEKEEPING_FRAGMENTS", "100"))
 TABLES = (storage.FILES, storage.CHUNKS, storage.VECTORS, storage.EMBEDDING_CACHE)
 
 
@@ -64,7 +67,7 @@ def optimize_table(db_uri: str, name: str, grace: timedelta = DEFAULT_GRACE) -> 
     table = storage.connect(db_uri).open_table(name)
     versions_before = len(table.list_versions())
     bytes_before = directory_bytes(_table_path(db_uri, name))
-    stats = storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=grace))
+    stats = storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=grace), table=table)
     compaction = getattr(stats, "compaction", None)
     return TableHousekeeping(
         table=name,
@@ -76,6 +79,18 @@ def optimize_table(db_uri: str, name: str, grace: timedelta = DEFAULT_GRACE) -> 
         fragments_added=getattr(compaction, "fragments_added", 0),
         seconds=time.perf_counter() - started,
     )
+
+
+def fragment_counts(db_uri: str) -> dict[str, int]:
+    """Fragments of every index table in the database (read from the manifests, no data)."""
+    db = storage.connect(db_uri)
+    names = storage.table_names(db)
+    return {n: db.open_table(n).stats()["fragment_stats"]["num_fragments"] for n in TABLES if n in names}
+
+
+def crowded_tables(db_uri: str, max_fragments: int = MAX_FRAGMENTS) -> dict[str, int]:
+    """The tables with more than `max_fragments` fragments: housekeeping is due."""
+    return {n: c for n, c in fragment_counts(db_uri).items() if c > max_fragments}
 
 
 def optimize_index(db_uri: str, grace: timedelta = DEFAULT_GRACE) -> HousekeepingReport:

@@ -7,8 +7,8 @@ duplicate chunk ids that no later run removes. An advisory `flock` per partition
 second writer wait and then find nothing left to do. The kernel drops the lock when its
 holder dies, so a killed run never leaves a partition locked.
 
-Object-store URIs (s3://, gs://, ...) get no lock here: there, runs of one partition must
-be serialized by the orchestrator (Dagster's run queue or a concurrency pool).
+Object-store URIs (s3://, gs://, ...) get no lock here: there, runs must be serialized by
+the orchestrator (docs/guarantees.md, "Local directory vs object storage").
 """
 
 from __future__ import annotations

@@ -64,11 +64,13 @@ def build_fts_indexes(db_uri: str) -> IndexBuild:
     table = db.open_table(storage.CHUNKS)
     for column in FTS_COLUMNS:
         storage.with_commit_retry(
-            lambda column=column: table.create_index(column, config=FTS(), replace=True)
+            lambda column=column: table.create_index(column, config=FTS(), replace=True), table=table
         )
     # B-tree indexes make result loading and get_chunk's parent/children lookups point reads.
     for column in SCALAR_COLUMNS:
-        storage.with_commit_retry(lambda column=column: table.create_scalar_index(column, replace=True))
+        storage.with_commit_retry(
+            lambda column=column: table.create_scalar_index(column, replace=True), table=table
+        )
     return IndexBuild(
         table=storage.CHUNKS, rows=table.count_rows(),
         built=[f"{c}_idx" for c in FTS_COLUMNS + SCALAR_COLUMNS],
@@ -101,7 +103,8 @@ def build_vector_index(db_uri: str, min_rows: int | None = None) -> IndexBuild:
     storage.with_commit_retry(
         lambda: table.create_index(
             metric="cosine", vector_column_name="vector", index_type=ANN_INDEX_TYPE, replace=True
-        )
+        ),
+        table=table,
     )
     return IndexBuild(
         table=storage.VECTORS, rows=rows, built=[f"vector_idx ({ANN_INDEX_TYPE}, cosine)"],

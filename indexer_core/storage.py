@@ -209,19 +209,39 @@ def read_rows(
 # ---------------------------------------------------------------- writes
 
 T = TypeVar("T")
-_CONFLICT_WORDS = ("conflict", "commit", "retryable", "concurrent")
+# What lance 13 (lancedb 0.40) says when a commit loses a race, e.g. "lance error: Retryable
+# commit conflict for version 5: This Rewrite transaction was preempted by concurrent
+# transaction Delete at version 5. Please retry.", "... is incompatible with concurrent
+# transaction ...", "Too many concurrent writers". All are RuntimeError or OSError.
+_CONFLICT_WORDS = ("conflict", "retry", "concurrent")
 
 
-def with_commit_retry(action: Callable[[], T], attempts: int = 8) -> T:
-    """Run a write, retrying LanceDB commit conflicts with jittered backoff."""
+def is_commit_conflict(exc: BaseException) -> bool:
+    """True for the errors LanceDB raises when another writer committed first."""
+    message = str(exc).lower()
+    return isinstance(exc, (RuntimeError, OSError)) and any(w in message for w in _CONFLICT_WORDS)
+
+
+def with_commit_retry(
+    action: Callable[[], T], attempts: int = 8, table: lancedb.table.Table | None = None
+) -> T:
+    """Run a write, retrying LanceDB commit conflicts with jittered backoff.
+
+    A conflict means the write was planned on a version that another commit has since
+    superseded in a way lance cannot rebase onto (a compaction that lost to a delete of the
+    same fragment, say). Planning again on the same handle plans on the same old version and
+    loses again, so `table`, the handle `action` writes through, is moved to the latest
+    version before each retry. Every write here is idempotent, so running it again is safe.
+    """
     for attempt in range(attempts):
         try:
             return action()
-        except Exception as exc:  # lance raises plain OSError/RuntimeError for conflicts
-            message = str(exc).lower()
-            if attempt == attempts - 1 or not any(word in message for word in _CONFLICT_WORDS):
+        except (RuntimeError, OSError) as exc:  # lance raises these, not a class of its own
+            if attempt == attempts - 1 or not is_commit_conflict(exc):
                 raise
             time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+            if table is not None:
+                table.checkout_latest()
     raise AssertionError("unreachable")
 
 
@@ -246,7 +266,7 @@ def replace_rows(
             merge = merge.when_not_matched_by_source_delete(scope_filter)
         merge.execute(rows)
 
-    with_commit_retry(write)
+    with_commit_retry(write, table=table)
 
 
 def upsert_rows(table: lancedb.table.Table, key: str, rows: pa.Table) -> None:
@@ -258,4 +278,4 @@ def upsert_rows(table: lancedb.table.Table, key: str, rows: pa.Table) -> None:
     def write() -> None:
         table.merge_insert(key).when_not_matched_insert_all().execute(rows)
 
-    with_commit_retry(write)
+    with_commit_retry(write, table=table)

@@ -5,7 +5,11 @@ import dagster as dg
 from orchestration.assets.index import code_index_assets
 from orchestration.assets.search_indexes import search_index_assets
 from orchestration.checks import index_integrity
-from orchestration.housekeeping import housekeeping_job, weekly_housekeeping
+from orchestration.housekeeping import (
+    housekeeping_job,
+    housekeeping_when_crowded,
+    weekly_housekeeping,
+)
 from orchestration.jobs import check_job, index_job
 from orchestration.resources import CodeIndexResource
 from orchestration.schedules import daily_reconcile
@@ -15,7 +19,7 @@ defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],
     asset_checks=[index_integrity],
     jobs=[index_job, check_job, housekeeping_job],
-    sensors=[repository_changes, check_after_index],
+    sensors=[repository_changes, check_after_index, housekeeping_when_crowded],
     schedules=[daily_reconcile, weekly_housekeeping],
     resources={"code_index": CodeIndexResource()},
 )

@@ -1,8 +1,10 @@
-"""Weekly compaction and cleanup of old LanceDB versions, as a job and its schedule.
+"""Compaction and cleanup of old LanceDB versions: a job, a weekly schedule, and a sensor
+that starts it as soon as incremental runs have left a table with too many fragments.
 
 A separate job (not an asset) because it changes no data, only its layout; it runs in one
 process and takes a few seconds on a small index. Versions younger than the grace period
-stay, so runs and searches in flight keep working.
+stay, so runs and searches in flight keep working. A write that commits while it compacts
+makes the compaction lose its commit; it retries on the latest version.
 """
 
 import os
@@ -10,10 +12,14 @@ from datetime import timedelta
 
 import dagster as dg
 
-from indexer_core.housekeeping import optimize_index
+from indexer_core.housekeeping import MAX_FRAGMENTS, crowded_tables, optimize_index
 from orchestration.resources import CodeIndexResource
+from orchestration.sensors import DEFAULT_STATUS
 
 HOUSEKEEPING_CRON = os.environ.get("CODE_INDEX_HOUSEKEEPING_CRON", "0 4 * * 0")
+CROWDED_INTERVAL_SECONDS = int(os.environ.get("CODE_INDEX_HOUSEKEEPING_INTERVAL", "300"))
+_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+           dg.DagsterRunStatus.STARTED]
 
 
 class HousekeepingConfig(dg.Config):
@@ -46,3 +52,21 @@ weekly_housekeeping = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Compact tables and clean up old versions (weekly by default; CODE_INDEX_HOUSEKEEPING_CRON).",
 )
+
+
+@dg.sensor(
+    job=housekeeping_job,
+    minimum_interval_seconds=CROWDED_INTERVAL_SECONDS,
+    default_status=DEFAULT_STATUS,
+    description=f"Starts housekeeping when a table has more than {MAX_FRAGMENTS} fragments "
+    "(CODE_INDEX_HOUSEKEEPING_FRAGMENTS), i.e. after a large run or many small ones.",
+)
+def housekeeping_when_crowded(context: dg.SensorEvaluationContext, code_index: CodeIndexResource):
+    crowded = crowded_tables(code_index.db_uri, MAX_FRAGMENTS)
+    if not crowded:
+        return dg.SkipReason(f"no table has more than {MAX_FRAGMENTS} fragments")
+    active = context.instance.get_runs(dg.RunsFilter(job_name=housekeeping_job.name, statuses=_ACTIVE), limit=1)
+    if active:
+        return dg.SkipReason(f"housekeeping run {active[0].run_id} is still going")
+    state = ",".join(f"{name}={count}" for name, count in sorted(crowded.items()))
+    return dg.RunRequest(run_key=f"crowded:{state}", tags={"code-index/crowded": state})

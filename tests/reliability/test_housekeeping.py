@@ -49,3 +49,27 @@ def test_housekeeping_job_and_schedule_are_defined(tmp_path: Path, small_repo: P
     assert result.success
     assert defs.resolve_schedule_def("weekly_housekeeping").cron_schedule == "0 4 * * 0"
     assert len(storage.connect(db_uri).open_table(storage.CHUNKS).list_versions()) == 1
+
+
+def test_sensor_starts_housekeeping_once_a_table_is_crowded(tmp_path: Path, small_repo: Path, monkeypatch) -> None:
+    from orchestration import housekeeping as hk
+    from orchestration.resources import CodeIndexResource
+
+    db_uri = str(tmp_path / "db")
+    _index(db_uri, small_repo)
+    monkeypatch.setattr(hk, "MAX_FRAGMENTS", 3)
+    with dg.DagsterInstance.ephemeral() as instance:
+        def tick():
+            context = dg.build_sensor_context(instance=instance, resources={"code_index": CodeIndexResource(db_uri=db_uri)})
+            return hk.housekeeping_when_crowded(context)
+
+        assert isinstance(tick(), dg.SkipReason)  # one run: a fragment or two per table
+        for step in range(4):  # four incremental runs, each editing another file: a fragment more each
+            (small_repo / f"pkg{step}/mod{step}.py").write_text(f"def step():\n    return {step}\n")
+            _index(db_uri, small_repo)
+        assert storage.CHUNKS in hk.crowded_tables(db_uri, 3)
+        request = tick()
+        assert isinstance(request, dg.RunRequest) and "chunks=" in request.run_key
+        optimize_index(db_uri)  # what the requested run does (default grace: compaction only)
+        assert hk.crowded_tables(db_uri, 3) == {}
+        assert isinstance(tick(), dg.SkipReason)
