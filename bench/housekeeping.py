@@ -8,7 +8,7 @@ run opens them:
 
 1. `chunks`: `replace_rows` scoped to the partition and the changed files' ids;
 2. `files`: `replace_rows` of the partition's whole manifest;
-3. `embedding_cache`: `upsert_rows` of the new texts' vectors;
+3. `embedding_cache`: `append_rows` of the new texts' vectors;
 4. `vectors`: `replace_rows` of the new chunks' vectors, deleting the replaced ones.
 
 Chunking and embedding are left out (they do not touch table layout): chunk text is
@@ -148,7 +148,7 @@ def write_partition(db_uri: str, corpus: Corpus, shard: int, changed: list[str])
     storage.replace_rows(t[storage.FILES], "file_id",
                          pa.Table.from_pylist(corpus.manifest_rows(shard), schema=storage.FILES_SCHEMA), where)
     fresh = [r for r in new if r["chunk_id"] not in old_ids]
-    storage.upsert_rows(t[storage.EMBEDDING_CACHE], "cache_key", _cache_rows(fresh))
+    storage.append_rows(t[storage.EMBEDDING_CACHE], _cache_rows(fresh))
     stale = old_ids - {r["chunk_id"] for r in new}
     scope = f"{where} AND {storage.id_list_filter('chunk_id', stale)}" if stale else None
     storage.replace_rows(t[storage.VECTORS], "chunk_id", _vector_rows(fresh), scope)

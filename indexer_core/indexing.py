@@ -472,7 +472,10 @@ def _embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedRepor
         report.seconds = time.perf_counter() - started
         return report
 
-    cached = _cache_lookup(cache_table, {c["content_hash"] for c in needed}, embedder.model_name)
+    cached = (
+        _cache_lookup(cache_table, {c["content_hash"] for c in needed}, embedder.model_name)
+        if cache_table.count_rows() else {}
+    )
     missing_texts: dict[str, str] = {}
     for c in needed:
         if c["content_hash"] not in cached:
@@ -484,7 +487,10 @@ def _embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedRepor
         report.embed_seconds = time.perf_counter() - t0
         _check_vectors(vectors, embedder.dim)
         fresh = dict(zip(hashes, vectors))
-        storage.upsert_rows(cache_table, "cache_key", _cache_rows(fresh, embedder.model_name, embedder.dim))
+        # Just looked up and not found: new, unless another process embedded the same text
+        # meanwhile, and then a second row with the same key and vector is harmless. An
+        # append costs what it adds; a keyed upsert would join against the whole cache.
+        storage.append_rows(cache_table, _cache_rows(fresh, embedder.model_name, embedder.dim))
         cached.update(fresh)
     report.embedded = len(missing_texts)
     report.reused = len(needed) - sum(1 for c in needed if c["content_hash"] in missing_texts)
@@ -510,6 +516,8 @@ def _embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedRepor
         storage.replace_rows(
             vectors_table, "chunk_id", rows, f"{where} AND {storage.id_list_filter('chunk_id', stale_ids)}"
         )
+    elif rows.num_rows and not existing:
+        storage.append_rows(vectors_table, rows)  # a partition's first vectors: nothing to replace
     elif rows.num_rows:
         storage.replace_rows(vectors_table, "chunk_id", rows, None)
     report.removed = len(stale_ids)

@@ -269,13 +269,10 @@ def replace_rows(
     with_commit_retry(write, table=table)
 
 
-def upsert_rows(table: lancedb.table.Table, key: str, rows: pa.Table) -> None:
-    """Insert rows whose key is new; leave existing keys as they are (the cache's write)."""
+def append_rows(table: lancedb.table.Table, rows: pa.Table) -> None:
+    """Add rows in one commit, without looking at what the table holds: the write for rows
+    known to be new, whose cost must not grow with the table."""
     if rows.num_rows == 0:
         return
     rows = rows.select(table.schema.names).cast(table.schema)
-
-    def write() -> None:
-        table.merge_insert(key).when_not_matched_insert_all().execute(rows)
-
-    with_commit_retry(write, table=table)
+    with_commit_retry(lambda: table.add(rows), table=table)

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     last = int(argv[5]) if len(argv) > 5 else shards - 1
     delay = float(argv[6]) if len(argv) > 6 else 0.0
     storage.replace_rows = _announced("replace_rows", storage.replace_rows)
-    storage.upsert_rows = _announced("upsert_rows", storage.upsert_rows)
+    storage.append_rows = _announced("append_rows", storage.append_rows)
     settings = IndexSettings(shards=shards, use_git=False)
     embedder = HashEmbedder(delay=delay)
     _announce("ready")
