@@ -450,6 +450,46 @@ def embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport
 
 
 def _embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport:
+    work = plan_embedding(db_uri, repo, shard, embedder)
+    encode_missing(work, embedder)
+    return commit_embedding(work)
+
+
+@dataclass
+class EmbeddingWork:
+    """One partition between its reads and its write: what `embed_partition` does in three
+    steps, so that a worker can write one partition while it encodes the next."""
+
+    report: EmbedReport
+    started: float
+    repo: str
+    shard: int
+    model: str
+    dim: int
+    vectors_table: object
+    cache_table: object
+    where: str
+    needed: list[dict]  # chunks that need a vector row
+    stale_ids: set[str]  # vector rows to delete (chunk gone, text changed or another model)
+    first_vectors: bool  # the partition holds no vector yet: nothing to replace
+    cached: dict[str, np.ndarray]  # content hash -> vector, from the cache (then the model)
+    missing_texts: dict[str, str] = field(default_factory=dict)  # content hash -> text
+    fresh: dict[str, np.ndarray] = field(default_factory=dict)  # computed by the model
+
+    @property
+    def done(self) -> bool:
+        return not self.needed and not self.stale_ids
+
+
+def plan_embedding(
+    db_uri: str, repo: str, shard: int, embedder, known_keys: set[str] | None = None
+) -> EmbeddingWork:
+    """Read what a partition needs: its chunks, its vectors, and the cache's hits.
+
+    `known_keys`, when given, is the caller's view of the cache's keys (a long-lived worker
+    keeps one): keys outside it are not looked up. A key it lacks that the cache has costs a
+    second computation of that text, never a wrong vector. Call under the partition's lock.
+    """
     started = time.perf_counter()
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
     db = storage.connect(db_uri)
@@ -468,60 +508,78 @@ def _embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedRepor
     stale = [v["chunk_id"] for v in existing if (v["chunk_id"], v["content_hash"]) not in current or v["model"] != embedder.model_name]
     needed = [c for c in chunks if (c["chunk_id"], c["content_hash"]) not in present]
     report.unchanged = len(chunks) - len(needed)
-    if not needed and not stale:
-        report.seconds = time.perf_counter() - started
-        return report
-
-    cached = (
-        _cache_lookup(cache_table, {c["content_hash"] for c in needed}, embedder.model_name)
-        if cache_table.count_rows() else {}
+    work = EmbeddingWork(
+        report=report, started=started, repo=repo, shard=shard, model=embedder.model_name,
+        dim=embedder.dim, vectors_table=vectors_table, cache_table=cache_table, where=where,
+        needed=needed, stale_ids=set(stale) - {c["chunk_id"] for c in needed},
+        first_vectors=not existing, cached={},
     )
-    missing_texts: dict[str, str] = {}
+    if not needed:
+        return work
+    wanted = {c["content_hash"] for c in needed}
+    if known_keys is not None:
+        wanted = {h for h in wanted if cache_key(h, embedder.model_name) in known_keys}
+    if wanted and cache_table.count_rows():
+        work.cached = _cache_lookup(cache_table, wanted, embedder.model_name)
     for c in needed:
-        if c["content_hash"] not in cached:
-            missing_texts.setdefault(c["content_hash"], c["embed_text"])
-    if missing_texts:
-        t0 = time.perf_counter()
-        hashes = list(missing_texts)
-        vectors = embedder.encode([missing_texts[h] for h in hashes])
-        report.embed_seconds = time.perf_counter() - t0
-        _check_vectors(vectors, embedder.dim)
-        fresh = dict(zip(hashes, vectors))
+        if c["content_hash"] not in work.cached:
+            work.missing_texts.setdefault(c["content_hash"], c["embed_text"])
+    return work
+
+
+def encode_missing(work: EmbeddingWork, embedder) -> None:
+    """Run the model on the texts neither the partition nor the cache had."""
+    if not work.missing_texts:
+        return
+    t0 = time.perf_counter()
+    hashes = list(work.missing_texts)
+    vectors = embedder.encode([work.missing_texts[h] for h in hashes])
+    work.report.embed_seconds = time.perf_counter() - t0
+    _check_vectors(vectors, embedder.dim)
+    work.fresh = dict(zip(hashes, vectors))
+
+
+def commit_embedding(work: EmbeddingWork) -> EmbedReport:
+    """Write the new cache rows, then the partition's vectors in one commit."""
+    report, needed = work.report, work.needed
+    if work.done:
+        report.seconds = time.perf_counter() - work.started
+        return report
+    if work.fresh:
         # Just looked up and not found: new, unless another process embedded the same text
         # meanwhile, and then a second row with the same key and vector is harmless. An
         # append costs what it adds; a keyed upsert would join against the whole cache.
-        storage.append_rows(cache_table, _cache_rows(fresh, embedder.model_name, embedder.dim))
-        cached.update(fresh)
-    report.embedded = len(missing_texts)
-    report.reused = len(needed) - sum(1 for c in needed if c["content_hash"] in missing_texts)
-
+        storage.append_rows(work.cache_table, _cache_rows(work.fresh, work.model, work.dim))
+    cached = {**work.cached, **work.fresh}
+    report.embedded = len(work.fresh)
+    report.reused = len(needed) - sum(1 for c in needed if c["content_hash"] in work.missing_texts)
     rows = pa.table(
         {
             "chunk_id": [c["chunk_id"] for c in needed],
-            "repo": [repo] * len(needed),
+            "repo": [work.repo] * len(needed),
             "path": [c["path"] for c in needed],
             "file_id": [c["file_id"] for c in needed],
-            "shard": pa.array([shard] * len(needed), pa.int32()),
+            "shard": pa.array([work.shard] * len(needed), pa.int32()),
             "language": [c["language"] for c in needed],
             "kind": [c["kind"] for c in needed],
             "start_line": pa.array([c["start_line"] for c in needed], pa.int32()),
             "end_line": pa.array([c["end_line"] for c in needed], pa.int32()),
             "content_hash": [c["content_hash"] for c in needed],
-            "model": [embedder.model_name] * len(needed),
-            "vector": _fixed_list([cached[c["content_hash"]] for c in needed], embedder.dim),
+            "model": [work.model] * len(needed),
+            "vector": _fixed_list([cached[c["content_hash"]] for c in needed], work.dim),
         }
     )
-    stale_ids = set(stale) - {c["chunk_id"] for c in needed}
-    if stale_ids:
+    if work.stale_ids:
         storage.replace_rows(
-            vectors_table, "chunk_id", rows, f"{where} AND {storage.id_list_filter('chunk_id', stale_ids)}"
+            work.vectors_table, "chunk_id", rows,
+            f"{work.where} AND {storage.id_list_filter('chunk_id', work.stale_ids)}",
         )
-    elif rows.num_rows and not existing:
-        storage.append_rows(vectors_table, rows)  # a partition's first vectors: nothing to replace
+    elif rows.num_rows and work.first_vectors:
+        storage.append_rows(work.vectors_table, rows)  # a partition's first vectors: nothing to replace
     elif rows.num_rows:
-        storage.replace_rows(vectors_table, "chunk_id", rows, None)
-    report.removed = len(stale_ids)
-    report.seconds = time.perf_counter() - started
+        storage.replace_rows(work.vectors_table, "chunk_id", rows, None)
+    report.removed = len(work.stale_ids)
+    report.seconds = time.perf_counter() - work.started
     return report
 
 

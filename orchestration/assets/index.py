@@ -11,11 +11,13 @@ failure loses nothing done elsewhere and "re-execute from failure" redoes only w
 import os
 import re
 import time
+from concurrent.futures import Future
 
 import dagster as dg
 
 from indexer_core import registry
 from indexer_core.embedding import load_embedder
+from indexer_core.embedding_pipeline import EmbeddingWorker
 from indexer_core.indexing import chunk_partition, embed_partition
 from orchestration.metadata import chunk_metadata, embed_metadata
 from orchestration.partitions import index_partitions, split_partition_key
@@ -81,7 +83,8 @@ def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, k
     if _sequential(context):
         embedder = load_embedder(code_index.model, code_index.device, code_index.batch_size)
         for key in keys:
-            _embed_and_record(context, code_index, embedder, key)
+            repo, shard = split_partition_key(key)
+            _record(context, code_index, key, embed_partition(code_index.db_uri, repo, shard, embedder))
     return
     yield  # a generator that emits no outputs: the records came from chunk_shard
 
@@ -108,13 +111,20 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
         for step_key in [s for s in pending if s not in rerun_steps]:
             ready.append(pending.pop(step_key))
     cursor = None
-    while pending or ready:
-        if not ready:
-            cursor = _collect_finished_steps(context, cursor, pending, ready, failed)
-            if not ready:
-                time.sleep(_POLL_SECONDS)
-                continue
-        _embed_and_record(context, code_index, embedder, ready.pop(0))
+    worker = EmbeddingWorker(code_index.db_uri, embedder)
+    writing: list[tuple[str, Future]] = []  # partitions encoded, their writes in flight
+    try:
+        while pending or ready or writing:
+            _record_written(context, code_index, writing, wait=not pending and not ready)
+            if ready:
+                key = ready.pop(0)
+                writing.append((key, worker.submit(*split_partition_key(key))))
+            elif pending:
+                cursor = _collect_finished_steps(context, cursor, pending, ready, failed)
+                if not ready:
+                    time.sleep(_POLL_SECONDS)
+    finally:
+        worker.close()
     if failed:
         raise dg.Failure(
             f"chunking failed for {len(failed)} partition(s): {', '.join(sorted(failed))}; "
@@ -138,9 +148,16 @@ def _sequential(context: dg.OpExecutionContext) -> bool:
     return False
 
 
-def _embed_and_record(context, code_index: CodeIndexResource, embedder, key: str) -> None:
-    repo, shard = split_partition_key(key)
-    report = embed_partition(code_index.db_uri, repo, shard, embedder)
+def _record_written(context, code_index: CodeIndexResource, writing: list, wait: bool) -> None:
+    """Record each partition whose vectors are written, in order, as soon as they are.
+
+    A failed write raises here and fails the step; partitions recorded before it stay."""
+    while writing and (wait or writing[0][1].done()):
+        key, future = writing.pop(0)
+        _record(context, code_index, key, future.result())
+
+
+def _record(context, code_index: CodeIndexResource, key: str, report) -> None:
     context.log_event(dg.AssetMaterialization("vectors", partition=key, metadata=embed_metadata(report, code_index.db_uri)))
     context.log.info(f"{key}: {report.embedded} embedded, {report.reused} from cache, {report.unchanged} unchanged")
 

@@ -122,3 +122,44 @@ def test_embedding_cache_serves_moved_code(db_uri, tmp_path, embedder) -> None:
     chunk_partition(db_uri, "repo", str(a), 0, SETTINGS)
     report = embed_partition(db_uri, "repo", 0, embedder)
     assert report.embedded == 0 and report.reused == 1
+
+
+def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(db_uri, tmp_path, sample_repo, embedder) -> None:
+    """The pipelined worker (write of one partition while the next is encoded) gives the
+    same vectors as `embed_partition`, takes known texts from the cache, and lets go of
+    each partition's lock once its write is done."""
+    from indexer_core.embedding_pipeline import EmbeddingWorker
+    from indexer_core.locking import partition_lock
+
+    settings = IndexSettings(shards=4)
+    for shard in range(4):
+        chunk_partition(db_uri, "repo", str(sample_repo), shard, settings)
+    worker = EmbeddingWorker(db_uri, embedder)
+    futures = [worker.submit("repo", shard) for shard in range(4)]
+    reports = [f.result() for f in futures]
+    worker.close()
+    chunks = _table(db_uri, storage.CHUNKS)
+    assert sum(r.embedded for r in reports) == chunks.num_rows > 4
+    for shard in range(4):
+        with partition_lock(db_uri, "repo", shard):  # released: this does not wait
+            pass
+    for check in (integrity.check_one_vector_per_chunk(db_uri), integrity.check_unique_chunk_ids(db_uri),
+                  integrity.check_vectors_sane(db_uri, embedder.dim)):
+        assert check.passed, check.description
+
+    # The same tree indexed by embed_partition gives the same vector for every chunk.
+    other_db = str(tmp_path / "other-db")
+    _index(other_db, sample_repo, embedder, settings)
+    mine = {r["chunk_id"]: r["vector"] for r in _table(db_uri, storage.VECTORS).to_pylist()}
+    theirs = {r["chunk_id"]: r["vector"] for r in _table(other_db, storage.VECTORS).to_pylist()}
+    assert mine.keys() == theirs.keys()
+    assert all(max(abs(a - b) for a, b in zip(mine[k], theirs[k])) < 1e-4 for k in mine)
+
+    # Code moved to another repository: a new worker finds every text in the cache.
+    moved = tmp_path / "moved"
+    shutil.copytree(sample_repo, moved)
+    chunk_partition(db_uri, "copy", str(moved), 0, IndexSettings(shards=1))
+    worker = EmbeddingWorker(db_uri, embedder)
+    report = worker.submit("copy", 0).result()
+    worker.close()
+    assert report.embedded == 0 and report.reused == report.chunks > 0
