@@ -34,7 +34,7 @@ from indexer_core.partitioning import data_version, shard_of
 from indexer_core.tokens import TokenCounter, load_token_counter
 
 # Bump when chunk boundaries or the embedded text change: every partition then re-chunks.
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"
 INDEXED = "indexed"
 SKIPPED = "skipped"
 

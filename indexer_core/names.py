@@ -11,6 +11,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->|#)[A-Za-z_$][A-Za-z0-9_$]*)*")
 _PART_SUFFIX = re.compile(r"\s*\(part \d+/\d+\)$")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -146,39 +148,66 @@ class NameWords:
     """Sentence-to-name matching: IDF-weighted share of a chunk's name words a query mentions.
 
     Catches `Returns true if the address is unspecified` -> `isUnspecified`, which BM25 over
-    content misses because its tokenizer keeps camelCase identifiers whole.
+    content misses because its tokenizer keeps camelCase identifiers whole. Postings are
+    numpy arrays, so a query costs a few vector additions however common its words are.
     """
 
-    stems: list[frozenset[str]]
-    scope_stems: list[frozenset[str]]
-    postings: dict[str, list[int]]
+    postings: dict[str, np.ndarray]  # stem -> rows whose name has it
+    scope_postings: dict[str, np.ndarray]  # stem -> rows whose enclosing scopes have it
     idf: dict[str, float]
+    name_mass: np.ndarray  # per row: the IDF sum of its name's stems
+    scope_size: np.ndarray  # per row: distinct scope stems (at least 1)
 
     @classmethod
     def build(cls, index: NameIndex) -> NameWords:
         import math
 
         stems = [frozenset(stem(p) for p in parts) for parts in index.parts]
-        scope_stems = [frozenset(stem(p) for p in row["_scope_parts"]) for row in index.rows]
         postings: dict[str, list[int]] = defaultdict(list)
+        scope_postings: dict[str, list[int]] = defaultdict(list)
+        scope_size = np.ones(len(stems), dtype=np.float64)
         for i, words in enumerate(stems):
             for word in words:
                 postings[word].append(i)
+        for i, row in enumerate(index.rows):
+            scope = frozenset(stem(p) for p in row["_scope_parts"])
+            scope_size[i] = max(1, len(scope))
+            for word in scope:
+                scope_postings[word].append(i)
         n = max(1, len(stems))
         idf = {w: math.log(1 + n / len(rows)) for w, rows in postings.items()}
-        return cls(stems, scope_stems, dict(postings), idf)
+        name_mass = np.array([sum(idf[w] for w in words) or 1.0 for words in stems], dtype=np.float64)
+        return cls(
+            {w: np.asarray(r, dtype=np.int64) for w, r in postings.items()},
+            {w: np.asarray(r, dtype=np.int64) for w, r in scope_postings.items()},
+            idf, name_mass, scope_size,
+        )
 
     def rank(self, query: str, accept=None, limit: int = 50) -> list[tuple[int, float]]:
         """Row numbers best first with a 0-1 score (share of the name's IDF mass matched)."""
-        words = query_words(query)
-        candidates = {i for w in words for i in self.postings.get(w, ())}
-        scored = []
-        for i in candidates:
-            name = self.stems[i]
-            total = sum(self.idf.get(w, 0.0) for w in name) or 1.0
-            hit = sum(self.idf.get(w, 0.0) for w in name & words)
-            scope = 0.25 * len(self.scope_stems[i] & words) / max(1, len(self.scope_stems[i]))
-            scored.append((i, min(1.0, hit / total * 0.8 + scope)))
-        ranked = [(i, s) for i, s in scored if accept is None or accept(i)]
-        ranked.sort(key=lambda item: -item[1])
-        return ranked[:limit]
+        words = [w for w in query_words(query) if w in self.postings]
+        if not words:
+            return []
+        hit = np.zeros(len(self.name_mass), dtype=np.float64)
+        for word in words:
+            hit[self.postings[word]] += self.idf[word]
+        candidates = np.flatnonzero(hit)
+        scope = np.zeros(len(self.name_mass), dtype=np.float64)
+        for word in query_words(query):
+            rows = self.scope_postings.get(word)
+            if rows is not None:
+                scope[rows] += 1.0
+        scores = np.minimum(
+            1.0,
+            hit[candidates] / self.name_mass[candidates] * 0.8
+            + 0.25 * scope[candidates] / self.scope_size[candidates],
+        )
+        order = np.argsort(-scores, kind="stable")
+        ranked: list[tuple[int, float]] = []
+        for j in order:
+            i = int(candidates[j])
+            if accept is None or accept(i):
+                ranked.append((i, float(scores[j])))
+                if len(ranked) >= limit:
+                    break
+        return ranked

@@ -32,7 +32,8 @@ def query_kind(query: str) -> str:
     words = query.split()
     if not words:
         return "natural"
-    code = sum(1 for w in _WORD.findall(query) if looks_like_code(w))
+    # Sentence punctuation is not code: `Creates a StreamWriter instance.` is a sentence.
+    code = sum(1 for w in _WORD.findall(query) if looks_like_code(w.rstrip(".:#>-")))
     if len(words) <= 3 and query_identifiers(query):
         return "identifier"
     return "identifier" if code * 2 >= len(words) else "natural"

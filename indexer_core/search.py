@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -145,6 +146,8 @@ class _OpenIndex:
         self._names: tuple[int, NameIndex, PartGroups, NameWords] | None = None
         self._fts_checked_version: int | None = None
         self._lock = threading.Lock()
+        self.checked_embedders: dict[tuple, object] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="code-index-text")
 
     def table(self, name: str):
         if name not in self._tables:
@@ -205,10 +208,24 @@ def indexed_models(db_uri: str) -> set[str]:
 
 
 def query_embedder(db_uri: str, model: str | None = None, embedder=None):
-    """The embedder for queries on this index; refuses a model or dimension it was not built with."""
+    """The embedder for queries on this index; refuses a model or dimension it was not built with.
+
+    The check is remembered per vectors-table version, so a query pays for it once.
+    """
+    index = open_index(db_uri)
+    key = (index.table(storage.VECTORS).version, model, id(embedder))
+    checked = index.checked_embedders.get(key)
+    if checked is not None:
+        return checked
+    embedder = _check_query_embedder(index, model, embedder)
+    index.checked_embedders.clear()
+    index.checked_embedders[key] = embedder
+    return embedder
+
+
+def _check_query_embedder(index: _OpenIndex, model: str | None, embedder):
     from indexer_core.embedding import load_embedder
 
-    index = open_index(db_uri)
     models = index.models()
     if embedder is None:
         wanted = model or (next(iter(models)) if len(models) == 1 else None)
@@ -252,22 +269,19 @@ def search(
     index.table(storage.CHUNKS)
     fetch = max(k * _OVERFETCH, _MIN_FETCH)
     ranked: dict[str, list[tuple[str, float]]] = {}
-    if mode in ("vector", "hybrid"):
-        ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
-    if mode in ("text", "hybrid"):
-        ranked["text"] = _text_ranking(index, query, fetch, filters)
+    kind = query_kind(query)
     if mode == "hybrid":
-        names = _name_ranking(index, query, fetch, filters)
-        if names:
-            ranked["names"] = names
-        kind = query_kind(query)
-        if kind == "natural":
-            words = _word_ranking(index, query, fetch, filters)
-            if words:
-                ranked["words"] = words
+        # The lexical rankings run on a worker thread while the query is embedded and the
+        # vector index searched (torch and LanceDB release the GIL).
+        lexical = index.pool.submit(_lexical_rankings, index, query, fetch, filters, kind)
+        ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
+        ranked.update(lexical.result())
         scores = fuse(ranked, kind)
+    elif mode == "vector":
+        ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
+        scores = dict(ranked["vector"])
     else:
-        scores = dict(ranked[mode])
+        scores = dict(_text_ranking(index, query, fetch, filters))
     ordered = sorted(scores, key=lambda cid: -scores[cid])
     if min_score is not None:
         ordered = [cid for cid in ordered if scores[cid] >= min_score]
@@ -277,9 +291,23 @@ def search(
     return [h for h in hits if filters.accepts_path(h.path)][:k]
 
 
+def _lexical_rankings(index: _OpenIndex, query, fetch, filters, kind) -> dict[str, list[tuple[str, float]]]:
+    """BM25, and the name rankings hybrid search adds for this kind of query (non-empty only)."""
+    ranked = {"text": _text_ranking(index, query, fetch, filters)}
+    names = _name_ranking(index, query, fetch, filters)
+    if names:
+        ranked["names"] = names
+    if kind == "natural":
+        words = _word_ranking(index, query, fetch, filters)
+        if words:
+            ranked["words"] = words
+    return ranked
+
+
 def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -> list[tuple[str, float]]:
     embedder = query_embedder(index.db_uri, model, embedder)
-    vector = embedder.encode([query])[0]
+    encode_query = getattr(embedder, "encode_query", None)
+    vector = encode_query(query) if encode_query is not None else embedder.encode([query])[0]
     table = index.table(storage.VECTORS)
     q = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(fetch)
     where = filters.where()

@@ -30,6 +30,12 @@ from indexer_core.tokens import TokenCounter
 MAX_CONTAINER_DEPTH = 40  # deeper containers are split like functions
 NAME_LIMIT = 100  # characters of a merged chunk's name
 TRIVIAL_TOKENS = 3  # a gap this small ("}", "end") joins the chunk before it
+# Runs of small sibling units (under MERGE_BELOW x budget tokens each) share a chunk, at most
+# MERGE_MAX_UNITS of them and MERGE_MAX_SHARE x budget tokens: a chunk of many small methods
+# embeds as none of them (bench/retrieval_eval.py measured the dilution).
+MERGE_BELOW = 0.125
+MERGE_MAX_UNITS = 3
+MERGE_MAX_SHARE = 0.5
 SIGNATURE_LIMIT = 160
 
 # A piece that may still be refined: rows and the syntax nodes it holds.
@@ -72,6 +78,8 @@ class FileSplitter:
         self.prefix = prefix_costs(self.lines, counter, text)
         self.budget = content_budget(counter)
         self.min_chunk = max(1, self.budget // 4)
+        self.merge_below = max(1, int(self.budget * MERGE_BELOW))
+        self.merge_max = max(1, int(self.budget * MERGE_MAX_SHARE))
         self.spans: list[Span] = []
         self.module_name = path.rsplit("/", 1)[-1] or "<module>"
 
@@ -156,9 +164,15 @@ class FileSplitter:
         character slices of a single over-long line.
         """
         budget = self.budget
-        if self.tokens(start, end) <= budget:  # the common case: it fits as it is
+        total = self.tokens(start, end)
+        if total <= budget:  # the common case: it fits as it is
             trimmed = self.trim(start, end)
             return [] if trimmed is None else [(trimmed[0], trimmed[1], None)]
+        # Balanced parts: aim each at an equal share of the range (a little slack for the
+        # syntax cuts), so a range just over budget is not one full part and a tiny tail
+        # or a lone signature line. A single line up to the budget still stays whole.
+        n_parts = -(-total // budget)
+        target = min(budget, -(-total * 9 // (n_parts * 8)))
         out: list[tuple[int, int, tuple[int, int] | None]] = []
         stack: list[Atom] = [(start, end, nodes)]
         cur: list[int] | None = None
@@ -171,10 +185,11 @@ class FileSplitter:
 
         while stack:
             a_s, a_e, a_nodes = stack.pop()
-            if cur is not None and self.tokens(cur[0], a_e) <= budget:
+            if cur is not None and self.tokens(cur[0], a_e) <= target:
                 cur[1] = a_e
                 continue
-            if self.tokens(a_s, a_e) <= budget:
+            cost = self.tokens(a_s, a_e)
+            if cost <= target or (a_s == a_e and cost <= budget):
                 flush()
                 cur = [a_s, a_e]
                 continue
@@ -185,6 +200,11 @@ class FileSplitter:
                 continue
             stack.extend(reversed(self.refine(a_s, a_e, a_nodes)))
         flush()
+        # A small last part joins the one before when both fit together.
+        if len(out) > 1 and out[-1][2] is None and out[-2][2] is None:
+            (p_s, _p_e, _), (l_s, l_e, _) = out[-2], out[-1]
+            if self.tokens(l_s, l_e) < self.min_chunk and self.tokens(p_s, l_e) <= budget:
+                out[-2:] = [(p_s, l_e, None)]
         return out
 
     def refine(self, a_s: int, a_e: int, nodes: tuple[Node, ...]) -> list[Atom]:
@@ -430,8 +450,11 @@ class SyntaxChunker:
         for piece in pieces:
             if isinstance(piece, Unit):
                 cost = fs.tokens(piece.start, piece.end)
-                if cost < fs.min_chunk:
-                    if group and fs.tokens(group[0].start, piece.end) > fs.budget:
+                if cost < fs.merge_below:
+                    if group and (
+                        len(group) >= MERGE_MAX_UNITS
+                        or fs.tokens(group[0].start, piece.end) > fs.merge_max
+                    ):
                         flush()
                     group.append(piece)
                     continue

@@ -48,9 +48,12 @@ def test_small_units_merge(language: str) -> None:
     counter = load_token_counter("all-MiniLM-L6-v2")
     spans = chunk_text(text, "x", language, counter)
     check_invariants(text, "x", language, counter, spans)
-    assert len(spans) < 10
+    # Runs of tiny units share a chunk, but at most MERGE_MAX_UNITS of them (3): a chunk of
+    # many small functions embeds as none of them.
+    assert len(spans) == 14
     assert all(s.kind == "function" for s in spans)
-    assert spans[0].name.startswith("f0, f1, f2")
+    assert spans[0].name == "f0, f1, f2"
+    assert all(len(s.name.split(", ")) <= 3 for s in spans)
 
 
 def test_markdown_sections_nest_by_level() -> None:
@@ -150,3 +153,17 @@ def test_language_for_path() -> None:
 def test_parsers_are_cached_and_load_for_every_language() -> None:
     for language in SAMPLES:
         assert get_parser(language) is get_parser(language)
+
+
+@pytest.mark.parametrize("statements", [14, 17, 20, 26, 33])
+def test_over_budget_function_splits_into_balanced_parts(statements: int) -> None:
+    """A function just over budget: no lone signature line, no tiny last part."""
+    body = "".join(f"    value_{i} = compute_something(value_{i - 1}, {i})\n" for i in range(1, statements))
+    text = f"def long_function(alpha, beta):\n    value_0 = alpha + beta\n{body}    return value_0\n"
+    counter = counter_with(100)
+    spans = chunk_text(text, "x.py", "python", counter)
+    check_invariants(text, "x.py", "python", counter, spans)
+    assert len(spans) > 1
+    lines = [s.end_line - s.start_line + 1 for s in spans]
+    assert spans[0].start_line == 1 and lines[0] > 1, "the signature keeps some body"
+    assert min(lines) * 3 >= max(lines), f"unbalanced parts: {lines}"

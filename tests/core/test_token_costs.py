@@ -6,6 +6,7 @@ import random
 import re
 import string
 import sysconfig
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_line_prefix_costs_are_exact(counter: TokenCounter) -> None:
         lines = text.split("\n")
         prefix = prefix_costs(lines, counter, text)
         expected = counter.count_many(lines)
-        assert [b - a for a, b in zip(prefix, prefix[1:])] == expected
+        assert [b - a for a, b in pairwise(prefix)] == expected
 
 
 def test_header_counts_are_exact(counter: TokenCounter) -> None:
