@@ -34,9 +34,10 @@ def test_full_index_then_noop_rerun(db_uri, sample_repo, embedder) -> None:
     assert set(chunks.column("language").to_pylist()) == {"python", "javascript", "go", "markdown", "text"}
     app = [r for r in chunks.to_pylist() if r["path"] == "src/app.py"]
     module = next(r for r in app if r["kind"] == "module")
-    units = next(r for r in app if "parse_header" in r["name"])
-    assert "Greeter" in units["name"]  # small neighbours merge into one chunk
-    assert units["parent_id"] == module["chunk_id"]
+    function = next(r for r in app if r["name"] == "parse_header")
+    greeter = next(r for r in app if "Greeter" in r["name"])
+    assert function["kind"] == "function" and "class Greeter" not in function["content"]
+    assert function["parent_id"] == greeter["parent_id"] == module["chunk_id"]
     # An unchanged rerun parses nothing and embeds nothing.
     (again,), (again_embed,) = _index(db_uri, sample_repo, embedder)
     assert again.parsed == 0 and again.unchanged == 5 and not again.changed
