@@ -17,7 +17,6 @@ from indexer_core import storage
 from indexer_core.indexing import (
     EmbeddingWork,
     EmbedReport,
-    cache_key,
     commit_embedding,
     encode_missing,
     plan_embedding,
@@ -65,7 +64,7 @@ class EmbeddingWorker:
         finally:
             hold.close()
         if self._known_keys is not None:
-            self._known_keys.update(cache_key(h, work.model) for h in work.fresh)
+            self._known_keys.update(work.keys[h] for h in work.fresh)
         return report
 
     def _cache_keys(self) -> set[str] | None:

@@ -473,6 +473,7 @@ class EmbeddingWork:
     stale_ids: set[str]  # vector rows to delete (chunk gone, text changed or another model)
     first_vectors: bool  # the partition holds no vector yet: nothing to replace
     cached: dict[str, np.ndarray]  # content hash -> vector, from the cache (then the model)
+    keys: dict[str, str] = field(default_factory=dict)  # content hash -> cache key, made once
     missing_texts: dict[str, str] = field(default_factory=dict)  # content hash -> text
     fresh: dict[str, np.ndarray] = field(default_factory=dict)  # computed by the model
 
@@ -516,11 +517,10 @@ def plan_embedding(
     )
     if not needed:
         return work
-    wanted = {c["content_hash"] for c in needed}
-    if known_keys is not None:
-        wanted = {h for h in wanted if cache_key(h, embedder.model_name) in known_keys}
+    work.keys = {h: cache_key(h, embedder.model_name) for h in {c["content_hash"] for c in needed}}
+    wanted = work.keys if known_keys is None else {h: k for h, k in work.keys.items() if k in known_keys}
     if wanted and cache_table.count_rows():
-        work.cached = _cache_lookup(cache_table, wanted, embedder.model_name)
+        work.cached = _cache_lookup(cache_table, wanted)
     for c in needed:
         if c["content_hash"] not in work.cached:
             work.missing_texts.setdefault(c["content_hash"], c["embed_text"])
@@ -549,7 +549,7 @@ def commit_embedding(work: EmbeddingWork) -> EmbedReport:
         # Just looked up and not found: new, unless another process embedded the same text
         # meanwhile, and then a second row with the same key and vector is harmless. An
         # append costs what it adds; a keyed upsert would join against the whole cache.
-        storage.append_rows(work.cache_table, _cache_rows(work.fresh, work.model, work.dim))
+        storage.append_rows(work.cache_table, _cache_rows(work.fresh, work.keys, work.model, work.dim))
     cached = {**work.cached, **work.fresh}
     report.embedded = len(work.fresh)
     report.reused = len(needed) - sum(1 for c in needed if c["content_hash"] in work.missing_texts)
@@ -599,8 +599,9 @@ def cache_key(content_hash: str, model: str) -> str:
     return stable_id(content_hash, model)
 
 
-def _cache_lookup(table, content_hashes: set[str], model: str) -> dict[str, np.ndarray]:
-    keys = {cache_key(h, model): h for h in content_hashes}
+def _cache_lookup(table, keys_by_hash: dict[str, str]) -> dict[str, np.ndarray]:
+    """Vectors in the cache, by content hash, for these (content hash -> cache key)."""
+    keys = {key: h for h, key in keys_by_hash.items()}
     found: dict[str, np.ndarray] = {}
     key_list = list(keys)
     for start in range(0, len(key_list), _CACHE_LOOKUP_BATCH):
@@ -611,11 +612,11 @@ def _cache_lookup(table, content_hashes: set[str], model: str) -> dict[str, np.n
     return found
 
 
-def _cache_rows(fresh: dict[str, np.ndarray], model: str, dim: int) -> pa.Table:
+def _cache_rows(fresh: dict[str, np.ndarray], keys: dict[str, str], model: str, dim: int) -> pa.Table:
     hashes = list(fresh)
     return pa.table(
         {
-            "cache_key": [cache_key(h, model) for h in hashes],
+            "cache_key": [keys[h] for h in hashes],
             "content_hash": hashes,
             "model": [model] * len(hashes),
             "vector": _fixed_list([fresh[h] for h in hashes], dim),

@@ -40,13 +40,18 @@ class _WordCosts:
 
     tokenizer: object  # kept so that its id stays unique while the entry lives
     vocab: WordPieceVocab | None  # set for WordPiece with the BERT normaliser and pre-tokeniser
-    lowercase: bool  # the normaliser lowercases, so a word costs what its lowercase costs
-    ascii_words: dict[bytes, int]  # alphanumeric run (lowercased when `lowercase`) -> tokens
+    ascii_words: dict[bytes, int]  # alphanumeric run (as `words` gives it) -> tokens
     seed: dict[bytes, int]  # whole-word vocabulary entries: one token each
 
     @property
     def exact(self) -> bool:
         return self.vocab is not None
+
+    def words(self, src: bytes) -> list[bytes]:
+        """The alphanumeric runs of ASCII bytes as cache keys (lowercased when the
+        normaliser lowercases, since a word then costs what its lowercase costs)."""
+        # One C pass maps every other byte to a space (and lowercases), one more splits.
+        return src.translate(_WORDS_LOWER if self.vocab.lowercase else _WORDS_ONLY).split()
 
 
 _WORD_COSTS: dict[int, _WordCosts] = {}
@@ -64,16 +69,10 @@ def _word_costs(counter: TokenCounter) -> _WordCosts:
 
 
 def _new_word_costs(counter: TokenCounter) -> _WordCosts:
-    tok = counter.tokenizer
-    exact = (
-        type(tok.model).__name__ == "WordPiece"
-        and type(tok.pre_tokenizer).__name__ == "BertPreTokenizer"
-        and type(tok.normalizer).__name__ == "BertNormalizer"
-    )
-    vocab = WordPieceVocab.from_tokenizer(tok) if exact else None
+    vocab = WordPieceVocab.from_tokenizer(counter.tokenizer)
     # A word that is itself a vocabulary entry is matched whole by WordPiece: one token.
     seed = dict.fromkeys(vocab.first, 1) if vocab is not None else {}
-    return _WordCosts(tok, vocab, vocab is not None and vocab.lowercase, dict(seed), seed)
+    return _WordCosts(counter.tokenizer, vocab, dict(seed), seed)
 
 
 def safe_count_many(counter: TokenCounter, texts: list[str]) -> list[int]:
@@ -122,7 +121,7 @@ def text_tokens(counter: TokenCounter, text: str) -> int:
     if not costs.exact or not text.isascii() or _EXOTIC.search(text) is not None:
         return safe_count(counter, text)
     src = text.encode("ascii")
-    words = src.translate(_WORDS_LOWER if costs.lowercase else _WORDS_ONLY).split()
+    words = costs.words(src)
     cache, count = costs.ascii_words, costs.vocab.count
     total = len(src) - len(src.translate(None, _PUNCT_BYTES))  # one token per punctuation
     for word in words:
@@ -135,8 +134,7 @@ def text_tokens(counter: TokenCounter, text: str) -> int:
 
 def _word_token_counts(src: bytes, costs: _WordCosts) -> np.ndarray:
     """The token count of each alphanumeric run of ASCII bytes, in order."""
-    # One C pass maps every other byte to a space (and lowercases), one more splits.
-    words = src.translate(_WORDS_LOWER if costs.lowercase else _WORDS_ONLY).split()
+    words = costs.words(src)
     cache = costs.ascii_words
     counts = np.fromiter(map(cache.get, words, repeat(-1)), dtype=np.int64, count=len(words))
     unknown = np.flatnonzero(counts < 0)

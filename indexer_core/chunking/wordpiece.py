@@ -26,10 +26,16 @@ class WordPieceVocab:
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer) -> WordPieceVocab | None:
-        """The vocabulary of a WordPiece tokenizer with the BERT normaliser, else None."""
+        """The vocabulary of a WordPiece tokenizer with the BERT normaliser and
+        pre-tokeniser (the shape whose counts add up word by word), else None."""
         config = json.loads(tokenizer.to_str())
         model, normalizer = config.get("model") or {}, config.get("normalizer") or {}
-        if model.get("type") != "WordPiece" or normalizer.get("type") != "BertNormalizer":
+        pre_tokenizer = config.get("pre_tokenizer") or {}
+        if (
+            model.get("type") != "WordPiece"
+            or normalizer.get("type") != "BertNormalizer"
+            or pre_tokenizer.get("type") != "BertPreTokenizer"
+        ):
             return None
         prefix = model.get("continuing_subword_prefix") or "##"
         first: set[bytes] = set()
