@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args.e2e_mb = args.e2e_mb or None
     args.stem = args.stem or f"{args.name}_{corpus.name}"
     args.workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-"))
+    args.out.mkdir(parents=True, exist_ok=True)  # sections write pictures there before results.write
     info = machine.describe()
     result: dict = {
         "bench": args.name, "corpus": corpus.name, "corpus_root": str(corpus.root),

@@ -19,7 +19,7 @@ from pathlib import Path
 import pathspec
 
 from indexer_core import skip_reasons
-from indexer_core.hashing import StatRecord, blob_id, reuse_known_hash
+from indexer_core.hashing import StatRecord, blob_id
 from indexer_core.models import FileEntry, SkippedFile
 
 IGNORE_FILE = ".codeindexignore"
@@ -87,18 +87,23 @@ def scan_repository(
     # Skips of selected candidates stay even when their recorded (printable) path would hash
     # to another shard; only the walk's own skips (ignored or unreadable dirs) are filtered.
     selected_skips: list[SkippedFile] = []
+    files = scan.files
     for rel, git_hash in candidates:
         if select is not None and not select(rel):
             continue
         if own_ignores is not None and own_ignores.match_file(rel):
             selected_skips.append(SkippedFile(rel, skip_reasons.IGNORED, IGNORE_FILE))
             continue
-        entry_or_skip = _examine(root_text, root_real, rel, config)
-        if isinstance(entry_or_skip, SkippedFile):
-            selected_skips.append(entry_or_skip)
+        st = _examine(root_text, root_real, rel, config)
+        if isinstance(st, SkippedFile):
+            selected_skips.append(st)
             continue
-        entry = entry_or_skip
-        file_hash = git_hash or reuse_known_hash(entry, known)
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+        file_hash = git_hash
+        if file_hash is None:
+            record = known.get(rel)
+            if record is not None and record.size == size and record.mtime_ns == mtime_ns:
+                file_hash = record.file_hash  # size and mtime unchanged: the known hash holds
         if file_hash is None:
             try:
                 file_hash = blob_id(_read_bytes(root_path / rel))
@@ -109,7 +114,7 @@ def scan_repository(
                 selected_skips.append(SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc)))
                 continue
             scan.hashed += 1
-        scan.files.append(FileEntry(rel, entry.size, entry.mtime_ns, file_hash))
+        files.append(FileEntry(rel, size, mtime_ns, file_hash))
     if select is not None:
         scan.skipped = [s for s in scan.skipped if select(s.path.rstrip("/"))]
     scan.skipped += selected_skips
@@ -130,31 +135,37 @@ def read_file_bytes(root: str | os.PathLike[str], rel: str) -> bytes:
     return _read_bytes(Path(root) / rel)
 
 
-def _examine(root: str, root_real: str, rel: str, config: DiscoveryConfig) -> FileEntry | SkippedFile:
-    """Stat one candidate: symlinks, special files, size cap and generated names."""
+def _examine(root: str, root_real: str, rel: str, config: DiscoveryConfig) -> os.stat_result | SkippedFile:
+    """Stat one candidate: symlinks, special files, size cap, generated names, readability.
+
+    Returns the file's `lstat` when it is to be indexed. This runs once per file on every
+    sensor tick, so it does one system call for an ordinary readable file.
+    """
     if not _valid_utf8_name(rel):
         return SkippedFile(_printable(rel), skip_reasons.BAD_NAME, "file name is not valid UTF-8")
-    full = os.path.join(root, rel)
+    full = f"{root}/{rel}"
     try:
         st = os.lstat(full)
     except FileNotFoundError:
         return SkippedFile(rel, skip_reasons.VANISHED, "deleted while scanning")
     except OSError as exc:
         return SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc))
-    if stat.S_ISLNK(st.st_mode):
-        return _classify_symlink(full, root_real, rel)
-    if stat.S_ISDIR(st.st_mode):
-        return SkippedFile(rel, skip_reasons.NOT_REGULAR, "a directory where git lists a file")
-    if not stat.S_ISREG(st.st_mode):
+    mode = st.st_mode
+    if not stat.S_ISREG(mode):
+        if stat.S_ISLNK(mode):
+            return _classify_symlink(full, root_real, rel)
+        if stat.S_ISDIR(mode):
+            return SkippedFile(rel, skip_reasons.NOT_REGULAR, "a directory where git lists a file")
         return SkippedFile(rel, skip_reasons.NOT_REGULAR, "not a regular file (FIFO, socket or device)")
     if st.st_size > config.max_file_bytes:
         return SkippedFile(rel, skip_reasons.TOO_LARGE, f"{st.st_size} bytes > limit {config.max_file_bytes}")
-    name = rel.rsplit("/", 1)[-1]
+    name = rel.rpartition("/")[2]
     if name in GENERATED_NAMES or name.endswith(GENERATED_SUFFIXES):
         return SkippedFile(rel, skip_reasons.GENERATED, "lock file or minified/compiled artefact by name")
-    if not os.access(full, os.R_OK):
+    # Readable by anyone (the usual 0644) needs no second system call; otherwise ask the kernel.
+    if not mode & stat.S_IROTH and not os.access(full, os.R_OK):
         return SkippedFile(rel, skip_reasons.UNREADABLE, "permission denied")
-    return FileEntry(rel, st.st_size, st.st_mtime_ns)
+    return st
 
 
 def _classify_symlink(full: str, root_real: str, rel: str) -> SkippedFile:
@@ -237,31 +248,30 @@ def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[str]:
     if exclude.is_file():
         base_specs.append(("", pathspec.GitIgnoreSpec.from_lines(exclude.read_text(errors="replace").splitlines())))
     stack.append(("", base_specs))
+    root_text = str(root)
     while stack:
         rel_dir, specs = stack.pop()
-        dir_path = root / rel_dir if rel_dir else root
-        gitignore = dir_path / ".gitignore"
-        if gitignore.is_file():
-            try:
-                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-                specs = [*specs, (rel_dir, pathspec.GitIgnoreSpec.from_lines(lines))]
-            except OSError as exc:
-                skipped.append(SkippedFile(_join(rel_dir, ".gitignore"), skip_reasons.UNREADABLE, str(exc)))
+        dir_path = f"{root_text}/{rel_dir}" if rel_dir else root_text
         try:
-            entries = sorted(os.scandir(dir_path), key=lambda e: e.name)
+            with os.scandir(dir_path) as listing:
+                entries = sorted(listing, key=_name_of)
         except OSError as exc:
             skipped.append(SkippedFile(rel_dir or ".", skip_reasons.UNREADABLE, exc.strerror or str(exc)))
             continue
+        # The listing says whether a .gitignore is here: no extra stat per directory.
+        if any(e.name == ".gitignore" for e in entries):
+            specs = _with_gitignore(dir_path, rel_dir, specs, skipped)
         subdirs = []
         for entry in entries:
-            rel = _join(rel_dir, entry.name)
-            if entry.name == ".git":
+            name = entry.name
+            if name == ".git":
                 continue
+            rel = f"{rel_dir}/{name}" if rel_dir else name
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
-            if _ignored(specs, rel, is_dir):
+            if specs and _ignored(specs, rel, is_dir):
                 skipped.append(SkippedFile(rel + ("/" if is_dir else ""), skip_reasons.IGNORED, ".gitignore"))
                 continue
             if is_dir:
@@ -269,6 +279,26 @@ def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[str]:
             else:
                 yield rel
         stack.extend(reversed(subdirs))
+
+
+def _name_of(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _with_gitignore(
+    dir_path: str, rel_dir: str, specs: list[tuple[str, pathspec.GitIgnoreSpec]], skipped: list[SkippedFile]
+) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
+    """The ignore rules in force below `rel_dir`: the parents' plus this directory's .gitignore."""
+    gitignore = f"{dir_path}/.gitignore"
+    if not os.path.isfile(gitignore):
+        return specs
+    try:
+        with open(gitignore, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        skipped.append(SkippedFile(_join(rel_dir, ".gitignore"), skip_reasons.UNREADABLE, str(exc)))
+        return specs
+    return [*specs, (rel_dir, pathspec.GitIgnoreSpec.from_lines(lines))]
 
 
 def _ignored(specs: list[tuple[str, pathspec.GitIgnoreSpec]], rel: str, is_dir: bool) -> bool:

@@ -7,10 +7,7 @@ git's index and one computed here agree, and a checkout costs no hashing at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
-
-from indexer_core.models import FileEntry
 
 
 def blob_id(data: bytes) -> str:
@@ -38,11 +35,3 @@ class StatRecord:
     size: int
     mtime_ns: int
     file_hash: str
-
-
-def reuse_known_hash(entry: FileEntry, known: Mapping[str, StatRecord]) -> str | None:
-    """The previous hash when size and mtime are unchanged, else None (hash it again)."""
-    record = known.get(entry.path)
-    if record and record.size == entry.size and record.mtime_ns == entry.mtime_ns:
-        return record.file_hash
-    return None
