@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from indexer_core import storage
+from indexer_core import skip_reasons, storage
 from indexer_core.indexing import (
     IndexSettings,
     chunker_fingerprint,
@@ -21,6 +21,7 @@ from indexer_core.indexing import (
     partition_versions,
     read_manifest,
 )
+from indexer_core.partitioning import data_version
 
 
 @dataclass
@@ -42,11 +43,20 @@ def index_versions(
         manifest = read_manifest(db_uri, repo)
     if manifest is None:
         return {}
-    by_shard: dict[int, list[dict]] = {}
-    for row in manifest.select(["path", "shard", "file_hash", "reason"]).to_pylist():
-        by_shard.setdefault(row["shard"], []).append(row)
+    # Column lists, not a dict per row: this runs on every sensor tick over every file.
+    by_shard: dict[int, list[tuple[str, str]]] = {}
+    columns = (manifest.column(c).to_pylist() for c in ("path", "shard", "file_hash", "reason"))
+    for path, shard, file_hash, reason in zip(*columns):
+        files = by_shard.setdefault(shard, [])
+        if file_hash and reason != skip_reasons.UNREADABLE:  # as manifest_version counts them
+            files.append((path, file_hash))
     fingerprint = chunker_fingerprint(settings.model)
-    return {shard: manifest_version(shard_rows, fingerprint) for shard, shard_rows in by_shard.items()}
+    return {shard: data_version(files, fingerprint) for shard, files in by_shard.items()}
+
+
+# (db_uri, repo, model) -> (chunks version, vectors version, shards): a sensor's process asks
+# every tick, and on an unchanged index the two table versions say the answer has not moved.
+_GAPS: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {}
 
 
 def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
@@ -55,13 +65,21 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
     names = storage.table_names(db)
     if storage.CHUNKS not in names:
         return set()
+    chunks_table = db.open_table(storage.CHUNKS)
+    vectors_table = db.open_table(storage.VECTORS) if storage.VECTORS in names else None
+    versions = (chunks_table.version, vectors_table.version if vectors_table is not None else -1)
+    cached = _GAPS.get((db_uri, repo, model))
+    if cached is not None and cached[:2] == versions:
+        return set(cached[2])
     where = storage.repo_filter(repo)
-    chunks = Counter(storage.read_rows(db.open_table(storage.CHUNKS), where, ["shard"]).column("shard").to_pylist())
+    chunks = Counter(storage.read_rows(chunks_table, where, ["shard"]).column("shard").to_pylist())
     vectors: Counter = Counter()
-    if storage.VECTORS in names:
-        rows = storage.read_rows(db.open_table(storage.VECTORS), where, ["shard", "model"])
+    if vectors_table is not None:
+        rows = storage.read_rows(vectors_table, where, ["shard", "model"])
         vectors = Counter(s for s, m in zip(rows.column("shard").to_pylist(), rows.column("model").to_pylist()) if m == model)
-    return {s for s in set(chunks) | set(vectors) if chunks.get(s, 0) != vectors.get(s, 0)}
+    gaps = {s for s in set(chunks) | set(vectors) if chunks.get(s, 0) != vectors.get(s, 0)}
+    _GAPS[(db_uri, repo, model)] = (*versions, gaps)
+    return set(gaps)
 
 
 def detect_changes(

@@ -5,13 +5,16 @@ reads and writes (LanceDB scans and commits, building Arrow tables) leave the de
 for a good part of each partition. Here each partition's write runs on a background thread
 while the caller goes on with the next partition's reads and encoding, so the device waits
 for I/O only once. The worker also keeps the set of cache keys it has seen, so a partition
-whose texts are all new never scans the cache.
+whose texts are all new never scans the cache, and the vectors of the write still in
+flight, so a text shared with the previous partition is neither looked up nor encoded.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+
+import numpy as np
 
 from indexer_core import storage
 from indexer_core.indexing import (
@@ -27,45 +30,65 @@ KNOWN_KEYS_LIMIT = 2_000_000  # cache rows; ~100 bytes each in memory
 
 
 class EmbeddingWorker:
-    """Embeds partitions on one model; `submit` returns once the model is done with a
-    partition, and the returned future once its vectors are written."""
+    """Embeds partitions on one model, in the order they are submitted.
+
+    `submit` returns at once with a future that completes when the partition's vectors are
+    written: one thread reads and encodes, another writes, so the caller stays free to
+    record each partition the moment it lands.
+    """
 
     def __init__(self, db_uri: str, embedder) -> None:
         self.db_uri = db_uri
         self.embedder = embedder
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="embedding-encoder")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="embedding-writer")
         self._known_keys: set[str] | None = None
         self._too_large = False
         self._last: Future[EmbedReport] | None = None
+        # The vectors of the write that may still be in flight, by cache key: the next
+        # partition takes a text it shares with that one from here, not from the model.
+        self._in_flight: dict[str, np.ndarray] = {}
 
     def submit(self, repo: str, shard: int) -> Future[EmbedReport]:
-        """Read and encode one partition under its lock; the lock is held until the
-        partition's write, queued behind the previous one, has committed."""
-        if self._last is not None and not self._last.done():
-            self._last.exception()  # at most one write in flight: memory stays one partition's
-        hold = ExitStack()
-        hold.enter_context(partition_lock(self.db_uri, repo, shard))
-        try:
-            work = plan_embedding(self.db_uri, repo, shard, self.embedder, self._cache_keys())
-            encode_missing(work, self.embedder)
-        except BaseException:
-            hold.close()
-            raise
-        self._last = self._writer.submit(self._write, work, hold)
-        return self._last
+        """Queue a partition; the future holds its report once its vectors are committed."""
+        done: Future[EmbedReport] = Future()
+        self._encoder.submit(self._encode, repo, shard, done)
+        return done
 
-    def close(self) -> None:
-        """Wait for the last write."""
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the queued partitions and the last write (or, with `cancel`, drop the
+        partitions not yet started)."""
+        self._encoder.shutdown(wait=True, cancel_futures=cancel)
         self._writer.shutdown(wait=True)
+
+    def _encode(self, repo: str, shard: int, done: Future[EmbedReport]) -> None:
+        """Read and encode one partition under its lock while the previous partition's write
+        goes on; then queue this one's write. The lock is held until that write commits."""
+        if not done.set_running_or_notify_cancel():
+            return
+        hold = ExitStack()
+        try:
+            hold.enter_context(partition_lock(self.db_uri, repo, shard))
+            work = plan_embedding(self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._in_flight)
+            encode_missing(work, self.embedder)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            hold.close()
+            done.set_exception(exc)
+            return
+        if self._last is not None:
+            self._last.exception()  # at most one write in flight: memory stays one partition's
+        fresh = {work.keys[h]: vector for h, vector in work.fresh.items()}
+        if self._known_keys is not None:
+            self._known_keys.update(fresh)
+        self._in_flight = fresh
+        self._last = self._writer.submit(self._write, work, hold)
+        self._last.add_done_callback(lambda written: _settle(done, written))
 
     def _write(self, work: EmbeddingWork, hold: ExitStack) -> EmbedReport:
         try:
-            report = commit_embedding(work)
+            return commit_embedding(work)
         finally:
             hold.close()
-        if self._known_keys is not None:
-            self._known_keys.update(work.keys[h] for h in work.fresh)
-        return report
 
     def _cache_keys(self) -> set[str] | None:
         """The cache's keys, read once (keys name their model); the worker adds what it
@@ -78,3 +101,11 @@ class EmbeddingWorker:
             rows = storage.read_rows(table, None, ["cache_key"])
             self._known_keys = set(rows.column("cache_key").to_pylist())
         return self._known_keys
+
+
+def _settle(done: Future[EmbedReport], written: Future[EmbedReport]) -> None:
+    exc = written.exception()
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(written.result())

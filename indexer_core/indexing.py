@@ -12,7 +12,7 @@ import gc
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -483,13 +483,16 @@ class EmbeddingWork:
 
 
 def plan_embedding(
-    db_uri: str, repo: str, shard: int, embedder, known_keys: set[str] | None = None
+    db_uri: str, repo: str, shard: int, embedder, known_keys: set[str] | None = None,
+    in_memory: Mapping[str, np.ndarray] | None = None,
 ) -> EmbeddingWork:
     """Read what a partition needs: its chunks, its vectors, and the cache's hits.
 
     `known_keys`, when given, is the caller's view of the cache's keys (a long-lived worker
     keeps one): keys outside it are not looked up. A key it lacks that the cache has costs a
-    second computation of that text, never a wrong vector. Call under the partition's lock.
+    second computation of that text, never a wrong vector. `in_memory` holds vectors by
+    cache key that the caller computed with this model and may not have written yet; they
+    count as cache hits. Call under the partition's lock.
     """
     started = time.perf_counter()
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
@@ -518,9 +521,11 @@ def plan_embedding(
     if not needed:
         return work
     work.keys = {h: cache_key(h, embedder.model_name) for h in {c["content_hash"] for c in needed}}
-    wanted = work.keys if known_keys is None else {h: k for h, k in work.keys.items() if k in known_keys}
+    if in_memory:
+        work.cached = {h: in_memory[k] for h, k in work.keys.items() if k in in_memory}
+    wanted = {h: k for h, k in work.keys.items() if h not in work.cached and (known_keys is None or k in known_keys)}
     if wanted and cache_table.count_rows():
-        work.cached = _cache_lookup(cache_table, wanted)
+        work.cached.update(_cache_lookup(cache_table, wanted))
     for c in needed:
         if c["content_hash"] not in work.cached:
             work.missing_texts.setdefault(c["content_hash"], c["embed_text"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import dagster as dg
@@ -15,10 +16,27 @@ def default_max_concurrent() -> int:
     return int(os.environ.get("CODE_INDEX_MAX_CONCURRENT", (os.cpu_count() or 1) + 1))
 
 
+def start_method() -> dict:
+    """How step processes start (`CODE_INDEX_START_METHOD`: forkserver, the default where the
+    platform has it, or spawn).
+
+    A spawned step imports dagster, lancedb and this code location again, seconds of CPU
+    per step that on a small machine come out of the embedding model's share. Forked from a
+    server that preloaded them (`orchestration.step_preload`), a step starts warm.
+    """
+    method = os.environ.get("CODE_INDEX_START_METHOD") or (
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    if method == "forkserver":
+        return {"forkserver": {"preload_modules": ["orchestration.step_preload"]}}
+    return {method: {}}
+
+
 index_executor = dg.multiprocess_executor.configured(
     {
         "max_concurrent": default_max_concurrent(),
         "tag_concurrency_limits": [{"key": EMBEDDER_TAG, "value": "1", "limit": 1}],
+        "start_method": start_method(),
     }
 )
 

@@ -18,6 +18,7 @@ import dagster as dg
 from indexer_core import registry
 from indexer_core.embedding import load_embedder
 from indexer_core.embedding_pipeline import EmbeddingWorker
+from indexer_core.housekeeping import compact_manifest
 from indexer_core.indexing import chunk_partition, embed_partition
 from orchestration.metadata import chunk_metadata, embed_metadata
 from orchestration.partitions import index_partitions, split_partition_key
@@ -76,10 +77,18 @@ def chunk_shard(context: dg.OpExecutionContext, code_index: CodeIndexResource, p
 def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, keys: list[str]):
     """Joins the chunk steps; their materializations were already recorded one by one.
 
+    Then it merges the `files` manifest's per-shard fragments, so the next sensor tick reads it fast.
+
     On the in-process executor steps run one at a time, so the consumer cannot wait for
     chunks; there the embedding happens here, after all chunking.
     """
     context.log.info(f"{len(keys)} partitions chunked")
+    compacted = compact_manifest(code_index.db_uri)
+    if compacted is not None:
+        context.log.info(
+            f"files manifest compacted: {compacted.fragments_before} fragments into "
+            f"{compacted.fragments_after} in {compacted.seconds:.2f}s"
+        )
     if _sequential(context):
         embedder = load_embedder(code_index.model, code_index.device, code_index.batch_size)
         for key in keys:
@@ -112,19 +121,21 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
             ready.append(pending.pop(step_key))
     cursor = None
     worker = EmbeddingWorker(code_index.db_uri, embedder)
-    writing: list[tuple[str, Future]] = []  # partitions encoded, their writes in flight
+    queued: list[tuple[str, Future]] = []  # partitions handed to the worker, in order
+    finished = False
     try:
-        while pending or ready or writing:
-            _record_written(context, code_index, writing, wait=not pending and not ready)
-            if ready:
-                key = ready.pop(0)
-                writing.append((key, worker.submit(*split_partition_key(key))))
-            elif pending:
+        while pending or ready or queued:
+            for key in ready:
+                queued.append((key, worker.submit(*split_partition_key(key))))
+            ready.clear()
+            _record_written(context, code_index, queued, wait=not pending)
+            if pending:
                 cursor = _collect_finished_steps(context, cursor, pending, ready, failed)
                 if not ready:
                     time.sleep(_POLL_SECONDS)
+        finished = True
     finally:
-        worker.close()
+        worker.close(cancel=not finished)
     if failed:
         raise dg.Failure(
             f"chunking failed for {len(failed)} partition(s): {', '.join(sorted(failed))}; "
@@ -148,12 +159,12 @@ def _sequential(context: dg.OpExecutionContext) -> bool:
     return False
 
 
-def _record_written(context, code_index: CodeIndexResource, writing: list, wait: bool) -> None:
+def _record_written(context, code_index: CodeIndexResource, queued: list, wait: bool) -> None:
     """Record each partition whose vectors are written, in order, as soon as they are.
 
-    A failed write raises here and fails the step; partitions recorded before it stay."""
-    while writing and (wait or writing[0][1].done()):
-        key, future = writing.pop(0)
+    A failed partition raises here and fails the step; partitions recorded before it stay."""
+    while queued and (wait or queued[0][1].done()):
+        key, future = queued.pop(0)
         _record(context, code_index, key, future.result())
 
 

@@ -11,6 +11,7 @@ from indexer_core import integrity, skip_reasons, storage
 from indexer_core.embedding import load_embedder
 from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
 from indexer_core.model_location import resolve_model_path
+from indexer_core.partitioning import shard_of
 from tests.conftest import MODEL, write_tree
 
 SETTINGS = IndexSettings(shards=1)
@@ -164,3 +165,43 @@ def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(db_uri, t
     report = worker.submit("copy", 0).result()
     worker.close()
     assert report.embedded == 0 and report.reused == report.chunks > 0
+
+    # Two new repositories with one new file in common, submitted back to back: the second
+    # takes the shared texts from the first one's vectors (its write may still be in flight).
+    for name in ("fork1", "fork2"):
+        fork = tmp_path / name
+        shutil.copytree(sample_repo, fork)
+        (fork / "extra.py").write_text("def brand_new_helper(values):\n    return sorted(set(values))\n")
+        chunk_partition(db_uri, name, str(fork), 0, IndexSettings(shards=1))
+    worker = EmbeddingWorker(db_uri, embedder)
+    first, second = worker.submit("fork1", 0), worker.submit("fork2", 0)
+    worker.close()
+    assert first.result().embedded >= 1
+    assert second.result().embedded == 0 and second.result().reused == second.result().chunks
+    assert integrity.check_one_vector_per_chunk(db_uri).passed
+
+
+def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) -> None:
+    """A run leaves a fragment per shard in `files`; compacting them changes no row, no
+    version the sensor compares, and a later edit is still found."""
+    from indexer_core.changes import detect_changes
+    from indexer_core.housekeeping import compact_manifest
+    from indexer_core.indexing import read_manifest
+
+    tree = {f"pkg/mod_{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(24)}
+    root = write_tree(tmp_path / "repo", tree)
+    settings = IndexSettings(shards=8, use_git=False)
+    for shard in range(8):
+        chunk_partition(db_uri, "repo", str(root), shard, settings)
+    files = storage.connect(db_uri).open_table(storage.FILES)
+    assert files.stats()["fragment_stats"]["num_fragments"] >= 5
+    before = read_manifest(db_uri, "repo").sort_by("path")
+    report = compact_manifest(db_uri)
+    assert report is not None and report.fragments_before >= 5 and report.fragments_after == 1
+    assert storage.connect(db_uri).open_table(storage.FILES).stats()["fragment_stats"]["num_fragments"] == 1
+    assert read_manifest(db_uri, "repo").sort_by("path").equals(before)
+    assert compact_manifest(db_uri) is None  # nothing left to merge
+    assert not detect_changes(db_uri, "repo", str(root), settings, include_vectors=False).stale
+    (root / "pkg" / "mod_3.py").write_text("def f3(x):\n    return x - 3\n")
+    changed = detect_changes(db_uri, "repo", str(root), settings, include_vectors=False)
+    assert list(changed.stale) == [shard_of("pkg/mod_3.py", 8)] and changed.files_hashed == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,6 @@ from orchestration.assets.index import code_index_assets
 from orchestration.definitions import defs
 from orchestration.partitions import keys_for_repo, shard_count
 from orchestration.resources import CodeIndexResource
-from orchestration.runner import run_index
 from tests.conftest import SAMPLE_FILES, write_tree
 from tests.orchestration.helpers import materializations, metadata_of, partition_of, setup_repo
 
@@ -55,22 +55,38 @@ def test_one_partition_through_materialize(dagster_home, db_uri, sample_repo) ->
         assert db.open_table(storage.VECTORS).count_rows() == chunks
 
 
+def _index_with_spawned_steps(tmp_path: Path, root: Path, db_uri: str) -> None:
+    """`code-index index` in a fresh process whose executor spawns each step (seconds to start).
+
+    Forked from the preloaded server (the default), this small corpus is chunked before the
+    model has even loaded; spawned steps reproduce what a large repository looks like, where
+    chunking outlasts the model load, so the overlap must show.
+    """
+    env = {**os.environ, "CODE_INDEX_START_METHOD": "spawn", "CODE_INDEX_MAX_CONCURRENT": "3",
+           "CODE_INDEX_DB": db_uri, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "index", str(root), "--name", "demo", "-q"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_multiprocess_run_embeds_while_chunking(dagster_home, db_uri, tmp_path) -> None:
     root = _corpus(tmp_path / "corpus")
+    _index_with_spawned_steps(tmp_path, root, db_uri)
     with dg.DagsterInstance.get() as instance:
-        setup_repo(instance, db_uri, root)
-        outcome = run_index(instance, keys_for_repo("demo"), db_uri=db_uri)
-        assert outcome.success, outcome.failures
-        chunk_records = materializations(instance, outcome.run_id, "chunks")
-        vector_records = materializations(instance, outcome.run_id, "vectors")
+        run = instance.get_runs(limit=1)[0]
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        chunk_records = materializations(instance, run.run_id, "chunks")
+        vector_records = materializations(instance, run.run_id, "vectors")
         assert len(chunk_records) == len(vector_records) == shard_count()
         # Pipelined: the first partition's vectors were recorded before the last partition's chunks.
         first_vectors = min(e.timestamp for e in vector_records)
         last_chunks = max(e.timestamp for e in chunk_records)
         assert first_vectors < last_chunks
         # Chunk steps ran in separate processes.
-        starts = instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.STEP_START)
+        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
         pids = {e.dagster_event.pid for e in starts if e.step_key and ".chunk_shard[" in e.step_key}
         assert len(pids) == shard_count()
         # The checks pass on what the run wrote, and fail on a corrupted table.
