@@ -61,7 +61,10 @@ def _read_every_file(root: Path, paths: list[str]) -> tuple[int, float]:
 
 
 def _evict(root: Path, paths: list[str]) -> None:
-    """Drop the files from the page cache (no root needed), so the next read comes from disk."""
+    """Drop the files from the page cache (no root needed), so the next read comes from disk.
+
+    Pages just written are dirty and stay cached until written back: sync first."""
+    os.sync()
     for path in paths:
         fd = os.open(root / path, os.O_RDONLY)
         try:

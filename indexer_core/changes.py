@@ -54,9 +54,9 @@ def index_versions(
     return {shard: data_version(files, fingerprint) for shard, files in by_shard.items()}
 
 
-# (db_uri, repo, model) -> (chunks version, vectors version, shards): a sensor's process asks
-# every tick, and on an unchanged index the two table versions say the answer has not moved.
-_GAPS: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {}
+# (db_uri, repo, model) -> (what the tables were, shards): a sensor's process asks every tick,
+# and on an unchanged index the tables' versions say the answer has not moved.
+_GAPS: dict[tuple[str, str, str], tuple[tuple[int, ...], set[int]]] = {}
 
 
 def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
@@ -67,10 +67,16 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
         return set()
     chunks_table = db.open_table(storage.CHUNKS)
     vectors_table = db.open_table(storage.VECTORS) if storage.VECTORS in names else None
-    versions = (chunks_table.version, vectors_table.version if vectors_table is not None else -1)
+    # Versions plus row counts (both from the manifests, no data read): a table dropped and
+    # rebuilt to the same version number would also have to match both counts.
+    versions = (
+        chunks_table.version, chunks_table.count_rows(),
+        vectors_table.version if vectors_table is not None else -1,
+        vectors_table.count_rows() if vectors_table is not None else -1,
+    )
     cached = _GAPS.get((db_uri, repo, model))
-    if cached is not None and cached[:2] == versions:
-        return set(cached[2])
+    if cached is not None and cached[0] == versions:
+        return set(cached[1])
     where = storage.repo_filter(repo)
     chunks = Counter(storage.read_rows(chunks_table, where, ["shard"]).column("shard").to_pylist())
     vectors: Counter = Counter()
@@ -78,7 +84,7 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
         rows = storage.read_rows(vectors_table, where, ["shard", "model"])
         vectors = Counter(s for s, m in zip(rows.column("shard").to_pylist(), rows.column("model").to_pylist()) if m == model)
     gaps = {s for s in set(chunks) | set(vectors) if chunks.get(s, 0) != vectors.get(s, 0)}
-    _GAPS[(db_uri, repo, model)] = (*versions, gaps)
+    _GAPS[(db_uri, repo, model)] = (versions, gaps)
     return set(gaps)
 
 
