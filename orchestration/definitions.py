@@ -10,7 +10,7 @@ from orchestration.housekeeping import (
     housekeeping_when_crowded,
     weekly_housekeeping,
 )
-from orchestration.jobs import check_job, index_job
+from orchestration.jobs import check_job, index_executor, index_job
 from orchestration.resources import CodeIndexResource
 from orchestration.schedules import daily_reconcile
 from orchestration.sensors import check_after_index, repository_changes
@@ -22,4 +22,7 @@ defs = dg.Definitions(
     sensors=[repository_changes, check_after_index, housekeeping_when_crowded],
     schedules=[daily_reconcile, weekly_housekeeping],
     resources={"code_index": CodeIndexResource()},
+    # Materializations outside index_job (`dagster asset materialize`, the UI's Materialize)
+    # run on the same executor: forked steps, the same concurrency, one embedding consumer.
+    executor=index_executor,
 )

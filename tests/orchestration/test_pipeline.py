@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from indexer_core import storage
+from indexer_core.partitioning import shard_of
 from orchestration.assets.index import code_index_assets
 from orchestration.definitions import defs
 from orchestration.partitions import keys_for_repo, shard_count
@@ -132,3 +133,27 @@ def test_definitions_validate_on_workspace(dagster_home) -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Validation successful" in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_dagster_asset_materialize_command_one_partition(dagster_home, db_uri, sample_repo) -> None:
+    """The README's `dagster asset materialize` invocation, run as a user runs it."""
+    with dg.DagsterInstance.get() as instance:
+        setup_repo(instance, db_uri, sample_repo)
+    shard = shard_of("src/app.py", shard_count())
+    key = keys_for_repo("demo")[shard]
+    out = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "orchestration.definitions",
+         "--select", "files,chunks,vectors", "--partition", key],
+        cwd=PROJECT, env={**os.environ, "CODE_INDEX_DB": db_uri, "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_runs(limit=1)[0]
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        recorded = {partition_of(e) for e in materializations(instance, run.run_id, "vectors")}
+        assert recorded == {key}
+    db = storage.connect(db_uri)
+    shards = set(db.open_table(storage.CHUNKS).to_arrow().column("shard").to_pylist())
+    assert shards == {shard} and db.open_table(storage.VECTORS).count_rows() == db.open_table(storage.CHUNKS).count_rows()
