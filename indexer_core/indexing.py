@@ -30,11 +30,13 @@ from indexer_core.languages import language_for_path
 from indexer_core.locking import partition_lock
 from indexer_core.model_location import DEFAULT_MODEL
 from indexer_core.models import Chunk, FileEntry, SkippedFile, Span
+from indexer_core.names import search_text
 from indexer_core.partitioning import data_version, shard_of
 from indexer_core.tokens import TokenCounter, load_token_counter
 
-# Bump when chunk boundaries or the embedded text change: every partition then re-chunks.
-CHUNKER_VERSION = "2"
+# Bump when chunk boundaries, the embedded text or the full-text `search_text` change:
+# every partition then re-chunks.
+CHUNKER_VERSION = "3"
 INDEXED = "indexed"
 SKIPPED = "skipped"
 
@@ -156,6 +158,7 @@ def _chunks_of(
                 file_hash=file_hash,
                 content_hash=content_hash,
                 embed_text=text,
+                search_text=search_text(path, " > ".join(span.scope), span.name, span.content),
             )
         )
     for chunk, span in zip(chunks, spans):
@@ -248,7 +251,7 @@ def _chunk_partition(
     fingerprint = chunker_fingerprint(settings.model)
     db = storage.connect(db_uri)
     files_table = storage.open_or_create(db, storage.FILES, storage.FILES_SCHEMA)
-    chunks_table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    chunks_table = storage.open_chunks(db)
 
     previous = _manifest(files_table, repo, shard)
     known = {
@@ -495,7 +498,7 @@ def plan_embedding(
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
     db = storage.connect(db_uri)
     where = storage.partition_filter(repo, shard)
-    chunks_table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    chunks_table = storage.open_chunks(db)
     vectors_table = storage.open_vectors(db, embedder.dim)
     cache_table = storage.open_cache(db, embedder.dim)
 

@@ -26,6 +26,32 @@ def word_parts(identifier: str) -> list[str]:
     return [p.lower() for piece in re.split(r"[^A-Za-z0-9]+", identifier) for p in _CAMEL.findall(piece)]
 
 
+_WORD_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+\d*|[A-Z]+\d*|\d+")  # digits stay on
+
+
+def _expand_token(match: re.Match) -> str:
+    token = match.group(0)
+    parts = _CAMEL_WORD.findall(token)
+    return token if len(parts) < 2 else f"{token} {' '.join(parts)}"
+
+
+def expand_identifiers(text: str) -> str:
+    """`text` with every camelCase word followed by its parts: `isUnspecified is Unspecified`.
+
+    The full-text tokenizer splits at `_`, `.` and other punctuation but keeps a camelCase
+    word whole; spelling out its parts beside it lets BM25 match `unspecified` in a sentence
+    as well as the whole identifier in a code query.
+    """
+    return _WORD_TOKEN.sub(_expand_token, text)
+
+
+def search_text(path: str, scope: str, name: str, content: str) -> str:
+    """What the full-text index holds for a chunk: where it is, what it is called, its text,
+    with camelCase identifiers split into words (`expand_identifiers`)."""
+    return expand_identifiers(f"{path}\n{scope}\n{name}\n{content}")
+
+
 def chunk_names(name: str) -> list[str]:
     """The identifiers a chunk's `name` holds: `read (part 1/2)` -> read; `a, b` -> a, b."""
     name = _PART_SUFFIX.sub("", name or "")

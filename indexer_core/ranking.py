@@ -1,6 +1,6 @@
 """How hybrid search turns its rankings into one list.
 
-Three rankings are fused by weighted reciprocal rank: vector similarity, BM25 over chunk
+Rankings are fused by weighted reciprocal rank: vector similarity, BM25 over chunk
 text, and chunk-name matches (`names.py`). The weights depend on what the query looks like:
 a sentence is answered best by the embedding, an identifier by names and exact words.
 
