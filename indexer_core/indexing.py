@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from indexer_core import skip_reasons, storage
 from indexer_core.chunking import chunk_text
-from indexer_core.chunking.header import embed_text, fitted_header
+from indexer_core.chunking.header import embed_text, fitted_header, name_words
 from indexer_core.decoding import DecodedText, decode_source
 from indexer_core.discovery import DiscoveryConfig, Scan, read_file_bytes, scan_repository
 from indexer_core.hashing import StatRecord, blob_id, stable_id, text_hash
@@ -36,7 +36,7 @@ from indexer_core.tokens import TokenCounter, load_token_counter
 
 # Bump when chunk boundaries, the embedded text or the full-text `search_text` change:
 # every partition then re-chunks.
-CHUNKER_VERSION = "3"
+CHUNKER_VERSION = "4"
 INDEXED = "indexed"
 SKIPPED = "skipped"
 
@@ -132,12 +132,13 @@ def _chunks_of(
 ) -> list[Chunk]:
     """Rows for one file's spans: context header, hashes, ids and parent links."""
     fid = file_id(repo, path)
-    headers: dict[tuple, str] = {}  # chunks of one scope share their header
+    headers: dict[tuple, str] = {}  # chunks of one scope and name share their header
     chunks: list[Chunk] = []
     for index, span in enumerate(spans):
-        header = headers.get(span.scope)
+        words = name_words(span.kind, span.name)
+        header = headers.get((span.scope, words))
         if header is None:
-            header = headers[span.scope] = fitted_header(path, language, span.scope, counter)
+            header = headers[span.scope, words] = fitted_header(path, language, span.scope, counter, words)
         text = embed_text(header, span.content)
         content_hash = text_hash(text)
         chunks.append(
