@@ -1,6 +1,6 @@
 """Finding chunks by identifier: `parse_header`, `HttpClient.send`, `feed parser`.
 
-Embeddings blur identifiers and the full-text tokenizer does not split camelCase, so an
+Embeddings blur identifiers and BM25 weighs a name like any other word of a chunk, so an
 identifier query gets its own ranking of chunk names: exact names (and `Scope.name`) first,
 then names sharing most of the query's word parts. Hybrid search fuses it with the others.
 """
@@ -173,8 +173,8 @@ def query_words(query: str) -> set[str]:
 class NameWords:
     """Sentence-to-name matching: IDF-weighted share of a chunk's name words a query mentions.
 
-    Catches `Returns true if the address is unspecified` -> `isUnspecified`, which BM25 over
-    content misses because its tokenizer keeps camelCase identifiers whole. Postings are
+    Catches `Returns true if the address is unspecified` -> `isUnspecified` by the name alone,
+    where BM25 (over `search_text`) weighs those words among the whole chunk's. Postings are
     numpy arrays, so a query costs a few vector additions however common its words are.
     """
 
