@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from indexer_core import skip_reasons, storage
 from indexer_core.chunking import chunk_text
-from indexer_core.chunking.header import embed_text, fitted_header
+from indexer_core.chunking.header import embed_text, fitted_header, name_words
 from indexer_core.decoding import DecodedText, decode_source
 from indexer_core.discovery import DiscoveryConfig, Scan, read_file_bytes, scan_repository
 from indexer_core.hashing import StatRecord, blob_id, stable_id, text_hash
@@ -30,11 +30,13 @@ from indexer_core.languages import language_for_path
 from indexer_core.locking import partition_lock
 from indexer_core.model_location import DEFAULT_MODEL
 from indexer_core.models import Chunk, FileEntry, SkippedFile, Span
+from indexer_core.names import search_text
 from indexer_core.partitioning import data_version, shard_of
 from indexer_core.tokens import TokenCounter, load_token_counter
 
-# Bump when chunk boundaries or the embedded text change: every partition then re-chunks.
-CHUNKER_VERSION = "2"
+# Bump when chunk boundaries, the embedded text or the full-text `search_text` change:
+# every partition then re-chunks.
+CHUNKER_VERSION = "4"
 INDEXED = "indexed"
 SKIPPED = "skipped"
 
@@ -130,12 +132,13 @@ def _chunks_of(
 ) -> list[Chunk]:
     """Rows for one file's spans: context header, hashes, ids and parent links."""
     fid = file_id(repo, path)
-    headers: dict[tuple, str] = {}  # chunks of one scope share their header
+    headers: dict[tuple, str] = {}  # chunks of one scope and name share their header
     chunks: list[Chunk] = []
     for index, span in enumerate(spans):
-        header = headers.get(span.scope)
+        words = name_words(span.kind, span.name)
+        header = headers.get((span.scope, words))
         if header is None:
-            header = headers[span.scope] = fitted_header(path, language, span.scope, counter)
+            header = headers[span.scope, words] = fitted_header(path, language, span.scope, counter, words)
         text = embed_text(header, span.content)
         content_hash = text_hash(text)
         chunks.append(
@@ -156,6 +159,7 @@ def _chunks_of(
                 file_hash=file_hash,
                 content_hash=content_hash,
                 embed_text=text,
+                search_text=search_text(path, " > ".join(span.scope), span.name, span.content),
             )
         )
     for chunk, span in zip(chunks, spans):
@@ -248,7 +252,7 @@ def _chunk_partition(
     fingerprint = chunker_fingerprint(settings.model)
     db = storage.connect(db_uri)
     files_table = storage.open_or_create(db, storage.FILES, storage.FILES_SCHEMA)
-    chunks_table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    chunks_table = storage.open_chunks(db)
 
     previous = _manifest(files_table, repo, shard)
     known = {
@@ -498,7 +502,7 @@ def plan_embedding(
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
     db = storage.connect(db_uri)
     where = storage.partition_filter(repo, shard)
-    chunks_table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    chunks_table = storage.open_chunks(db)
     vectors_table = storage.open_vectors(db, embedder.dim)
     cache_table = storage.open_cache(db, embedder.dim)
 

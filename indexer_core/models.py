@@ -61,3 +61,4 @@ class Chunk:
     file_hash: str
     content_hash: str
     embed_text: str = field(repr=False, default="")
+    search_text: str = field(repr=False, default="")

@@ -1,6 +1,6 @@
 """Finding chunks by identifier: `parse_header`, `HttpClient.send`, `feed parser`.
 
-Embeddings blur identifiers and the full-text tokenizer does not split camelCase, so an
+Embeddings blur identifiers and BM25 weighs a name like any other word of a chunk, so an
 identifier query gets its own ranking of chunk names: exact names (and `Scope.name`) first,
 then names sharing most of the query's word parts. Hybrid search fuses it with the others.
 """
@@ -24,6 +24,32 @@ _SCOPE_IDENT = re.compile(r"(?:class|def|fn|func|function|interface|struct|impl|
 def word_parts(identifier: str) -> list[str]:
     """Lower-case word parts of an identifier: `HTTPClient.send_all` -> http, client, send, all."""
     return [p.lower() for piece in re.split(r"[^A-Za-z0-9]+", identifier) for p in _CAMEL.findall(piece)]
+
+
+_WORD_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_CAMEL_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+\d*|[A-Z]+\d*|\d+")  # digits stay on
+
+
+def _expand_token(match: re.Match) -> str:
+    token = match.group(0)
+    parts = _CAMEL_WORD.findall(token)
+    return token if len(parts) < 2 else f"{token} {' '.join(parts)}"
+
+
+def expand_identifiers(text: str) -> str:
+    """`text` with every camelCase word followed by its parts: `isUnspecified is Unspecified`.
+
+    The full-text tokenizer splits at `_`, `.` and other punctuation but keeps a camelCase
+    word whole; spelling out its parts beside it lets BM25 match `unspecified` in a sentence
+    as well as the whole identifier in a code query.
+    """
+    return _WORD_TOKEN.sub(_expand_token, text)
+
+
+def search_text(path: str, scope: str, name: str, content: str) -> str:
+    """What the full-text index holds for a chunk: where it is, what it is called, its text,
+    with camelCase identifiers split into words (`expand_identifiers`)."""
+    return expand_identifiers(f"{path}\n{scope}\n{name}\n{content}")
 
 
 def chunk_names(name: str) -> list[str]:
@@ -147,8 +173,8 @@ def query_words(query: str) -> set[str]:
 class NameWords:
     """Sentence-to-name matching: IDF-weighted share of a chunk's name words a query mentions.
 
-    Catches `Returns true if the address is unspecified` -> `isUnspecified`, which BM25 over
-    content misses because its tokenizer keeps camelCase identifiers whole. Postings are
+    Catches `Returns true if the address is unspecified` -> `isUnspecified` by the name alone,
+    where BM25 (over `search_text`) weighs those words among the whole chunk's. Postings are
     numpy arrays, so a query costs a few vector additions however common its words are.
     """
 

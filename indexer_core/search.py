@@ -1,9 +1,9 @@
 """Searching the index: vector, full-text and hybrid (reciprocal rank fusion) queries.
 
-Hybrid fuses three rankings by weighted reciprocal rank (`ranking.py`): vector similarity
-of the query embedding, BM25 over chunk content and names, and exact or partial matches of
-chunk names (`names.py`); sentences lean on the vector ranking, identifiers on names and
-text. In every mode the parts of one long function collapse into one result. The query is embedded with the model that built the
+Hybrid fuses rankings by weighted reciprocal rank (`ranking.py`): vector similarity of
+the query embedding, BM25 over each chunk's `search_text` (path, scope, name and content,
+camelCase split into words), and exact or partial matches of chunk names (`names.py`);
+sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one long function collapse into one result. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
 silently compared. Connections, tables, the model and the name catalogue are kept per
 process, so a query costs one embedding and a few index lookups.
@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from indexer_core import search_index, storage
 from indexer_core.lancedb_import import import_lancedb
-from indexer_core.names import NameIndex, NameWords
+from indexer_core.names import NameIndex, NameWords, expand_identifiers
 from indexer_core.ranking import PartGroups, base_name, fuse, query_kind
 
 lancedb = import_lancedb()
@@ -322,7 +322,8 @@ def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -
 def _text_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
     index.ensure_fts()
     table = index.table(storage.CHUNKS)
-    q = table.search(query, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(fetch)
+    text = expand_identifiers(query)  # as the indexed text: `isUnspecified` also as its words
+    q = table.search(text, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(fetch)
     where = filters.where()
     if where:
         q = q.where(where, prefilter=True)

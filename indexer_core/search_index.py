@@ -1,4 +1,4 @@
-"""The indexes search needs: full-text over chunk content and names, ANN over vectors.
+"""The indexes search needs: full-text over chunk text and names, ANN over vectors.
 
 They are built at index time (by the Dagster assets downstream of `chunks` and `vectors`), so
 a query never pays for checking or building them. The ANN index is built only once the
@@ -19,7 +19,10 @@ from indexer_core import storage
 # bench/search_latency.py measures both sides on 100k rows.
 ANN_MIN_ROWS = int(os.environ.get("CODE_INDEX_ANN_MIN_ROWS", "50000"))
 ANN_INDEX_TYPE = "IVF_HNSW_SQ"
-FTS_COLUMNS = ("content", "name")
+# One BM25 index over `search_text`: path, scope, name and content with camelCase words split
+# (names.search_text), so a sentence's words meet the identifiers that spell them. English
+# stemming and stop words (LanceDB's FTS defaults) on top.
+FTS_COLUMNS = ("search_text",)
 SCALAR_COLUMNS = ("chunk_id", "parent_id")
 
 
@@ -50,7 +53,7 @@ def fts_ready(table) -> bool:
 
 
 def build_fts_indexes(db_uri: str) -> IndexBuild:
-    """(Re)build the full-text indexes on `chunks.content` and `chunks.name`, and id indexes.
+    """(Re)build the full-text index on `chunks.search_text`, and the id indexes.
 
     Rebuilt in full rather than appended to, so rows changed since the last build are found
     by their new text (an append-only index would keep the old terms of replaced rows).
@@ -61,7 +64,12 @@ def build_fts_indexes(db_uri: str) -> IndexBuild:
     db = storage.connect(db_uri)
     if storage.CHUNKS not in storage.table_names(db):
         raise storage.StorageError(f"no chunks table in {db_uri}: index a repository first")
-    table = db.open_table(storage.CHUNKS)
+    table = storage.open_chunks(db)
+    # Full-text indexes of columns search no longer reads (`content` and `name` before
+    # `search_text` existed) would only cost rebuilds.
+    dropped = [n for n, cols in _index_names(table, "FTS").items() if not set(cols) & set(FTS_COLUMNS)]
+    for name in dropped:
+        storage.with_commit_retry(lambda name=name: table.drop_index(name), table=table)
     for column in FTS_COLUMNS:
         storage.with_commit_retry(
             lambda column=column: table.create_index(column, config=FTS(), replace=True), table=table
@@ -74,7 +82,7 @@ def build_fts_indexes(db_uri: str) -> IndexBuild:
     return IndexBuild(
         table=storage.CHUNKS, rows=table.count_rows(),
         built=[f"{c}_idx" for c in FTS_COLUMNS + SCALAR_COLUMNS],
-        dropped=[], seconds=time.perf_counter() - started,
+        dropped=dropped, seconds=time.perf_counter() - started,
     )
 
 

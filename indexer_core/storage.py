@@ -68,6 +68,9 @@ CHUNKS_SCHEMA = pa.schema(
         ("end_line", pa.int32()),
         ("content", pa.string()),
         ("embed_text", pa.string()),
+        # What full-text search indexes: path, scope, name and content, camelCase split
+        # into words (names.search_text). Added to older tables by `open_chunks`.
+        ("search_text", pa.string()),
         ("file_hash", pa.string()),
         ("content_hash", pa.string()),
     ]
@@ -163,6 +166,25 @@ def open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> la
         return db.create_table(name, schema=schema, exist_ok=True)
     except (ValueError, OSError, RuntimeError):
         return db.open_table(name)
+
+
+# Columns added to `chunks` since its first release, with the SQL that fills them in rows
+# written before (until the next index run rewrites those rows).
+_CHUNKS_ADDED = {"search_text": "concat_ws(' ', path, scope, name, content)"}
+
+
+def open_chunks(db: lancedb.DBConnection) -> lancedb.table.Table:
+    """The chunks table, with any column a table made by an older version lacks added."""
+    table = open_or_create(db, CHUNKS, CHUNKS_SCHEMA)
+    missing = {c: sql for c, sql in _CHUNKS_ADDED.items() if c not in table.schema.names}
+    if missing:
+        try:
+            with_commit_retry(lambda: table.add_columns(missing), table=table)
+        except (ValueError, OSError, RuntimeError):
+            table.checkout_latest()  # another process added them first
+            if any(c not in table.schema.names for c in missing):
+                raise
+    return table
 
 
 def vector_dim(table: lancedb.table.Table) -> int:

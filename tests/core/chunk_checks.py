@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from indexer_core.chunking.header import embed_text, fitted_header
+from indexer_core.chunking.header import embed_text, fitted_header, name_words
 from indexer_core.models import Span
 from indexer_core.tokens import TokenCounter
 
@@ -21,7 +21,10 @@ def check_invariants(
 ) -> None:
     lines = text.split("\n")
     # Token bound: the exact text that will be embedded fits the model.
-    texts = [embed_text(fitted_header(path, language, s.scope, counter), s.content) for s in spans]
+    texts = [
+        embed_text(fitted_header(path, language, s.scope, counter, name_words(s.kind, s.name)), s.content)
+        for s in spans
+    ]
     for span, n in zip(spans, counter.count_many(texts)):
         assert n <= counter.budget, (span.start_line, span.end_line, span.name, n)
     covered = bytearray(len(lines) + 2)

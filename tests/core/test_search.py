@@ -34,6 +34,13 @@ def test_vector_mode_finds_meaning_without_shared_words(db):
     assert "fetchUserProfile" in [h.name for h in hits]
 
 
+def test_text_mode_matches_the_words_of_camel_case_names(db):
+    # "profile" occurs only inside `fetchUserProfile`; the full-text index holds its words.
+    hits = search(db, "the profile of a user", k=3, mode="text")
+    assert hits and hits[0].name == "fetchUserProfile"
+    assert search(db, "fetchUserProfile", k=1, mode="text")[0].name == "fetchUserProfile"
+
+
 @pytest.mark.parametrize(
     "query, path, defines",
     [

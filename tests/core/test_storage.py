@@ -64,3 +64,31 @@ def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_open_chunks_adds_the_search_text_column_to_an_older_table(db_uri: str) -> None:
+    db = storage.connect(db_uri)
+    old_schema = pa.schema([f for f in storage.CHUNKS_SCHEMA if f.name != "search_text"])
+    rows = _chunk_rows("r", ["pkg/a.py"]).drop_columns(["search_text"]).set_column(
+        old_schema.get_field_index("name"), "name", pa.array(["readAll"])
+    )
+    db.create_table(storage.CHUNKS, rows, schema=old_schema)
+    table = storage.open_chunks(db)
+    assert set(table.schema.names) == set(storage.CHUNKS_SCHEMA.names)
+    # Rows written before get their path, name and content until they are re-chunked.
+    (text,) = table.to_arrow().column("search_text").to_pylist()
+    assert "pkg/a.py" in text and "readAll" in text
+    storage.open_chunks(db)  # a second open changes nothing
+    storage.replace_rows(table, "chunk_id", _chunk_rows("r", ["b.py"]), storage.partition_filter("r", 0))
+    assert table.to_arrow().column("path").to_pylist() == ["b.py"]
+
+
+def test_search_text_splits_camel_case_words() -> None:
+    from indexer_core.names import expand_identifiers, search_text
+
+    assert expand_identifiers("ip.IsUnspecified() && utf8Decode(HTTPServer)") == (
+        "ip.IsUnspecified Is Unspecified() && utf8Decode utf8 Decode(HTTPServer HTTP Server)"
+    )
+    assert expand_identifiers("parse_header z0") == "parse_header z0"
+    text = search_text("net/ip.go", "Addr", "Addr.isZero", "return ip.z == z0")
+    assert text.split("\n")[:3] == ["net/ip.go", "Addr", "Addr.isZero is Zero"]
