@@ -47,15 +47,16 @@ class ChunkCatalog:
         arrow = table.search().select(CATALOG_COLUMNS).with_row_id(True).limit(None).to_arrow()
         row_ids = arrow.column(ROW_ID).to_pylist()
         rows = arrow.drop_columns([ROW_ID]).to_pylist()
+        chunk_ids = [row["chunk_id"] for row in rows]  # the rows' own strings, not copies
         names = NameIndex.build(rows)
         return cls(
             version=version,
             names=names,
             groups=PartGroups.build(rows),
             words=NameWords.build(names),
-            row_of={row["chunk_id"]: i for i, row in enumerate(rows)},
+            row_of=dict(zip(chunk_ids, range(len(chunk_ids)))),
             row_ids=row_ids,
-            by_row=RowIdMap(version, {r: row["chunk_id"] for r, row in zip(row_ids, rows)}),
+            by_row=RowIdMap(version, dict(zip(row_ids, chunk_ids))),
         )
 
     def meta(self, chunk_id: str) -> dict | None:

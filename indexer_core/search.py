@@ -5,8 +5,10 @@ of the query embedding, BM25 over chunk content and names, and exact or partial 
 chunk names (`names.py`); sentences lean on the vector ranking, identifiers on names and
 text. In every mode the parts of one long function collapse into one result. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
-silently compared. Connections, tables, the model and the name catalogue are kept per
-process, so a query costs one embedding and a few index lookups.
+silently compared. Connections, tables, the model and the chunk catalogue (metadata and
+row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one
+embedding, one version read per table, searches that return row ids only, and a point read
+of its hits' content.
 """
 
 from __future__ import annotations
