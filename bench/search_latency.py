@@ -4,7 +4,8 @@ The 100k rows are synthesised: real CPython stdlib files are chunked and embedde
 (about --base chunks), then the chunks are replicated under new ids and paths with small
 Gaussian noise on each vector (renormalised). The output says so. Measured through
 `indexer_core.search.search` as the CLI and MCP server call it (process-wide caches warm),
-in vector and hybrid mode, first with flat search, then with the ANN index built.
+in vector and hybrid mode, first with flat search, then with the ANN index built. Last, the
+index reads of a query are timed one by one (ANN search, BM25, the top hits' content).
 
     python bench/search_latency.py [--rows 100000] [--base 1000] [--rounds 3] [--work DIR]
 
@@ -33,7 +34,7 @@ from indexer_core import search_index, storage
 from indexer_core.embedding import load_embedder
 from indexer_core.hashing import stable_id
 from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
-from indexer_core.search import search
+from indexer_core.search import open_index, search
 
 QUERIES = [
     "parse a header line", "open a file and read its lines", "HTTPResponse.read", "parse_headers",
@@ -116,6 +117,39 @@ def timed(db_uri: str, mode: str, queries: list[str], rounds: int, embedder) -> 
     }, results
 
 
+def _percentiles(times: list[float]) -> dict:
+    times = sorted(times)
+    return {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+
+
+def stage_timings(db_uri: str, queries: list[str], rounds: int, embedder) -> dict:
+    """The LanceDB reads of a query one by one, as search() issues them (row ids only for the
+    rankings, content by row id for the top 10), to show where the rest of a query goes."""
+    index = open_index(db_uri)
+    catalog = index.catalog()
+    chunks, vectors = index.table(storage.CHUNKS), index.table(storage.VECTORS)
+    vector_rows = index.vector_rows(vectors.version)
+    probes = {q: embedder.encode_query(q) for q in queries}
+    out: dict[str, list[float]] = {"vector_search": [], "bm25": [], "hit_content_top10": [], "version_read": []}
+    for _ in range(rounds):
+        for q in queries:
+            t0 = time.perf_counter()
+            rows = vectors.search(probes[q], vector_column_name="vector").distance_type("cosine").limit(50)
+            rows = rows.select(["_distance"]).with_row_id(True).to_arrow()
+            ids = [c for c in vector_rows.chunk_ids(vectors, rows.column("_rowid").to_pylist()) if c]
+            t1 = time.perf_counter()
+            text = chunks.search(q, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(50)
+            text.select(["_score"]).with_row_id(True).to_arrow()
+            t2 = time.perf_counter()
+            catalog.contents(chunks, ids[:10])
+            t3 = time.perf_counter()
+            _ = chunks.version
+            t4 = time.perf_counter()
+            for key, (a, b) in zip(out, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
+                out[key].append((b - a) * 1000)
+    return {key: _percentiles(times) for key, times in out.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
@@ -166,9 +200,7 @@ def main() -> int:
             t0 = time.perf_counter()
             embedder.encode_query(q)
             emb.append((time.perf_counter() - t0) * 1000)
-        emb.sort()
-        record("query_embedding_ms", {"p50_ms": round(statistics.median(emb), 2),
-                                      "p95_ms": round(emb[int(0.95 * (len(emb) - 1))], 2)})
+        record("query_embedding_ms", _percentiles(emb))
         flat = {}
         for mode in ("vector", "hybrid", "text"):
             timing, flat[mode] = timed(uri, mode, QUERIES, args.rounds, embedder)
@@ -181,6 +213,7 @@ def main() -> int:
             overlap = [len(set(a) & set(f)) / max(1, len(f)) for a, f in zip(ann, flat[mode])]
             timing["top10_overlap_with_flat"] = round(statistics.fmean(overlap), 3)
             record(f"ann_{mode}", timing)
+        record("ann_stages", stage_timings(uri, QUERIES, args.rounds, embedder))
     print(f"wrote {out}")
     return 0
 

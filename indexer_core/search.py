@@ -5,8 +5,10 @@ the query embedding, BM25 over each chunk's `search_text` (path, scope, name and
 camelCase split into words), and exact or partial matches of chunk names (`names.py`);
 sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one long function collapse into one result. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
-silently compared. Connections, tables, the model and the name catalogue are kept per
-process, so a query costs one embedding and a few index lookups.
+silently compared. Connections, tables, the model and the chunk catalogue (metadata and
+row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one
+embedding, one version read per table, searches that return row ids only, and a point read
+of its hits' content.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from indexer_core import search_index, storage
+from indexer_core.chunk_catalog import ChunkCatalog
 from indexer_core.lancedb_import import import_lancedb
-from indexer_core.names import NameIndex, NameWords, expand_identifiers
-from indexer_core.ranking import PartGroups, base_name, fuse, query_kind
+from indexer_core.names import expand_identifiers
+from indexer_core.ranking import base_name, fuse, query_kind
+from indexer_core.row_ids import ROW_ID, RowIdMap
 
 lancedb = import_lancedb()
 
@@ -31,9 +35,6 @@ _OVERFETCH = 5
 _MIN_FETCH = 50
 _CONSISTENCY = timedelta(seconds=2)  # how stale a long-lived server's view may get
 _HIT_COLUMNS = ["chunk_id", "repo", "path", "start_line", "end_line", "kind", "name", "language", "content", "parent_id"]
-_CATALOG_COLUMNS = [
-    "chunk_id", "repo", "path", "language", "kind", "name", "scope", "start_line", "end_line", "parent_id",
-]
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,8 @@ class _OpenIndex:
         self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
         self._tables: dict[str, object] = {}
         self._models: tuple[int, set[str]] | None = None
-        self._names: tuple[int, NameIndex, PartGroups, NameWords] | None = None
+        self._catalog: ChunkCatalog | None = None
+        self._vector_rows: RowIdMap | None = None
         self._fts_checked_version: int | None = None
         self._lock = threading.Lock()
         self.checked_embedders: dict[tuple, object] = {}
@@ -164,33 +166,33 @@ class _OpenIndex:
             self._models = (version, set(rows.column("model").to_pylist()))
         return self._models[1]
 
-    def _catalog(self) -> tuple[int, NameIndex, PartGroups, NameWords]:
+    def catalog(self) -> ChunkCatalog:
+        """The chunk metadata of the current `chunks` version (one version read per call)."""
         table = self.table(storage.CHUNKS)
         version = table.version
         with self._lock:
-            if self._names is None or self._names[0] != version:
-                rows = storage.read_rows(table, None, _CATALOG_COLUMNS).to_pylist()
-                names = NameIndex.build(rows)
-                self._names = (version, names, PartGroups.build(rows), NameWords.build(names))
-            return self._names
+            if self._catalog is None or self._catalog.version != version:
+                self._catalog = ChunkCatalog.load(table, version)
+            return self._catalog
 
-    def names(self) -> NameIndex:
-        return self._catalog()[1]
+    def vector_rows(self, version: int) -> RowIdMap:
+        """Chunk ids by row id of the vectors table at `version` (read once per version)."""
+        with self._lock:
+            if self._vector_rows is None or self._vector_rows.version != version:
+                self._vector_rows = RowIdMap.load(self.table(storage.VECTORS), version)
+            return self._vector_rows
 
-    def groups(self) -> PartGroups:
-        return self._catalog()[2]
+    def ensure_fts(self, version: int) -> None:
+        """Full-text indexes come from the index assets; a bare CLI index gets them once here.
 
-    def name_words(self) -> NameWords:
-        return self._catalog()[3]
-
-    def ensure_fts(self) -> None:
-        """Full-text indexes come from the index assets; a bare CLI index gets them once here."""
-        table = self.table(storage.CHUNKS)
-        if self._fts_checked_version == table.version:
+        `version` is the `chunks` version the query already read, so the check costs nothing
+        until the table changes.
+        """
+        if self._fts_checked_version == version:
             return
-        if not search_index.fts_ready(table):
+        if not search_index.fts_ready(self.table(storage.CHUNKS)):
             search_index.build_fts_indexes(self.db_uri)
-        self._fts_checked_version = table.version
+        self._fts_checked_version = version
 
 
 _OPEN: dict[str, _OpenIndex] = {}
@@ -207,13 +209,16 @@ def indexed_models(db_uri: str) -> set[str]:
     return open_index(db_uri).models()
 
 
-def query_embedder(db_uri: str, model: str | None = None, embedder=None):
+def query_embedder(db_uri: str, model: str | None = None, embedder=None, version: int | None = None):
     """The embedder for queries on this index; refuses a model or dimension it was not built with.
 
-    The check is remembered per vectors-table version, so a query pays for it once.
+    The check is remembered per vectors-table version (`version`, when the caller has
+    already read it), so a query pays for it once.
     """
     index = open_index(db_uri)
-    key = (index.table(storage.VECTORS).version, model, id(embedder))
+    if version is None:
+        version = index.table(storage.VECTORS).version
+    key = (version, model, id(embedder))
     checked = index.checked_embedders.get(key)
     if checked is not None:
         return checked
@@ -266,14 +271,14 @@ def search(
     if not query.strip():
         raise ValueError("empty query")
     index = open_index(db_uri)
-    index.table(storage.CHUNKS)
+    catalog = index.catalog()  # one `chunks` version for the whole query
     fetch = max(k * _OVERFETCH, _MIN_FETCH)
     ranked: dict[str, list[tuple[str, float]]] = {}
     kind = query_kind(query)
     if mode == "hybrid":
         # The lexical rankings run on a worker thread while the query is embedded and the
         # vector index searched (torch and LanceDB release the GIL).
-        lexical = index.pool.submit(_lexical_rankings, index, query, fetch, filters, kind)
+        lexical = index.pool.submit(_lexical_rankings, index, catalog, query, fetch, filters, kind)
         ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
         ranked.update(lexical.result())
         scores = fuse(ranked, kind)
@@ -281,91 +286,111 @@ def search(
         ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
         scores = dict(ranked["vector"])
     else:
-        scores = dict(_text_ranking(index, query, fetch, filters))
+        scores = dict(_text_ranking(index, catalog, query, fetch, filters))
     ordered = sorted(scores, key=lambda cid: -scores[cid])
     if min_score is not None:
         ordered = [cid for cid in ordered if scores[cid] >= min_score]
-    groups = index.groups()
-    collapsed = groups.collapse(ordered)
-    hits = _load_hits(index, collapsed[: k * 2], scores, groups)
-    return [h for h in hits if filters.accepts_path(h.path)][:k]
+    return _load_hits(index, catalog, catalog.groups.collapse(ordered), scores, filters, k)
 
 
-def _lexical_rankings(index: _OpenIndex, query, fetch, filters, kind) -> dict[str, list[tuple[str, float]]]:
+def _lexical_rankings(
+    index: _OpenIndex, catalog: ChunkCatalog, query, fetch, filters, kind
+) -> dict[str, list[tuple[str, float]]]:
     """BM25, and the name rankings hybrid search adds for this kind of query (non-empty only)."""
-    ranked = {"text": _text_ranking(index, query, fetch, filters)}
-    names = _name_ranking(index, query, fetch, filters)
+    ranked = {"text": _text_ranking(index, catalog, query, fetch, filters)}
+    names = _name_ranking(catalog, query, fetch, filters)
     if names:
         ranked["names"] = names
     if kind == "natural":
-        words = _word_ranking(index, query, fetch, filters)
+        words = _word_ranking(catalog, query, fetch, filters)
         if words:
             ranked["words"] = words
     return ranked
 
 
 def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -> list[tuple[str, float]]:
-    embedder = query_embedder(index.db_uri, model, embedder)
+    table = index.table(storage.VECTORS)
+    version = table.version  # read once: the model check and the row-id map share it
+    embedder = query_embedder(index.db_uri, model, embedder, version)
+    rows_map = index.vector_rows(version)
     encode_query = getattr(embedder, "encode_query", None)
     vector = encode_query(query) if encode_query is not None else embedder.encode([query])[0]
-    table = index.table(storage.VECTORS)
     q = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(fetch)
     where = filters.where()
     if where:
         q = q.where(where, prefilter=True)
-    rows = q.select(["chunk_id", "_distance"]).to_arrow()
-    ids = rows.column("chunk_id").to_pylist()
+    rows = q.select(["_distance"]).with_row_id(True).to_arrow()
+    ids = rows_map.chunk_ids(table, rows.column(ROW_ID).to_pylist())
     distances = rows.column("_distance").to_pylist()
-    return [(cid, 1.0 - float(d)) for cid, d in zip(ids, distances)]
+    return [(cid, 1.0 - float(d)) for cid, d in zip(ids, distances) if cid is not None]
 
 
-def _text_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
-    index.ensure_fts()
+def _text_ranking(index: _OpenIndex, catalog: ChunkCatalog, query, fetch, filters) -> list[tuple[str, float]]:
+    index.ensure_fts(catalog.version)
     table = index.table(storage.CHUNKS)
     text = expand_identifiers(query)  # as the indexed text: `isUnspecified` also as its words
     q = table.search(text, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(fetch)
     where = filters.where()
     if where:
         q = q.where(where, prefilter=True)
-    rows = q.select(["chunk_id", "_score"]).to_arrow()
-    return list(zip(rows.column("chunk_id").to_pylist(), (float(s) for s in rows.column("_score").to_pylist())))
+    rows = q.select(["_score"]).with_row_id(True).to_arrow()
+    ids = catalog.by_row.chunk_ids(table, rows.column(ROW_ID).to_pylist())
+    return [(cid, float(s)) for cid, s in zip(ids, rows.column("_score").to_pylist()) if cid is not None]
 
 
-def _name_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
-    names = index.names()
+def _name_ranking(catalog: ChunkCatalog, query, fetch, filters) -> list[tuple[str, float]]:
+    names = catalog.names
     ranked = names.rank(query, accept=filters.accepts, limit=fetch)
     return [(names.rows[i]["chunk_id"], score) for i, score in ranked]
 
 
-def _word_ranking(index: _OpenIndex, query, fetch, filters) -> list[tuple[str, float]]:
-    rows = index.names().rows
-    ranked = index.name_words().rank(query, accept=lambda i: filters.accepts(rows[i]), limit=fetch)
+def _word_ranking(catalog: ChunkCatalog, query, fetch, filters) -> list[tuple[str, float]]:
+    rows = catalog.names.rows
+    ranked = catalog.words.rank(query, accept=lambda i: filters.accepts(rows[i]), limit=fetch)
     return [(rows[i]["chunk_id"], score) for i, score in ranked]
 
 
 def _load_hits(
-    index: _OpenIndex, picked: list[tuple[str, int | None]], scores: dict[str, float], groups: PartGroups
+    index: _OpenIndex,
+    catalog: ChunkCatalog,
+    picked: list[tuple[str, int | None]],
+    scores: dict[str, float],
+    filters: SearchFilters,
+    k: int,
 ) -> list[SearchHit]:
-    """Rows for the picked chunks; a part of a long function stands for the whole function."""
-    if not picked:
-        return []
-    wanted = [m for cid, group in picked for m in (groups.members[group] if group is not None else [cid])]
-    rows = storage.read_rows(
-        index.table(storage.CHUNKS), storage.id_list_filter("chunk_id", wanted), _HIT_COLUMNS
-    ).to_pylist()
-    by_id = {r["chunk_id"]: r for r in rows}
-    hits = []
-    for cid, group in picked:
-        if cid not in by_id:
-            continue
-        hit = SearchHit(score=scores[cid], **by_id[cid])
-        if group is not None:
-            parts = [by_id[m] for m in groups.members[group] if m in by_id]
-            hit.start_line, hit.end_line = groups.spans[group]
-            hit.name = base_name(hit.name)
-            hit.content = "\n".join(p["content"] for p in parts)
-            hit.parts = len(parts)
-        hits.append(hit)
+    """The first k picks that pass the path glob, as hits; a part of a long function stands
+    for the whole function.
+
+    Locations and names come from the catalog, so only the content of the chosen hits is
+    read (by row id). A chunk the catalog lacks (written after it was loaded) is read whole.
+    """
+    table = index.table(storage.CHUNKS)
+    hits: list[SearchHit] = []
+    start = 0
+    while len(hits) < k and start < len(picked):
+        window = picked[start : start + max(k - len(hits), 1) * 2]
+        start += len(window)
+        meta = {cid: catalog.meta(cid) for cid, _ in window}
+        unknown = [cid for cid, row in meta.items() if row is None]
+        if unknown:
+            rows = storage.read_rows(table, storage.id_list_filter("chunk_id", unknown), _HIT_COLUMNS)
+            meta.update({row["chunk_id"]: row for row in rows.to_pylist()})
+        chosen = [(cid, group) for cid, group in window if meta.get(cid) and filters.accepts_path(meta[cid]["path"])]
+        chosen = chosen[: k - len(hits)]
+        members = [m for cid, group in chosen for m in (catalog.groups.members[group] if group is not None else [cid])]
+        contents = catalog.contents(table, [m for m in members if m in catalog.row_of])
+        contents.update({cid: row["content"] for cid, row in meta.items() if row and "content" in row})
+        for cid, group in chosen:
+            if cid not in contents:
+                continue  # deleted since the catalog was loaded
+            hit = SearchHit(score=scores[cid], **{**meta[cid], "content": contents[cid]})
+            if group is not None:
+                parts = [m for m in catalog.groups.members[group] if m in contents]
+                hit.start_line, hit.end_line = catalog.groups.spans[group]
+                hit.name = base_name(hit.name)
+                hit.content = "\n".join(contents[m] for m in parts)
+                hit.parts = len(parts)
+            hits.append(hit)
     return hits
 
 

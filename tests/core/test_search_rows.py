@@ -1,0 +1,57 @@
+"""Row-id reads behind search: hit content and ranking ids stay right when the table moves on."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from indexer_core import storage
+from indexer_core.chunk_catalog import ChunkCatalog
+from indexer_core.row_ids import RowIdMap
+
+
+def _chunk(i: int, content: str | None = None) -> dict:
+    return {
+        "chunk_id": f"{i:016x}", "repo": "demo", "path": f"pkg/m{i}.py", "file_id": f"{i:016x}", "shard": 0,
+        "language": "python", "kind": "function", "name": f"fn_{i}", "scope": "", "parent_id": "",
+        "start_line": 1, "end_line": 3, "content": content or f"def fn_{i}(): pass", "embed_text": "",
+        "file_hash": "", "content_hash": "",
+    }
+
+
+def _table(tmp_path, n: int = 6):
+    db = storage.connect(str(tmp_path / "db"))
+    table = db.create_table(storage.CHUNKS, schema=storage.CHUNKS_SCHEMA)
+    for start in range(0, n, 3):  # several fragments
+        table.add(pa.Table.from_pylist([_chunk(i) for i in range(start, start + 3)], schema=storage.CHUNKS_SCHEMA))
+    return table
+
+
+def test_catalog_holds_hit_metadata_and_reads_content_by_row(tmp_path):
+    table = _table(tmp_path)
+    catalog = ChunkCatalog.load(table, table.version)
+    assert catalog.meta(f"{4:016x}")["path"] == "pkg/m4.py"
+    assert catalog.meta("ffff") is None
+    assert catalog.contents(table, [f"{i:016x}" for i in (1, 4)]) == {
+        f"{1:016x}": "def fn_1(): pass", f"{4:016x}": "def fn_4(): pass",
+    }
+
+
+def test_content_of_rows_rewritten_or_deleted_after_the_catalog(tmp_path):
+    table = _table(tmp_path)
+    catalog = ChunkCatalog.load(table, table.version)
+    table.delete(f"chunk_id = '{2:016x}'")
+    table.delete(f"chunk_id = '{4:016x}'")
+    table.add(pa.Table.from_pylist([_chunk(4, "def fn_4(): return 4")], schema=storage.CHUNKS_SCHEMA))
+    table.optimize()  # compaction moves every surviving row to new addresses
+    got = catalog.contents(table, [f"{i:016x}" for i in (1, 2, 4)])
+    assert got == {f"{1:016x}": "def fn_1(): pass", f"{4:016x}": "def fn_4(): return 4"}
+
+
+def test_row_id_map_reads_rows_it_does_not_know(tmp_path):
+    table = _table(tmp_path)
+    known = RowIdMap.load(table, table.version)
+    table.add(pa.Table.from_pylist([_chunk(9)], schema=storage.CHUNKS_SCHEMA))
+    rows = table.search().select(["chunk_id"]).with_row_id(True).limit(None).to_arrow()
+    by_id = dict(zip(rows.column("chunk_id").to_pylist(), rows.column("_rowid").to_pylist()))
+    asked = [by_id[f"{9:016x}"], by_id[f"{0:016x}"], 12345 << 32]
+    assert known.chunk_ids(table, asked) == [f"{9:016x}", f"{0:016x}", None]
