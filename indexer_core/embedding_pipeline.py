@@ -48,10 +48,12 @@ class EmbeddingWorker:
         # The vectors of the write that may still be in flight, by cache key: the next
         # partition takes a text it shares with that one from here, not from the model.
         self._in_flight: dict[str, np.ndarray] = {}
+        self._queued: list[Future[EmbedReport]] = []  # submitted, not yet started
 
     def submit(self, repo: str, shard: int) -> Future[EmbedReport]:
         """Queue a partition; the future holds its report once its vectors are committed."""
         done: Future[EmbedReport] = Future()
+        self._queued.append(done)
         self._encoder.submit(self._encode, repo, shard, done)
         return done
 
@@ -60,10 +62,14 @@ class EmbeddingWorker:
         partitions not yet started)."""
         self._encoder.shutdown(wait=True, cancel_futures=cancel)
         self._writer.shutdown(wait=True)
+        for done in self._queued:
+            done.cancel()  # never started: cancelled, so no caller waits on it forever
+        self._queued.clear()
 
     def _encode(self, repo: str, shard: int, done: Future[EmbedReport]) -> None:
         """Read and encode one partition under its lock while the previous partition's write
         goes on; then queue this one's write. The lock is held until that write commits."""
+        self._queued.remove(done)
         if not done.set_running_or_notify_cancel():
             return
         hold = ExitStack()

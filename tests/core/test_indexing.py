@@ -205,3 +205,27 @@ def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) ->
     (root / "pkg" / "mod_3.py").write_text("def f3(x):\n    return x - 3\n")
     changed = detect_changes(db_uri, "repo", str(root), settings, include_vectors=False)
     assert list(changed.stale) == [shard_of("pkg/mod_3.py", 8)] and changed.files_hashed == 1
+
+
+def test_embedding_worker_close_with_cancel_settles_every_future(db_uri, sample_repo, embedder) -> None:
+    """A consumer that fails closes its worker with `cancel`: partitions not yet started are
+    cancelled (nobody waits on them forever); the one already running finishes and is written."""
+    from concurrent.futures import CancelledError
+
+    from indexer_core.embedding_pipeline import EmbeddingWorker
+
+    settings = IndexSettings(shards=4)
+    for shard in range(4):
+        chunk_partition(db_uri, "repo", str(sample_repo), shard, settings)
+    worker = EmbeddingWorker(db_uri, embedder)
+    futures = [worker.submit("repo", shard) for shard in range(4)]
+    worker.close(cancel=True)
+    settled = []
+    for future in futures:
+        assert future.done()
+        try:
+            settled.append(future.result().shard)
+        except CancelledError:
+            pass
+    assert settled and settled == sorted(settled)  # finished partitions are a prefix, in order
+    assert integrity.check_unique_chunk_ids(db_uri).passed
