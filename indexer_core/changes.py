@@ -7,6 +7,7 @@ manifest, plus a count of chunks that lack a vector from the configured model.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,14 +15,16 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from indexer_core import skip_reasons, storage
+from indexer_core.discovery import scan_repository
+from indexer_core.hashing import StatRecord
 from indexer_core.indexing import (
+    MANIFEST_COLUMNS,
     IndexSettings,
     chunker_fingerprint,
     manifest_version,
-    partition_versions,
-    read_manifest,
 )
-from indexer_core.partitioning import data_version
+from indexer_core.models import FileEntry
+from indexer_core.partitioning import data_version, shard_of
 
 
 @dataclass
@@ -35,23 +38,130 @@ class ChangeSet:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class ManifestSummary:
+    """What a sensor tick needs from a repository's `files` rows, derived once per table state.
+
+    `known` feeds the scan's size+mtime fast path; `counted` is every file the data version
+    counts (path -> hash, the rows `manifest_version` keeps); `versions` is each shard's
+    version as the index records it; `current` is the same per shard under today's shard
+    count, so a shard whose files all match `counted` takes its version without re-hashing.
+    """
+
+    known: dict[str, StatRecord]
+    counted: dict[str, str]
+    versions: dict[int, str]
+    current: dict[int, tuple[int, str]]  # shard under settings.shards -> (files, version)
+
+
+def summarize_manifest(manifest: pa.Table | None, settings: IndexSettings) -> ManifestSummary:
+    """Derive the sensor's view of the index from the manifest rows (MANIFEST_COLUMNS)."""
+    if manifest is None:
+        return ManifestSummary({}, {}, {}, {})
+    fingerprint = chunker_fingerprint(settings.model)
+    # Column lists, not a dict per row: a large repository has hundreds of thousands of rows.
+    columns = [manifest.column(c).to_pylist() for c in ("path", "shard", "size", "mtime_ns", "file_hash", "reason")]
+    known: dict[str, StatRecord] = {}
+    counted: dict[str, str] = {}
+    by_shard: dict[int, list[tuple[str, str]]] = {}
+    by_current: dict[int, list[tuple[str, str]]] = {}
+    for path, shard, size, mtime_ns, file_hash, reason in zip(*columns):
+        files = by_shard.setdefault(shard, [])
+        if not file_hash:
+            continue
+        known[path] = StatRecord(size, mtime_ns, file_hash)
+        if reason != skip_reasons.UNREADABLE:  # as manifest_version counts them
+            files.append((path, file_hash))
+            counted[path] = file_hash
+            by_current.setdefault(shard_of(path, settings.shards), []).append((path, file_hash))
+    versions = {shard: data_version(files, fingerprint) for shard, files in by_shard.items()}
+    current = {
+        shard: (len(files), versions[shard] if by_shard.get(shard) == files else data_version(files, fingerprint))
+        for shard, files in by_current.items()
+    }
+    return ManifestSummary(known, counted, versions, current)
+
+
+# (db_uri, repo, chunker fingerprint, shards) -> (table state, summary): a sensor's process
+# asks every tick, and between runs the `files` table does not move.
+_SUMMARIES: dict[tuple[str, str, str, int], tuple[tuple, ManifestSummary]] = {}
+
+
+def manifest_summary(db_uri: str, repo: str, settings: IndexSettings) -> ManifestSummary:
+    """The repository's ManifestSummary, re-read only when the `files` table has changed.
+
+    The table's state is its version and row count (from its manifest, no data read) plus,
+    for a local database, the identity of its versions directory, so a table dropped and
+    rebuilt to the same version and row count still reads as new.
+    """
+    storage.check_repo_name(repo)
+    db = storage.connect(db_uri)
+    if storage.FILES not in storage.table_names(db):
+        return summarize_manifest(None, settings)
+    table = db.open_table(storage.FILES)
+    state = (table.version, table.count_rows(), _versions_dir_identity(db_uri))
+    key = (db_uri, repo, chunker_fingerprint(settings.model), settings.shards)
+    cached = _SUMMARIES.get(key)
+    if cached is not None and state[2] is not None and cached[0] == state:
+        return cached[1]
+    rows = storage.read_rows(table, storage.repo_filter(repo), MANIFEST_COLUMNS)
+    summary = summarize_manifest(rows, settings)
+    _SUMMARIES[key] = (state, summary)
+    return summary
+
+
+def _versions_dir_identity(db_uri: str) -> tuple[int, int, int] | None:
+    """Device, inode and mtime of the `files` table's versions directory; None when not local."""
+    if "://" in db_uri and not db_uri.startswith("file://"):
+        return None
+    base = db_uri.removeprefix("file://")
+    try:
+        st = os.stat(os.path.join(base, f"{storage.FILES}.lance", "_versions"))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
 def index_versions(
     db_uri: str, repo: str, settings: IndexSettings, manifest: pa.Table | None = None
 ) -> dict[int, str]:
     """Each shard's data version as the index records it (from the `files` manifest)."""
     if manifest is None:
-        manifest = read_manifest(db_uri, repo)
-    if manifest is None:
-        return {}
-    # Column lists, not a dict per row: this runs on every sensor tick over every file.
-    by_shard: dict[int, list[tuple[str, str]]] = {}
-    columns = (manifest.column(c).to_pylist() for c in ("path", "shard", "file_hash", "reason"))
-    for path, shard, file_hash, reason in zip(*columns):
-        files = by_shard.setdefault(shard, [])
-        if file_hash and reason != skip_reasons.UNREADABLE:  # as manifest_version counts them
-            files.append((path, file_hash))
+        return dict(manifest_summary(db_uri, repo, settings).versions)
+    return summarize_manifest(manifest, settings).versions
+
+
+def disk_versions(files: list[FileEntry], summary: ManifestSummary, settings: IndexSettings) -> dict[int, str]:
+    """Each shard's data version as the scanned tree stands (what `partition_versions` gives).
+
+    A shard whose scanned files are exactly the manifest's counted files, with the same
+    hashes, has the version the manifest already gives: only shards that differ are hashed.
+    """
+    shards = settings.shards
+    matched = [0] * shards
+    changed: set[int] = set()
+    counted = summary.counted
+    for entry in files:
+        shard = shard_of(entry.path, shards)
+        if counted.get(entry.path) == entry.file_hash:
+            matched[shard] += 1
+        else:
+            changed.add(shard)
     fingerprint = chunker_fingerprint(settings.model)
-    return {shard: data_version(files, fingerprint) for shard, files in by_shard.items()}
+    empty = data_version([], fingerprint)
+    versions: dict[int, str] = {}
+    for shard in range(shards):
+        count, version = summary.current.get(shard, (0, empty))
+        if shard not in changed and matched[shard] == count:
+            versions[shard] = version
+    if len(versions) < shards:
+        by_shard: dict[int, list[tuple[str, str]]] = {s: [] for s in range(shards) if s not in versions}
+        for entry in files:
+            todo = by_shard.get(shard_of(entry.path, shards))
+            if todo is not None:
+                todo.append((entry.path, entry.file_hash))
+        versions.update({s: data_version(pairs, fingerprint) for s, pairs in by_shard.items()})
+    return dict(sorted(versions.items()))
 
 
 # (db_uri, repo, model) -> (what the tables were, shards): a sensor's process asks every tick,
@@ -94,9 +204,10 @@ def detect_changes(
     """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index."""
     started = time.perf_counter()
     settings = settings or IndexSettings()
-    manifest = read_manifest(db_uri, repo)  # read once: known hashes and the index's versions
-    disk, scan = partition_versions(db_uri, repo, root, settings, manifest)
-    index = index_versions(db_uri, repo, settings, manifest)
+    summary = manifest_summary(db_uri, repo, settings)  # cached while the `files` table is unchanged
+    scan = scan_repository(root, settings.discovery(), known=summary.known)
+    disk = disk_versions(scan.files, summary, settings)
+    index = dict(summary.versions)
     changes = ChangeSet(repo, disk, index, files_seen=len(scan.files), files_hashed=scan.hashed)
     empty = manifest_version([], chunker_fingerprint(settings.model))
     for shard, version in disk.items():

@@ -254,7 +254,7 @@ def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[str]:
         dir_path = f"{root_text}/{rel_dir}" if rel_dir else root_text
         try:
             with os.scandir(dir_path) as listing:
-                entries = sorted(listing, key=_name_of)
+                entries = list(listing)  # unsorted: the scan sorts its results once at the end
         except OSError as exc:
             skipped.append(SkippedFile(rel_dir or ".", skip_reasons.UNREADABLE, exc.strerror or str(exc)))
             continue
@@ -279,10 +279,6 @@ def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[str]:
             else:
                 yield rel
         stack.extend(reversed(subdirs))
-
-
-def _name_of(entry: os.DirEntry) -> str:
-    return entry.name
 
 
 def _with_gitignore(

@@ -1,0 +1,81 @@
+"""The sensor's change view: its cached manifest summary and its shortcut for unchanged shards
+must give exactly what a full re-derivation gives, whatever happened to the tree or the tables."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from indexer_core import changes
+from indexer_core.changes import detect_changes
+from indexer_core.indexing import IndexSettings, chunk_partition, partition_versions
+from indexer_core.partitioning import shard_of
+from tests.conftest import write_tree
+
+SHARDS = 8
+SETTINGS = IndexSettings(shards=SHARDS, use_git=False)
+
+
+def _tree(tag: str, n: int = 20) -> dict[str, str]:
+    return {f"pkg/mod_{i}.py": f"def f{i}(x):\n    return x + {i}  # {tag}\n" for i in range(n)}
+
+
+def _index(db_uri: str, root: Path, settings: IndexSettings = SETTINGS) -> None:
+    for shard in range(settings.shards):
+        chunk_partition(db_uri, "repo", str(root), shard, settings)
+
+
+def _full(db_uri: str, root: Path, settings: IndexSettings) -> dict[int, str]:
+    """Disk versions the slow way: every shard hashed from the scan, no summary involved."""
+    return partition_versions(db_uri, "repo", str(root), settings)[0]
+
+
+def test_cached_view_tracks_edits_runs_and_matches_the_full_derivation(db_uri, tmp_path) -> None:
+    root = write_tree(tmp_path / "repo", _tree("a"))
+    _index(db_uri, root)
+    first = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False)
+    assert not first.stale and first.disk_versions == _full(db_uri, root, SETTINGS)
+    cached = changes.manifest_summary(db_uri, "repo", SETTINGS)
+    again = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False)
+    assert not again.stale and changes.manifest_summary(db_uri, "repo", SETTINGS) is cached
+
+    # An edit, an added file and a deletion: exactly their shards, with the full versions.
+    (root / "pkg" / "mod_3.py").write_text("def f3(x):\n    return x - 3\n")
+    (root / "pkg" / "new.py").write_text("def g():\n    return 1\n")
+    (root / "pkg" / "mod_7.py").unlink()
+    touched = {shard_of(p, SHARDS) for p in ("pkg/mod_3.py", "pkg/new.py", "pkg/mod_7.py")}
+    edited = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False)
+    assert set(edited.stale) == touched
+    assert edited.disk_versions == _full(db_uri, root, SETTINGS)
+
+    # The run writes `files`: the summary is re-read and nothing is stale any more.
+    for shard in sorted(touched):
+        chunk_partition(db_uri, "repo", str(root), shard, SETTINGS)
+    assert changes.manifest_summary(db_uri, "repo", SETTINGS) is not cached
+    after = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False)
+    assert not after.stale and after.disk_versions == _full(db_uri, root, SETTINGS)
+
+
+def test_rebuilt_table_with_the_same_version_and_rows_is_not_served_from_cache(db_uri, tmp_path) -> None:
+    """Same operations on another tree give the same table version and row count; the
+    versions directory's identity still tells the rebuilt table apart."""
+    root = write_tree(tmp_path / "repo", _tree("a"))
+    _index(db_uri, root)
+    assert not detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False).stale
+    shutil.rmtree(db_uri)
+    other = write_tree(tmp_path / "other", _tree("b"))
+    _index(db_uri, other)
+    # The index now describes `other`: every shard of `root` with files differs from it.
+    stale = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False).stale
+    assert set(stale) == {shard_of(p, SHARDS) for p in _tree("a")}
+
+
+def test_new_shard_count_compares_under_the_new_sharding(db_uri, tmp_path) -> None:
+    root = write_tree(tmp_path / "repo", _tree("a", 40))
+    _index(db_uri, root)
+    wider = IndexSettings(shards=16, use_git=False)
+    seen = detect_changes(db_uri, "repo", str(root), wider, include_vectors=False)
+    assert seen.disk_versions == _full(db_uri, root, wider)
+    # Old shard numbers in the manifest no longer match: shards regrouped are stale.
+    moved = {shard_of(p, 16) for p in _tree("a", 40) if shard_of(p, 16) != shard_of(p, SHARDS)}
+    assert moved and moved <= set(seen.stale)
