@@ -25,6 +25,7 @@ from indexer_core.indexing import (
 )
 from indexer_core.models import FileEntry
 from indexer_core.partitioning import data_version, shard_of
+from indexer_core.watching import TreeWatch, scanned_directories
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ChangeSet:
     files_seen: int = 0
     files_hashed: int = 0
     seconds: float = 0.0
+    scanned: bool = True  # False: a watch saw no event since the last scan, whose result stands
 
 
 @dataclass(frozen=True)
@@ -198,18 +200,48 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
     return set(gaps)
 
 
+# (root, discovery settings, shards, chunker) -> the watch on that tree and its last full scan:
+# (disk versions, files seen, when). One watch per key, since `covered` resets what it saw.
+_WATCHED: dict[tuple, tuple[TreeWatch, tuple[dict[int, str], int, float] | None]] = {}
+
+FULL_SCAN_EVERY_SECONDS = 600.0
+MAX_WATCHED_TREES = 64  # inotify instances are a per-user kernel limit (128 by default)
+
+
 def detect_changes(
-    db_uri: str, repo: str, root: str, settings: IndexSettings | None = None, include_vectors: bool = True
+    db_uri: str, repo: str, root: str, settings: IndexSettings | None = None, include_vectors: bool = True,
+    watch: bool = False, full_scan_every: float = FULL_SCAN_EVERY_SECONDS,
 ) -> ChangeSet:
-    """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index."""
+    """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index.
+
+    With `watch`, the process keeps an inotify watch on the tree (see `watching`): while it
+    has seen no event, the last full scan's disk side stands, and a full scan runs anyway
+    every `full_scan_every` seconds (changes inotify cannot see, e.g. on network mounts).
+    """
     started = time.perf_counter()
     settings = settings or IndexSettings()
     summary = manifest_summary(db_uri, repo, settings)  # cached while the `files` table is unchanged
-    scan = scan_repository(root, settings.discovery(), known=summary.known)
-    disk = disk_versions(scan.files, summary, settings)
+    fingerprint = chunker_fingerprint(settings.model)
+    tree_watch, last = None, None
+    if watch:
+        key = (root, settings.discovery(), settings.shards, fingerprint)
+        tree_watch, last = _WATCHED.pop(key, None) or (TreeWatch(root), None)
+        _WATCHED[key] = (tree_watch, last)  # most recently used last
+        while len(_WATCHED) > MAX_WATCHED_TREES:
+            _WATCHED.pop(next(iter(_WATCHED)))[0].close()
+    if tree_watch is not None and last is not None and not tree_watch.changed() \
+            and time.monotonic() - last[2] < full_scan_every:
+        disk, files_seen, files_hashed, scanned = dict(last[0]), last[1], 0, False
+    else:
+        scan = scan_repository(root, settings.discovery(), known=summary.known)
+        disk = disk_versions(scan.files, summary, settings)
+        files_seen, files_hashed, scanned = len(scan.files), scan.hashed, True
+        if tree_watch is not None:
+            tree_watch.covered(scanned_directories((f.path for f in scan.files), scan.directories))
+            _WATCHED[key] = (tree_watch, (dict(disk), files_seen, time.monotonic()))
     index = dict(summary.versions)
-    changes = ChangeSet(repo, disk, index, files_seen=len(scan.files), files_hashed=scan.hashed)
-    empty = manifest_version([], chunker_fingerprint(settings.model))
+    changes = ChangeSet(repo, disk, index, files_seen=files_seen, files_hashed=files_hashed, scanned=scanned)
+    empty = manifest_version([], fingerprint)
     for shard, version in disk.items():
         if index.get(shard, empty) != version:
             changes.stale[shard] = "files changed" if shard in index else "never indexed"

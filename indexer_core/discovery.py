@@ -52,6 +52,7 @@ class Scan:
     skipped: list[SkippedFile] = field(default_factory=list)
     used_git: bool = False
     hashed: int = 0  # how many files had to be read and hashed (the rest came from git or stat)
+    directories: list[str] = field(default_factory=list)  # walked (not ignored) directories, "" = root
 
 
 class RepositoryNotFound(FileNotFoundError):
@@ -82,7 +83,7 @@ def scan_repository(
         scan.used_git = True
         candidates: Iterator[tuple[str, str | None]] = iter(listing.items())
     else:
-        candidates = ((p, None) for p in _walk(root_path, scan.skipped))
+        candidates = ((p, None) for p in _walk(root_path, scan.skipped, scan.directories))
     known = known or {}
     # Skips of selected candidates stay even when their recorded (printable) path would hash
     # to another shard; only the walk's own skips (ignored or unreadable dirs) are filtered.
@@ -240,8 +241,10 @@ def _git_z(root: Path, *args: str) -> list[str]:
     return [os.fsdecode(p) for p in out.split(b"\0") if p]
 
 
-def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[str]:
-    """Files under root not ignored by any .gitignore (or .git/info/exclude), depth first."""
+def _walk(root: Path, skipped: list[SkippedFile], directories: list[str] | None = None) -> Iterator[str]:
+    """Files under root not ignored by any .gitignore (or .git/info/exclude), depth first.
+
+    Each directory listed is appended to `directories`, for a watcher to watch."""
     stack: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = []
     base_specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     exclude = root / ".git" / "info" / "exclude"
@@ -258,6 +261,8 @@ def _walk(root: Path, skipped: list[SkippedFile]) -> Iterator[str]:
         except OSError as exc:
             skipped.append(SkippedFile(rel_dir or ".", skip_reasons.UNREADABLE, exc.strerror or str(exc)))
             continue
+        if directories is not None:
+            directories.append(rel_dir)
         # The listing says whether a .gitignore is here: no extra stat per directory.
         if any(e.name == ".gitignore" for e in entries):
             specs = _with_gitignore(dir_path, rel_dir, specs, skipped)

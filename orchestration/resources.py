@@ -42,6 +42,10 @@ class CodeIndexResource(dg.ConfigurableResource):
     max_file_bytes: int = Field(default=2_000_000, description="files larger than this are skipped")
     extra_ignores: list[str] = Field(default_factory=list, description="gitignore-style patterns")
     rehash: bool = Field(default=False, description="hash every file again instead of trusting size+mtime")
+    watch_repositories: bool = Field(
+        default_factory=lambda: os.environ.get("CODE_INDEX_WATCH", "on") != "off",
+        description="sensor: skip the stat scan while inotify has seen no change (full scan every 10 min)",
+    )
 
     def settings(self) -> IndexSettings:
         return IndexSettings(

@@ -47,11 +47,12 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
         if not os.path.isdir(root):
             context.log.warning(f"repository {repo}: {root} does not exist; skipped")
             continue
-        changes = detect_changes(code_index.db_uri, repo, root, settings)
+        changes = detect_changes(code_index.db_uri, repo, root, settings, watch=code_index.watch_repositories)
         requested = cursor.get(repo, {})
         todo = sorted(s for s in changes.stale if requested.get(str(s)) != changes.disk_versions.get(s))
         context.log.info(
             f"{repo}: {changes.files_seen} files, {changes.files_hashed} hashed, "
+            f"{'scanned' if changes.scanned else 'no change seen by the watch'}, "
             f"{len(changes.stale)} stale shards, {len(todo)} to request, {changes.seconds:.2f}s"
         )
         if not todo:

@@ -3,13 +3,17 @@ must give exactly what a full re-derivation gives, whatever happened to the tree
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+
+import pytest
 
 from indexer_core import changes
 from indexer_core.changes import detect_changes
 from indexer_core.indexing import IndexSettings, chunk_partition, partition_versions
 from indexer_core.partitioning import shard_of
+from indexer_core.watching import TreeWatch, scanned_directories
 from tests.conftest import write_tree
 
 SHARDS = 8
@@ -79,3 +83,65 @@ def test_new_shard_count_compares_under_the_new_sharding(db_uri, tmp_path) -> No
     # Old shard numbers in the manifest no longer match: shards regrouped are stale.
     moved = {shard_of(p, 16) for p in _tree("a", 40) if shard_of(p, 16) != shard_of(p, SHARDS)}
     assert moved and moved <= set(seen.stale)
+
+
+needs_inotify = pytest.mark.skipif(
+    TreeWatch("/").unavailable is not None, reason="inotify is not available on this platform"
+)
+
+
+@needs_inotify
+def test_tree_watch_answers_no_change_only_when_nothing_happened(tmp_path) -> None:
+    root = write_tree(tmp_path / "repo", {"a/b/one.py": "x = 1\n", "two.py": "y = 2\n"})
+    watch = TreeWatch(str(root))
+    assert watch.changed()  # nothing covered yet
+    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+    assert watch.watched == 3 and watch.changed()  # watches added after the scan began: once more
+    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+    assert not watch.changed() and not watch.changed()
+
+    (root / "a" / "b" / "one.py").write_text("x = 10\n")  # an edit deep down
+    assert watch.changed()
+    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+    assert not watch.changed()
+
+    os.utime(root / "two.py", ns=(1, 1))  # only the mtime: still a change to look at
+    assert watch.changed()
+    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+
+    (root / "a" / "c").mkdir()  # a new directory: seen, then watched after the next scan
+    assert watch.changed()
+    watch.covered(scanned_directories(["a/b/one.py", "two.py"], ["a/c"]))
+    assert watch.changed()  # its watch is new
+    watch.covered(scanned_directories(["a/b/one.py", "two.py"], ["a/c"]))
+    assert not watch.changed()
+    (root / "a" / "c" / "three.py").write_text("z = 3\n")
+    assert watch.changed()
+
+    (root / "a").rename(root / "moved")  # the watches' paths are stale: all rebuilt
+    assert watch.changed() and watch.watched == 0
+    watch.close()
+
+
+@needs_inotify
+def test_watched_detection_skips_the_scan_until_something_changes(db_uri, tmp_path) -> None:
+    root = write_tree(tmp_path / "repo", _tree("a"))
+    _index(db_uri, root)
+    ticks = [detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True) for _ in range(4)]
+    assert [t.scanned for t in ticks] == [True, True, False, False]
+    assert all(not t.stale for t in ticks) and ticks[3].files_seen == 20
+    assert ticks[3].disk_versions == _full(db_uri, root, SETTINGS)
+
+    (root / "pkg" / "mod_5.py").write_text("def f5(x):\n    return 5\n")
+    edited = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True)
+    assert edited.scanned and list(edited.stale) == [shard_of("pkg/mod_5.py", SHARDS)]
+    assert edited.disk_versions == _full(db_uri, root, SETTINGS)
+    # The next quiet tick still reports the edit as stale: the index has not caught up.
+    quiet = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True)
+    assert not quiet.scanned and list(quiet.stale) == [shard_of("pkg/mod_5.py", SHARDS)]
+    chunk_partition(db_uri, "repo", str(root), shard_of("pkg/mod_5.py", SHARDS), SETTINGS)
+    assert not detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True).stale
+
+    # The timer still forces a full scan, even when the watch saw nothing.
+    forced = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True, full_scan_every=0)
+    assert forced.scanned
