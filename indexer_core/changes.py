@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from indexer_core import skip_reasons, storage
-from indexer_core.discovery import scan_repository
+from indexer_core.discovery import scan_repository, walk_directories
 from indexer_core.hashing import StatRecord
 from indexer_core.indexing import (
     MANIFEST_COLUMNS,
@@ -237,7 +237,8 @@ def detect_changes(
         disk = disk_versions(scan.files, summary, settings)
         files_seen, files_hashed, scanned = len(scan.files), scan.hashed, True
         if tree_watch is not None:
-            tree_watch.covered(scanned_directories((f.path for f in scan.files), scan.directories))
+            walked = walk_directories(root) if scan.used_git else scan.directories
+            tree_watch.covered(scanned_directories((f.path for f in scan.files), walked))
             _WATCHED[key] = (tree_watch, (dict(disk), files_seen, time.monotonic()))
     index = dict(summary.versions)
     changes = ChangeSet(repo, disk, index, files_seen=files_seen, files_hashed=files_hashed, scanned=scanned)

@@ -241,10 +241,24 @@ def _git_z(root: Path, *args: str) -> list[str]:
     return [os.fsdecode(p) for p in out.split(b"\0") if p]
 
 
-def _walk(root: Path, skipped: list[SkippedFile], directories: list[str] | None = None) -> Iterator[str]:
+def walk_directories(root: str | os.PathLike[str]) -> list[str]:
+    """Every directory under `root` that no .gitignore excludes ("" is the root itself).
+
+    What a watcher must watch in a git checkout: git lists files, so a new directory that
+    holds none yet would otherwise go unwatched, and a file made in it later unseen."""
+    directories: list[str] = []
+    for _ in _walk(Path(root), [], directories, files=False):
+        pass
+    return directories
+
+
+def _walk(
+    root: Path, skipped: list[SkippedFile], directories: list[str] | None = None, files: bool = True
+) -> Iterator[str]:
     """Files under root not ignored by any .gitignore (or .git/info/exclude), depth first.
 
-    Each directory listed is appended to `directories`, for a watcher to watch."""
+    Each directory listed is appended to `directories`, for a watcher to watch; with `files`
+    False only directories are looked at."""
     stack: list[tuple[str, list[tuple[str, pathspec.GitIgnoreSpec]]]] = []
     base_specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     exclude = root / ".git" / "info" / "exclude"
@@ -276,6 +290,8 @@ def _walk(root: Path, skipped: list[SkippedFile], directories: list[str] | None 
                 is_dir = entry.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
+            if not (is_dir or files):
+                continue
             if specs and _ignored(specs, rel, is_dir):
                 skipped.append(SkippedFile(rel + ("/" if is_dir else ""), skip_reasons.IGNORED, ".gitignore"))
                 continue

@@ -14,7 +14,7 @@ from indexer_core.changes import detect_changes
 from indexer_core.indexing import IndexSettings, chunk_partition, partition_versions
 from indexer_core.partitioning import shard_of
 from indexer_core.watching import TreeWatch, scanned_directories
-from tests.conftest import write_tree
+from tests.conftest import git, write_tree
 
 SHARDS = 8
 SETTINGS = IndexSettings(shards=SHARDS, use_git=False)
@@ -145,3 +145,31 @@ def test_watched_detection_skips_the_scan_until_something_changes(db_uri, tmp_pa
     # The timer still forces a full scan, even when the watch saw nothing.
     forced = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True, full_scan_every=0)
     assert forced.scanned
+
+
+@needs_inotify
+def test_watch_in_a_git_checkout_sees_a_file_made_in_a_new_empty_directory(db_uri, tmp_path) -> None:
+    """git lists files, not directories: a new directory with nothing in it must still be
+    watched, or a file made in it later would wait for the timed full scan."""
+    root = write_tree(tmp_path / "repo", {**_tree("a", 4), ".gitignore": "build/\n"})
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "init")
+    settings = IndexSettings(shards=SHARDS)  # use_git: the scan lists files through git
+    _index(db_uri, root, settings)
+    quiet = [detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True) for _ in range(3)]
+    assert [t.scanned for t in quiet] == [True, True, False]
+    (root / "fresh" / "deeper").mkdir(parents=True)
+    assert detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True).scanned
+    settle = detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
+    assert settle.scanned and not settle.stale  # the new watches were added after that scan
+    assert not detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True).scanned
+    (root / "fresh" / "deeper" / "late.py").write_text("def late():\n    return 1\n")
+    seen = detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
+    assert seen.scanned and list(seen.stale) == [shard_of("fresh/deeper/late.py", SHARDS)]
+    # An ignored directory is not watched: a build writing there costs no scan.
+    (root / "build").mkdir()
+    detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
+    detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
+    (root / "build" / "out.o").write_bytes(b"\0" * 16)
+    assert not detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True).scanned
