@@ -8,6 +8,7 @@ manifest, plus a count of chunks that lack a vector from the configured model.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from indexer_core import skip_reasons, storage
-from indexer_core.discovery import scan_repository, walk_directories
+from indexer_core.discovery import Scan, scan_repository, scan_state_files, walk_directories
 from indexer_core.hashing import StatRecord
 from indexer_core.indexing import (
     MANIFEST_COLUMNS,
@@ -38,6 +39,7 @@ class ChangeSet:
     files_hashed: int = 0
     seconds: float = 0.0
     scanned: bool = True  # False: a watch saw no event since the last scan, whose result stands
+    unwatched: str | None = None  # why a watch asked for could not be kept (limits, platform)
 
 
 @dataclass(frozen=True)
@@ -200,12 +202,63 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
     return set(gaps)
 
 
-# (root, discovery settings, shards, chunker) -> the watch on that tree and its last full scan:
-# (disk versions, files seen, when). One watch per key, since `covered` resets what it saw.
-_WATCHED: dict[tuple, tuple[TreeWatch, tuple[dict[int, str], int, float] | None]] = {}
+@dataclass
+class _LastScan:
+    disk: dict[int, str]
+    files_seen: int
+    at: float  # time.monotonic()
+    summary: ManifestSummary  # the manifest view whose size+mtime fast path the scan trusted
+
+
+@dataclass
+class _WatchedTree:
+    watch: TreeWatch
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last: _LastScan | None = None
+
+
+# (root, discovery settings, shards, chunker) -> its watch and last full scan; one watch per
+# key, since `covered` settles what that key's scan saw. Most recently used last.
+_WATCHED: dict[tuple, _WatchedTree] = {}
+_WATCHED_LOCK = threading.Lock()
 
 FULL_SCAN_EVERY_SECONDS = 600.0
 MAX_WATCHED_TREES = 64  # inotify instances are a per-user kernel limit (128 by default)
+
+
+def _watched_tree(root: str, settings: IndexSettings) -> _WatchedTree:
+    key = (os.path.abspath(root), settings.discovery(), settings.shards, chunker_fingerprint(settings.model))
+    with _WATCHED_LOCK:
+        tree = _WATCHED.pop(key, None) or _WatchedTree(TreeWatch(key[0]))
+        _WATCHED[key] = tree
+        while len(_WATCHED) > MAX_WATCHED_TREES:
+            _WATCHED.pop(next(iter(_WATCHED))).watch.close()
+    return tree
+
+
+def _scan_disk(root: str, settings: IndexSettings, summary: ManifestSummary) -> tuple[dict[int, str], Scan]:
+    scan = scan_repository(root, settings.discovery(), known=summary.known)
+    return disk_versions(scan.files, summary, settings), scan
+
+
+def _watched_disk(
+    root: str, settings: IndexSettings, summary: ManifestSummary, full_scan_every: float
+) -> tuple[dict[int, str], int, int, bool, str | None]:
+    """The disk side through the tree's watch: (versions, files seen, hashed, scanned, why unwatched)."""
+    tree = _watched_tree(root, settings)
+    with tree.lock:  # one tick per tree at a time: a drained event must reach its own scan
+        quiet = not tree.watch.changed()  # drains the events; the scan must begin after this
+        last = tree.last
+        if quiet and last is not None and last.summary is summary and time.monotonic() - last.at < full_scan_every:
+            return dict(last.disk), last.files_seen, 0, False, None
+        start = tree.watch.before_scan(scan_state_files(root, settings.use_git))
+        began = time.monotonic()
+        disk, scan = _scan_disk(root, settings, summary)
+        walked = walk_directories(root) if scan.used_git else scan.directories
+        listed = [f.path for f in scan.files] + [s.path for s in scan.skipped if not s.path.endswith("/")]
+        tree.watch.covered(scanned_directories(listed, walked), start)
+        tree.last = _LastScan(dict(disk), len(scan.files), began, summary)
+        return disk, len(scan.files), scan.hashed, True, tree.watch.unavailable
 
 
 def detect_changes(
@@ -215,34 +268,23 @@ def detect_changes(
     """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index.
 
     With `watch`, the process keeps an inotify watch on the tree (see `watching`): while it
-    has seen no event, the last full scan's disk side stands, and a full scan runs anyway
-    every `full_scan_every` seconds (changes inotify cannot see, e.g. on network mounts).
+    has seen no event and the index has not moved, the last full scan's disk side stands; a
+    full scan runs anyway every `full_scan_every` seconds (changes inotify cannot see).
     """
     started = time.perf_counter()
     settings = settings or IndexSettings()
     summary = manifest_summary(db_uri, repo, settings)  # cached while the `files` table is unchanged
-    fingerprint = chunker_fingerprint(settings.model)
-    tree_watch, last = None, None
+    unwatched = None
     if watch:
-        key = (root, settings.discovery(), settings.shards, fingerprint)
-        tree_watch, last = _WATCHED.pop(key, None) or (TreeWatch(root), None)
-        _WATCHED[key] = (tree_watch, last)  # most recently used last
-        while len(_WATCHED) > MAX_WATCHED_TREES:
-            _WATCHED.pop(next(iter(_WATCHED)))[0].close()
-    if tree_watch is not None and last is not None and not tree_watch.changed() \
-            and time.monotonic() - last[2] < full_scan_every:
-        disk, files_seen, files_hashed, scanned = dict(last[0]), last[1], 0, False
+        disk, files_seen, files_hashed, scanned, unwatched = _watched_disk(root, settings, summary, full_scan_every)
     else:
-        scan = scan_repository(root, settings.discovery(), known=summary.known)
-        disk = disk_versions(scan.files, summary, settings)
+        disk, scan = _scan_disk(root, settings, summary)
         files_seen, files_hashed, scanned = len(scan.files), scan.hashed, True
-        if tree_watch is not None:
-            walked = walk_directories(root) if scan.used_git else scan.directories
-            tree_watch.covered(scanned_directories((f.path for f in scan.files), walked))
-            _WATCHED[key] = (tree_watch, (dict(disk), files_seen, time.monotonic()))
     index = dict(summary.versions)
-    changes = ChangeSet(repo, disk, index, files_seen=files_seen, files_hashed=files_hashed, scanned=scanned)
-    empty = manifest_version([], fingerprint)
+    changes = ChangeSet(
+        repo, disk, index, files_seen=files_seen, files_hashed=files_hashed, scanned=scanned, unwatched=unwatched
+    )
+    empty = manifest_version([], chunker_fingerprint(settings.model))
     for shard, version in disk.items():
         if index.get(shard, empty) != version:
             changes.stale[shard] = "files changed" if shard in index else "never indexed"

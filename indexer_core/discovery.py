@@ -236,6 +236,37 @@ def _git_listing(root: Path) -> dict[str, str | None] | None:
     return listing
 
 
+def scan_state_files(root: str | os.PathLike[str], use_git: bool = True) -> list[str]:
+    """Files outside the listed tree that decide what a scan lists, for a watcher to compare.
+
+    The walk reads `.git/info/exclude`. In a checkout git also reads its index (what is
+    tracked, ignored or not) and the global excludes file; their paths come from git itself,
+    so worktrees and `core.excludesFile` are followed.
+    """
+    root_text = os.fspath(root)
+    paths = [os.path.join(root_text, ".git", "info", "exclude")]
+    if not use_git or not os.path.exists(os.path.join(root_text, ".git")):
+        return paths
+    try:
+        listed = subprocess.run(
+            ["git", "-C", root_text, "rev-parse", "--git-path", "index", "--git-path", "info/exclude"],
+            capture_output=True, check=True,
+        ).stdout
+        configured = subprocess.run(
+            ["git", "-C", root_text, "config", "--path", "--get", "core.excludesFile"],
+            capture_output=True, check=False,  # exit status 1: not set, git's default applies
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return paths
+    paths = [os.path.join(root_text, os.fsdecode(p)) for p in listed.splitlines() if p]
+    if configured:
+        paths.append(os.fsdecode(configured))
+    else:
+        config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        paths.append(os.path.join(config_home, "git", "ignore"))
+    return paths
+
+
 def _git_z(root: Path, *args: str) -> list[str]:
     out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=True).stdout
     return [os.fsdecode(p) for p in out.split(b"\0") if p]
@@ -278,7 +309,8 @@ def _walk(
         if directories is not None:
             directories.append(rel_dir)
         # The listing says whether a .gitignore is here: no extra stat per directory.
-        if any(e.name == ".gitignore" for e in entries):
+        # A symlinked .gitignore is not read, as git (>= 2.32) does not read one.
+        if any(e.name == ".gitignore" and e.is_file(follow_symlinks=False) for e in entries):
             specs = _with_gitignore(dir_path, rel_dir, specs, skipped)
         subdirs = []
         for entry in entries:

@@ -2,14 +2,17 @@
 
 A sensor ticks every 30 s, and on an unchanged tree the `stat` scan is its whole cost. A
 `TreeWatch` keeps an inotify watch on every directory the last full scan covered and
-answers `changed()`: False only when no event has arrived since that scan and every watch is
-in place. Anything uncertain answers True, so the caller does the full scan it would have
-done anyway: a queue overflow, a directory moved (the watches' paths are stale), watches
-added after the scan began (a file made before its directory's watch would be missed), a
-watch limit reached, a process other than the one that made the watch, or no inotify at all.
-inotify does not see changes made on another machine to a network file system, so callers
-still rescan on a timer.
+answers `changed()`: False only when no event has arrived since that scan began, the root
+is still the same directory, the files outside the tree that decide what a scan lists (git's
+index, exclude files) are unchanged, and every watch is in place. Anything uncertain answers
+True, so the caller does the full scan it would have done anyway: a queue overflow, a
+directory moved (the watches' paths are stale), watches added after the scan began (a file
+made before its directory's watch would be missed), a watch limit reached, a process other
+than the one that made the watch, or no inotify at all. inotify does not see changes made
+on another machine to a network file system, through a hard link from outside the tree, or
+under a mount placed inside it, so callers still rescan on a timer.
 
+Use: `changed()`, then (to scan) `before_scan()`, the scan, `covered()` with what it saw.
 The file descriptor is non-blocking and drained on each call: no thread, nothing runs
 between ticks.
 """
@@ -23,6 +26,7 @@ import os
 import struct
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 IN_MODIFY = 0x00000002
 IN_ATTRIB = 0x00000004
@@ -45,6 +49,9 @@ WATCH_MASK = (
     | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
 )
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, name length
+# A directory that cannot be watched for these reasons needs no rescan: its parent's watch
+# sees it appear, be replaced or have its permissions changed.
+_PARENT_SEES = (errno.ENOENT, errno.ENOTDIR, errno.EACCES)
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -62,9 +69,37 @@ def _load_libc() -> ctypes.CDLL | None:
 
 _LIBC = _load_libc()
 
+Signature = tuple[int, int, int, int] | None  # device, inode, size, mtime; None: missing
+
+
+def _signature(path: str) -> Signature:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class ScanStart:
+    """What a scan is about to see, taken before it begins: where the root resolves to, and
+    the state of the files outside the tree that decide what the scan lists."""
+
+    resolved: str
+    root: Signature
+    state: tuple[tuple[str, Signature], ...]
+
+    def still_holds(self, root: str) -> bool:
+        """The root resolves to the same directory and no state file changed."""
+        resolved = os.path.realpath(root)
+        now = _signature(resolved)
+        if resolved != self.resolved or now is None or self.root is None or now[:2] != self.root[:2]:
+            return False
+        return all(_signature(path) == seen for path, seen in self.state)
+
 
 class TreeWatch:
-    """Whether anything under `root` may have changed since the last full scan."""
+    """Whether anything under `root` may have changed since the last full scan began."""
 
     def __init__(self, root: str) -> None:
         self.root = root
@@ -72,6 +107,7 @@ class TreeWatch:
         self._fd: int | None = None
         self._pid = os.getpid()
         self._watches: dict[str, int] = {}  # directory (relative, "" = root) -> watch descriptor
+        self._start: ScanStart | None = None  # of the last covered scan
         self._dirty = True  # nothing is known until a scan has been covered
 
     def changed(self) -> bool:
@@ -88,15 +124,22 @@ class TreeWatch:
                 return True
             if self._read_events(data):
                 self.close()  # overflow or a moved directory: every watch is rebuilt after a scan
-                break
+                return True
+        if self._start is None or not self._start.still_holds(self.root):
+            self._dirty = True
         return self._dirty
 
-    def covered(self, directories: Iterable[str]) -> None:
-        """After a full scan that began after the last `changed()`: watch exactly `directories`.
+    def before_scan(self, state_files: Iterable[str] = ()) -> ScanStart:
+        """Call after `changed()` and before the scan: what `covered()` will compare against."""
+        resolved = os.path.realpath(self.root)
+        return ScanStart(resolved, _signature(resolved), tuple((p, _signature(p)) for p in state_files))
 
-        Events already queued stay queued for the next `changed()`. Watches added now come
-        after the scan began, so a file made in such a directory before its watch existed
-        could be missed: the next call then still answers True, once.
+    def covered(self, directories: Iterable[str], start: ScanStart) -> None:
+        """After a scan begun at `start`: watch exactly `directories` (relative to the root).
+
+        Events queued since `changed()` stay queued for the next call. Watches added now
+        come after the scan began, so a file made in such a directory before its watch
+        existed could have been missed: the next `changed()` then still answers True, once.
         """
         if self.unavailable is not None or os.getpid() != self._pid:
             return
@@ -109,23 +152,26 @@ class TreeWatch:
         wanted = set(directories)
         for rel in [d for d in self._watches if d not in wanted]:
             _LIBC.inotify_rm_watch(self._fd, self._watches.pop(rel))
-        added = False
+        uncertain = False
         for rel in sorted(wanted - self._watches.keys()):
-            full = os.path.join(self.root, rel) if rel else self.root
+            full = os.path.join(start.resolved, rel) if rel else start.resolved
             wd = _LIBC.inotify_add_watch(self._fd, os.fsencode(full), WATCH_MASK)
             if wd >= 0:
                 self._watches[rel] = wd
-                added = True
+                uncertain = True
                 continue
             code = ctypes.get_errno()
             if code == errno.ENOSPC:
                 self._give_up("inotify watch limit reached (raise fs.inotify.max_user_watches)")
                 return
-            if code not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
-                self._give_up(f"inotify_add_watch failed: {os.strerror(code)}")
+            if not rel and code in _PARENT_SEES:
+                self.close()  # the root itself is gone or replaced: try again after the next scan
                 return
-            added = True  # gone or unreadable since the scan: look again next time
-        self._dirty = added
+            if code not in _PARENT_SEES:
+                self._give_up(f"cannot watch {full!r}: {os.strerror(code)}")
+                return
+        self._start = start
+        self._dirty = uncertain
 
     @property
     def watched(self) -> int:
@@ -136,23 +182,25 @@ class TreeWatch:
             os.close(self._fd)
         self._fd = None
         self._watches.clear()
+        self._start = None
         self._dirty = True
 
     def _read_events(self, data: bytes) -> bool:
         """Mark dirty on any event; True when the watches themselves can no longer be trusted."""
         offset, rebuild = 0, False
-        by_wd = None
+        by_wd: dict[int, str] | None = None
         while offset + _EVENT.size <= len(data):
             wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
             offset += _EVENT.size + length
+            if mask & IN_IGNORED:  # the kernel dropped a watch: its directory is gone
+                if by_wd is None:
+                    by_wd = {w: d for d, w in self._watches.items()}
+                if wd not in by_wd:
+                    continue  # one we removed ourselves: nothing happened in the tree
+                self._watches.pop(by_wd[wd], None)
             self._dirty = True
             if mask & (IN_Q_OVERFLOW | IN_MOVE_SELF) or (mask & IN_ISDIR and mask & IN_MOVED_FROM):
                 rebuild = True
-            elif mask & IN_IGNORED:  # the directory is gone: the kernel dropped its watch
-                if by_wd is None:
-                    by_wd = {w: d for d, w in self._watches.items()}
-                if wd in by_wd:
-                    self._watches.pop(by_wd[wd], None)
         return rebuild
 
     def _give_up(self, reason: str) -> None:

@@ -53,6 +53,7 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
         context.log.info(
             f"{repo}: {changes.files_seen} files, {changes.files_hashed} hashed, "
             f"{'scanned' if changes.scanned else 'no change seen by the watch'}, "
+            f"{'watch off: ' + changes.unwatched + ', ' if changes.unwatched else ''}"
             f"{len(changes.stale)} stale shards, {len(todo)} to request, {changes.seconds:.2f}s"
         )
         if not todo:

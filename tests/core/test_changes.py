@@ -95,25 +95,30 @@ def test_tree_watch_answers_no_change_only_when_nothing_happened(tmp_path) -> No
     root = write_tree(tmp_path / "repo", {"a/b/one.py": "x = 1\n", "two.py": "y = 2\n"})
     watch = TreeWatch(str(root))
     assert watch.changed()  # nothing covered yet
-    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+
+    def scan(*walked: str) -> None:  # what a tick does when it scans: mark the start, then cover
+        start = watch.before_scan()
+        watch.covered(scanned_directories(["a/b/one.py", "two.py"], walked), start)
+
+    scan()
     assert watch.watched == 3 and watch.changed()  # watches added after the scan began: once more
-    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+    scan()
     assert not watch.changed() and not watch.changed()
 
     (root / "a" / "b" / "one.py").write_text("x = 10\n")  # an edit deep down
     assert watch.changed()
-    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+    scan()
     assert not watch.changed()
 
     os.utime(root / "two.py", ns=(1, 1))  # only the mtime: still a change to look at
     assert watch.changed()
-    watch.covered(scanned_directories(["a/b/one.py", "two.py"]))
+    scan()
 
     (root / "a" / "c").mkdir()  # a new directory: seen, then watched after the next scan
     assert watch.changed()
-    watch.covered(scanned_directories(["a/b/one.py", "two.py"], ["a/c"]))
+    scan("a/c")
     assert watch.changed()  # its watch is new
-    watch.covered(scanned_directories(["a/b/one.py", "two.py"], ["a/c"]))
+    scan("a/c")
     assert not watch.changed()
     (root / "a" / "c" / "three.py").write_text("z = 3\n")
     assert watch.changed()
