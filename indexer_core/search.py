@@ -25,7 +25,6 @@ from indexer_core.lancedb_import import import_lancedb
 from indexer_core.names import expand_identifiers
 from indexer_core.ranking import base_name, fuse, query_kind
 from indexer_core.row_ids import ROW_ID, RowIdMap
-from indexer_core.versioned_cache import VersionedCache
 
 lancedb = import_lancedb()
 
@@ -145,9 +144,8 @@ class _OpenIndex:
         self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
         self._tables: dict[str, object] = {}
         self._models: tuple[int, set[str]] | None = None
-        # Rebuilt in the background when their table moves (see versioned_cache).
-        self._catalog: VersionedCache[ChunkCatalog] = VersionedCache("catalog")
-        self._vector_rows: VersionedCache[RowIdMap] = VersionedCache("vector-rows")
+        self._catalog: ChunkCatalog | None = None
+        self._vector_rows: RowIdMap | None = None
         self._fts_checked_version: int | None = None
         self._lock = threading.Lock()
         self.checked_embedders: dict[tuple, object] = {}
@@ -169,17 +167,20 @@ class _OpenIndex:
         return self._models[1]
 
     def catalog(self) -> ChunkCatalog:
-        """The chunk metadata of the current `chunks` version (one version read per call);
-        for about a second after the table moves, possibly the previous version's."""
+        """The chunk metadata of the current `chunks` version (one version read per call)."""
         table = self.table(storage.CHUNKS)
         version = table.version
-        return self._catalog.get(version, lambda: ChunkCatalog.load(table, version))
+        with self._lock:
+            if self._catalog is None or self._catalog.version != version:
+                self._catalog = ChunkCatalog.load(table, version)
+            return self._catalog
 
     def vector_rows(self, version: int) -> RowIdMap:
-        """Chunk ids by row id of the vectors table at `version` (read once per version;
-        like the catalog, the previous version's while a new one is being read)."""
-        table = self.table(storage.VECTORS)
-        return self._vector_rows.get(version, lambda: RowIdMap.load(table, version))
+        """Chunk ids by row id of the vectors table at `version` (read once per version)."""
+        with self._lock:
+            if self._vector_rows is None or self._vector_rows.version != version:
+                self._vector_rows = RowIdMap.load(self.table(storage.VECTORS), version)
+            return self._vector_rows
 
     def ensure_fts(self, version: int) -> None:
         """Full-text indexes come from the index assets; a bare CLI index gets them once here.
