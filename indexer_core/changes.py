@@ -126,15 +126,6 @@ def _versions_dir_identity(db_uri: str) -> tuple[int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
-def index_versions(
-    db_uri: str, repo: str, settings: IndexSettings, manifest: pa.Table | None = None
-) -> dict[int, str]:
-    """Each shard's data version as the index records it (from the `files` manifest)."""
-    if manifest is None:
-        return dict(manifest_summary(db_uri, repo, settings).versions)
-    return summarize_manifest(manifest, settings).versions
-
-
 def disk_versions(files: list[FileEntry], summary: ManifestSummary, settings: IndexSettings) -> dict[int, str]:
     """Each shard's data version as the scanned tree stands (what `partition_versions` gives).
 
