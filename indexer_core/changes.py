@@ -24,6 +24,7 @@ from indexer_core.indexing import (
     chunker_fingerprint,
     manifest_version,
 )
+from indexer_core.locking import local_path
 from indexer_core.models import FileEntry
 from indexer_core.partitioning import data_version, shard_of
 from indexer_core.watching import TreeWatch, scanned_directories
@@ -116,9 +117,9 @@ def manifest_summary(db_uri: str, repo: str, settings: IndexSettings) -> Manifes
 
 def _versions_dir_identity(db_uri: str) -> tuple[int, int, int] | None:
     """Device, inode and mtime of the `files` table's versions directory; None when not local."""
-    if "://" in db_uri and not db_uri.startswith("file://"):
+    base = local_path(db_uri)
+    if base is None:
         return None
-    base = db_uri.removeprefix("file://")
     try:
         st = os.stat(os.path.join(base, f"{storage.FILES}.lance", "_versions"))
     except OSError:
