@@ -36,7 +36,7 @@ from indexer_core.tokens import TokenCounter, load_token_counter
 
 # Bump when chunk boundaries, the embedded text or the full-text `search_text` change:
 # every partition then re-chunks.
-CHUNKER_VERSION = "4"
+CHUNKER_VERSION = "5"
 INDEXED = "indexed"
 SKIPPED = "skipped"
 

@@ -6,7 +6,9 @@ Rules (rows are 0-based here, lines 1-based in the spans):
   characters share that line. A container that does not fit emits a *header* chunk that
   covers only its own lines before the first member (signature, docstring, fields); lines
   between members and after the last one become chunks of the container's kind, except
-  trivial ones (a closing brace, `end`), which join the chunk before them.
+  small ones (under a quarter of the budget): a comment joins the unit after it, code the
+  unit before it, when the unit fits the budget with it (`absorb_small_gaps`); and trivial
+  ones (a closing brace, `end`) join the chunk before them.
 * Every non-blank line lies in some chunk; leading and trailing blank lines are trimmed.
 * A chunk's cost is the sum of its lines' token counts (exact for WordPiece), so it is
   checked in O(1) with prefix sums; the budget for content is the model's budget minus
@@ -17,7 +19,7 @@ Rules (rows are 0-based here, lines 1-based in the spans):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tree_sitter import Node
 
@@ -437,6 +439,7 @@ class SyntaxChunker:
         """Emit siblings in order, merging runs of small units."""
         fs = self.fs
         group: list[Unit] = []
+        pieces = self.absorb_small_gaps(pieces)
 
         def flush() -> None:
             if len(group) == 1:
@@ -467,6 +470,62 @@ class SyntaxChunker:
                 continue
             fs.emit_split(s, e, nodes, gap_kind, gap_name, parent, scope)
         flush()
+
+    def absorb_small_gaps(self, pieces: list[Unit | Atom]) -> list[Unit | Atom]:
+        """Let small gaps between units join a neighbouring unit instead of being chunks.
+
+        A section comment (`# ErrorHandler methods`) introduces what follows it; a stray
+        statement (`dispatch[bool] = dump_bool`, `__all__ += [...]`) most often completes what
+        precedes it. As chunks of their own they are one-line search results that mean nothing
+        alone. A gap joins only a unit it fits beside within the budget (a container over
+        budget takes a preceding comment into its header).
+        """
+        fs = self.fs
+        pieces = [part for piece in pieces for part in self.split_trailing_comments(piece)]
+        out: list[Unit | Atom] = []
+        pending: Atom | None = None  # a gap waiting to join the next unit
+        for i, piece in enumerate(pieces):
+            if isinstance(piece, Unit):
+                if pending is not None:
+                    piece = replace(piece, start=pending[0], nodes=(*pending[2], *piece.nodes))
+                    pending = None
+                out.append(piece)
+                continue
+            s, e, nodes = piece
+            if fs.tokens(s, e) >= fs.min_chunk:
+                out.append(piece)
+                continue
+            before = out[-1] if out and isinstance(out[-1], Unit) else None
+            after = pieces[i + 1] if i + 1 < len(pieces) else None
+            after = after if isinstance(after, Unit) else None
+            fits_before = before is not None and fs.tokens(before.start, e) <= fs.budget
+            fits_after = after is not None and (
+                after.members is not None or fs.tokens(s, after.end) <= fs.budget
+            )
+            comment = bool(nodes) and all(n.type in self.spec.leading for n in nodes)
+            if fits_after and (comment or not fits_before):
+                pending = piece
+            elif fits_before:
+                out[-1] = replace(before, end=e, nodes=(*before.nodes, *nodes))
+            else:
+                out.append(piece)
+        return out
+
+    def split_trailing_comments(self, piece: Unit | Atom) -> list[Unit | Atom]:
+        """A gap of code then comments is two gaps: the code ends one unit, the comments open the next."""
+        if isinstance(piece, Unit):
+            return [piece]
+        s, e, nodes = piece
+        k = len(nodes)
+        while k > 0 and nodes[k - 1].type in self.spec.leading:
+            k -= 1
+        if k == 0 or k == len(nodes):
+            return [piece]
+        cut = nodes[k].start_point[0]
+        head = self.fs.trim(s, cut - 1)
+        if head is None or cut > e:
+            return [piece]
+        return [(head[0], head[1], nodes[:k]), (cut, e, nodes[k:])]
 
     def emit_unit(self, unit: Unit, parent: int | None, scope: tuple) -> None:
         fs = self.fs

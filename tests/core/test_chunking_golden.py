@@ -78,8 +78,7 @@ GOLDEN: dict[str, list[tuple]] = {
         (4, 4, "namespace", "shapes", "shapes.cpp"),
         (6, 7, "class", "Circle", "shapes"),
         (8, 8, "method", "Circle", "Circle"),
-        (10, 13, "method", "area", "Circle"),
-        (15, 17, "class", "Circle", "Circle"),
+        (10, 17, "method", "area", "Circle"),  # with the private field after it
         (19, 23, "function", "total_area", "shapes"),
         (25, 25, "namespace", "shapes", "shapes"),
     ],
@@ -100,8 +99,7 @@ GOLDEN: dict[str, list[tuple]] = {
     ],
     "php": [
         (1, 1, "module", "Circle.php", None),
-        (3, 3, "namespace", "Shapes", "Circle.php"),
-        (5, 5, "module", "Circle.php", "Circle.php"),
+        (3, 5, "namespace", "Shapes", "Circle.php"),  # with the `use` after it
         (7, 9, "class", "Circle", "Circle.php"),
         (11, 14, "method", "__construct", "Circle"),
         (16, 21, "method", "area", "Circle"),
@@ -181,3 +179,52 @@ def test_leading_comments_join_their_unit(small: TokenCounter) -> None:
         path, text = SAMPLES[language]
         spans = chunk_text(text, path, language, small)
         assert any(s.content.lstrip().startswith(needle) for s in spans), language
+
+
+CODEC = '''class Codec:
+    """Encode and decode values of every kind."""
+
+    def encode(self, value):
+        return str(value)
+    encode_all = encode
+
+    # Decoding
+
+    def decode(self, text):
+        return int(text)
+
+    # end of Codec
+
+
+def parse(text):
+    return Codec().decode(text)
+'''
+
+
+def test_small_gaps_join_a_neighbouring_unit(small: TokenCounter) -> None:
+    """A stray statement ends the unit before it, a section comment opens the one after it.
+
+    On their own they were one-line chunks named after the class (`encode_all = encode`,
+    `# Decoding`) that mean nothing as search results.
+    """
+    spans = chunk_text(CODEC, "codec.py", "python", small)
+    got = [(s.start_line, s.end_line, s.kind, s.name) for s in spans]
+    assert got == [
+        (1, 2, "class", "Codec"),
+        (4, 6, "method", "encode"),  # with `encode_all = encode`
+        (8, 13, "method", "decode"),  # with `# Decoding` before it and `# end of Codec` after it
+        (16, 17, "function", "parse"),
+    ]
+    assert spans[1].content.endswith("encode_all = encode")
+    assert spans[2].content.startswith("    # Decoding\n\n    def decode")
+    check_invariants(CODEC, "codec.py", "python", small, spans)
+
+
+def test_a_gap_too_big_to_join_stays_a_chunk(small: TokenCounter) -> None:
+    table = "\n".join(f"    CODE_{i} = {i}  # the code for case number {i}" for i in range(4))
+    text = CODEC.replace("    encode_all = encode\n", table + "\n")
+    spans = chunk_text(text, "codec.py", "python", small)
+    gap = next(s for s in spans if "CODE_0" in s.content)
+    assert (gap.kind, gap.name) == ("class", "Codec")
+    assert "def " not in gap.content
+    check_invariants(text, "codec.py", "python", small, spans)
