@@ -2,12 +2,20 @@
 
 Device: auto picks cuda, then mps, then cpu (overridable); fp16 on CUDA. Texts are sorted
 by length so each batch pads little, and a CUDA out-of-memory halves the batch and retries.
+
+On a GPU the model's own `encode` leaves the device idle most of the time: it tokenizes a
+batch on one CPU thread, runs it, copies the result back, and only then tokenizes the next.
+For a model as small as MiniLM, tokenizing takes longer than the forward pass. So on CUDA,
+`encode` tokenizes batches on a few threads ahead of the device (the Rust tokenizer releases
+the GIL) and copies the vectors back once per call (`TOKENIZER_THREADS`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -16,6 +24,19 @@ import numpy as np
 from indexer_core.model_location import resolve_model_path
 
 QUERY_THREADS = int(os.environ.get("CODE_INDEX_QUERY_THREADS", "1"))
+# Threads that tokenize ahead of the GPU (0: the model's own encode, one batch at a time).
+TOKENIZER_THREADS = os.environ.get("CODE_INDEX_TOKENIZER_THREADS", "auto")
+PIPELINE_BATCH = 256  # texts per tokenized batch: small enough that several are in flight
+
+
+def tokenizer_threads(device: str, requested: str = TOKENIZER_THREADS) -> int:
+    """How many threads tokenize ahead of the model: on CUDA, up to 8 (a core is left for
+    the thread that drives the GPU); elsewhere none, the model's compute is the bottleneck."""
+    if requested != "auto":
+        return max(0, int(requested))
+    if not device.startswith("cuda"):
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -51,10 +72,15 @@ class Embedder:
     model: Any
     device: str
     batch_size: int
+    tokenizer_threads: int = 0
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property
     def dim(self) -> int:
-        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        getter = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
         return int(getter())
 
     @property
@@ -67,7 +93,18 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         sorted_texts = [texts[i] for i in order]
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if self.tokenizer_threads > 0 and len(texts) > 1:
+            try:
+                return self._encode_pipelined(sorted_texts, order)
+            except RuntimeError as exc:
+                if "out of memory" not in str(exc).lower():
+                    raise
+                self._release_cuda_memory()  # then one batch at a time, halving as needed
+        return self._encode_batched(sorted_texts, order)
+
+    def _encode_batched(self, sorted_texts: list[str], order: list[int]) -> np.ndarray:
+        """The model's own encode, one batch at a time; a batch out of memory is halved."""
+        out = np.empty((len(order), self.dim), dtype=np.float32)
         start = 0
         while start < len(sorted_texts):
             batch = sorted_texts[start : start + self.batch_size]
@@ -89,6 +126,62 @@ class Embedder:
                 out[order[start + offset]] = vector
             start += len(batch)
         return out
+
+    def _encode_pipelined(self, sorted_texts: list[str], order: list[int]) -> np.ndarray:
+        """Tokenize batches on worker threads while the device runs the ones already done.
+
+        The same steps as the model's own encode (its `preprocess`, forward pass, L2
+        normalisation), so the vectors are the same; only the overlap differs. The vectors
+        stay on the device until the last batch, then come back in one copy.
+        """
+        import torch
+
+        model = self.model
+        preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` before 6.0
+        size = max(1, min(self.batch_size, PIPELINE_BATCH))
+        batches = [sorted_texts[i : i + size] for i in range(0, len(sorted_texts), size)]
+        # The first batch on this thread: the tokenizer settles its padding and truncation
+        # settings once, so the worker threads only read them.
+        first = preprocess(batches[0])
+        pool = self._tokenizer_pool()
+        ahead: deque[Future] = deque()
+        pending = iter(batches[1:])
+
+        def refill() -> None:
+            while len(ahead) < 2 * self.tokenizer_threads:
+                batch = next(pending, None)
+                if batch is None:
+                    return
+                ahead.append(pool.submit(preprocess, batch))
+
+        refill()
+        vectors: list[Any] = []
+        features = first
+        try:
+            with torch.inference_mode():
+                while features is not None:
+                    on_device = {
+                        k: v.to(self.device, non_blocking=True)
+                        if isinstance(v, torch.Tensor)
+                        else v
+                        for k, v in features.items()
+                    }
+                    embedded = model(on_device)["sentence_embedding"]
+                    vectors.append(torch.nn.functional.normalize(embedded.float(), p=2, dim=1))
+                    refill()
+                    features = ahead.popleft().result() if ahead else None
+                stacked = torch.cat(vectors).cpu().numpy()
+        finally:
+            for future in ahead:
+                future.cancel()
+        out = np.empty((len(order), self.dim), dtype=np.float32)
+        out[np.asarray(order)] = stacked
+        return out
+
+    def _tokenizer_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.tokenizer_threads, thread_name_prefix="tokenizer")
+        return self._pool
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query's embedding. On CPU it runs on QUERY_THREADS torch threads: a single
@@ -137,4 +230,5 @@ def load_embedder(model: str, device: str = "auto", batch_size: int = 0) -> Embe
         model=st_model,
         device=chosen,
         batch_size=batch_size or default_batch_size(chosen),
+        tokenizer_threads=tokenizer_threads(chosen),
     )
