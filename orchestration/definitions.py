@@ -1,5 +1,7 @@
 """The code location: every definition assembled here and nowhere else."""
 
+import warnings
+
 import dagster as dg
 
 from orchestration.assets.index import code_index_assets
@@ -14,6 +16,13 @@ from orchestration.jobs import check_job, index_executor, index_job
 from orchestration.resources import CodeIndexResource
 from orchestration.schedules import daily_reconcile
 from orchestration.sensors import check_after_index, repository_changes
+
+# Dagster copies every sensor with `owners=[]` when it binds the sensor to its job, and warns
+# that the parameter is in beta, once in every process that loads this code location (each
+# step process of a run). Our sensors set no owners; the warning is Dagster's own, not ours.
+warnings.filterwarnings(
+    "ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`", category=dg.BetaWarning
+)
 
 defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],
