@@ -18,6 +18,13 @@ from datetime import timedelta
 from indexer_core import storage
 
 DEFAULT_GRACE = timedelta(hours=1)
+# The embedding cache keeps the vectors of texts no chunk has any more, so a revert or a
+# branch switch is not embedded again. Housekeeping keeps at most this many of those stale
+# rows, or as many as there are live ones if that is more, and drops the oldest beyond that;
+# without a bound the cache grows by every edited chunk of every run, forever.
+CACHE_STALE_FLOOR = int(os.environ.get("CODE_INDEX_CACHE_STALE_FLOOR", "50000"))
+CACHE_LIVE_SHARE = 1.0  # stale rows allowed per live row, above the floor
+_DELETE_BATCH = 2_000
 # Housekeeping is due once a table has this many fragments (about one per incremental run
 # of the largest tables): `python -m bench.housekeeping` measures what it saves and costs.
 MAX_FRAGMENTS = int(os.environ.get("CODE_INDEX_HOUSEKEEPING_FRAGMENTS", "100"))
@@ -37,8 +44,19 @@ class TableHousekeeping:
 
 
 @dataclass
+class CachePruning:
+    """What pruning the embedding cache found and dropped (rows counted by cache key)."""
+
+    live: int  # keys some current vector uses
+    stale: int  # keys no current vector uses, before pruning
+    kept: int  # the stale keys allowed to stay
+    pruned: int
+
+
+@dataclass
 class HousekeepingReport:
     tables: list[TableHousekeeping] = field(default_factory=list)
+    cache: CachePruning | None = None
 
     @property
     def bytes_freed(self) -> int:
@@ -97,10 +115,47 @@ def crowded_tables(db_uri: str, max_fragments: int = MAX_FRAGMENTS) -> dict[str,
     return {n: c for n, c in fragment_counts(db_uri).items() if c > max_fragments}
 
 
+def prune_embedding_cache(
+    db_uri: str, stale_floor: int | None = None, live_share: float | None = None
+) -> CachePruning | None:
+    """Drop the oldest cache rows that no current vector uses, beyond the stale allowance
+    (`max(stale_floor, live_share x live keys)`). None when there is no cache or no vectors.
+
+    Safe beside a running index: a row dropped here that a run was about to use is only
+    embedded again, and rows are kept oldest-last, so what a run just wrote goes last.
+    """
+    from indexer_core.indexing import cache_key
+
+    db = storage.connect(db_uri)
+    names = storage.table_names(db)
+    if storage.EMBEDDING_CACHE not in names or storage.VECTORS not in names:
+        return None
+    used = db.open_table(storage.VECTORS).search().select(["content_hash", "model"]).limit(None).to_arrow()
+    live = {
+        cache_key(h, m)
+        for h, m in zip(used.column("content_hash").to_pylist(), used.column("model").to_pylist())
+    }
+    cache = db.open_table(storage.EMBEDDING_CACHE)
+    rows = cache.search().select(["cache_key"]).with_row_id(True).limit(None).to_arrow()
+    # Row ids grow with each append and compaction keeps fragment order: oldest first.
+    rows = rows.sort_by("_rowid")
+    stale = list(dict.fromkeys(k for k in rows.column("cache_key").to_pylist() if k not in live))
+    floor = CACHE_STALE_FLOOR if stale_floor is None else stale_floor
+    share = CACHE_LIVE_SHARE if live_share is None else live_share
+    allowed = max(floor, int(share * len(live)))
+    drop = stale[: max(0, len(stale) - allowed)]
+    for start in range(0, len(drop), _DELETE_BATCH):
+        where = storage.id_list_filter("cache_key", drop[start : start + _DELETE_BATCH])
+        storage.with_commit_retry(lambda where=where: cache.delete(where), table=cache)
+    return CachePruning(live=len(live), stale=len(stale), kept=len(stale) - len(drop), pruned=len(drop))
+
+
 def optimize_index(db_uri: str, grace: timedelta = DEFAULT_GRACE) -> HousekeepingReport:
-    """Housekeeping for every index table that exists in the database."""
+    """Housekeeping for every index table that exists in the database: the embedding cache
+    is pruned first (`prune_embedding_cache`), so compaction folds its deletions in."""
+    cache = prune_embedding_cache(db_uri)
     names = storage.table_names(storage.connect(db_uri))
-    return HousekeepingReport([optimize_table(db_uri, n, grace) for n in TABLES if n in names])
+    return HousekeepingReport([optimize_table(db_uri, n, grace) for n in TABLES if n in names], cache)
 
 
 # The `files` manifest is small (a row per file) but gets a fragment per shard per run, and a

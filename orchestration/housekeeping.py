@@ -34,9 +34,17 @@ def optimize_tables(context: dg.OpExecutionContext, config: HousekeepingConfig, 
             f"{t.table}: versions {t.versions_before} -> {t.versions_after}, "
             f"{t.bytes_before / 1e6:.1f} MB -> {t.bytes_after / 1e6:.1f} MB in {t.seconds:.1f}s"
         )
+    cache = report.cache
+    if cache is not None:
+        context.log.info(
+            f"embedding cache: {cache.live} live, {cache.stale} stale; "
+            f"kept {cache.kept} stale, pruned {cache.pruned} (oldest first)"
+        )
     context.add_output_metadata({
         "bytes_freed": report.bytes_freed,
         "versions_after": {t.table: t.versions_after for t in report.tables},
+        "cache_rows_pruned": cache.pruned if cache is not None else 0,
+        "cache_stale_rows_kept": cache.kept if cache is not None else 0,
     })
 
 

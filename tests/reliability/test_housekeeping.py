@@ -73,3 +73,52 @@ def test_sensor_starts_housekeeping_once_a_table_is_crowded(tmp_path: Path, smal
         optimize_index(db_uri)  # what the requested run does (default grace: compaction only)
         assert hk.crowded_tables(db_uri, 3) == {}
         assert isinstance(tick(), dg.SkipReason)
+
+
+def _versions(n: int) -> list[str]:
+    return [f"def edited():\n    return {i} * 7 + {i}\n" for i in range(n)]
+
+
+def test_cache_pruning_drops_the_oldest_stale_vectors_and_keeps_live_ones(tmp_path: Path, small_repo: Path) -> None:
+    from indexer_core.housekeeping import prune_embedding_cache
+
+    db_uri = str(tmp_path / "db")
+    target = small_repo / "pkg0/mod0.py"
+    edits = _versions(5)
+    for text in edits:  # each edit makes the last one's vector stale
+        target.write_text(text)
+        _index(db_uri, small_repo)
+    db = storage.connect(db_uri)
+    cache_rows = db.open_table(storage.EMBEDDING_CACHE).count_rows()
+
+    pruning = prune_embedding_cache(db_uri, stale_floor=2, live_share=0.0)
+    assert pruning is not None
+    assert (pruning.stale, pruning.kept, pruning.pruned) == (4, 2, 2)
+    assert db.open_table(storage.EMBEDDING_CACHE).count_rows() == cache_rows - 2
+    # Every live vector is still in the cache: a rebuild of the vectors table reuses them all.
+    assert pruning.live == len(set(db.open_table(storage.VECTORS).to_arrow().column("content_hash").to_pylist()))
+
+    def embedded_after_writing(text: str) -> int:
+        target.write_text(text)
+        chunk_partition(db_uri, "hk", str(small_repo), 0, IndexSettings(shards=1, use_git=False))
+        return embed_partition(db_uri, "hk", 0, HashEmbedder()).embedded
+
+    assert embedded_after_writing(edits[3]) == 0  # among the two newest stale: kept, reused
+    assert embedded_after_writing(edits[0]) == 1  # the oldest: pruned, embedded again
+    assert prune_embedding_cache(db_uri, stale_floor=10, live_share=0.0).pruned == 0  # under the allowance
+
+
+def test_housekeeping_prunes_the_cache_before_compacting(tmp_path: Path, small_repo: Path, monkeypatch) -> None:
+    from indexer_core import housekeeping
+
+    db_uri = str(tmp_path / "db")
+    for text in _versions(3):
+        (small_repo / "pkg1/mod1.py").write_text(text)
+        _index(db_uri, small_repo)
+    monkeypatch.setattr(housekeeping, "CACHE_STALE_FLOOR", 0)
+    monkeypatch.setattr(housekeeping, "CACHE_LIVE_SHARE", 0.0)
+    report = optimize_index(db_uri, grace=timedelta(0))
+    assert report.cache is not None and report.cache.pruned == 2 and report.cache.kept == 0
+    cache = next(t for t in report.tables if t.table == storage.EMBEDDING_CACHE)
+    assert cache.versions_after == 1
+    assert_clean(db_uri)
