@@ -171,8 +171,10 @@ class _OpenIndex:
         table = self.table(storage.CHUNKS)
         version = table.version
         with self._lock:
-            if self._catalog is None or self._catalog.version != version:
+            if self._catalog is None:
                 self._catalog = ChunkCatalog.load(table, version)
+            elif self._catalog.version != version:  # the rows that changed, not a full load
+                self._catalog = self._catalog.refreshed(table, version)
             return self._catalog
 
     def vector_rows(self, version: int) -> RowIdMap:
