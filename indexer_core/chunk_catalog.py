@@ -35,7 +35,7 @@ import pyarrow as pa
 from indexer_core import storage
 from indexer_core.names import NameIndex, NameWords
 from indexer_core.ranking import PartGroups
-from indexer_core.row_ids import ROW_ID, RowIdMap
+from indexer_core.row_ids import ROW_ID, RowIdMap, member
 
 CATALOG_COLUMNS = [
     "chunk_id", "repo", "path", "language", "kind", "name", "scope", "start_line", "end_line", "parent_id",
@@ -93,8 +93,8 @@ class ChunkCatalog:
         arrow = _read(table)
         ids = arrow.column(ROW_ID).to_numpy()
         held = self.row_ids[self.alive]
-        is_new = ~np.isin(ids, held)
-        gone = held[~np.isin(held, ids)]
+        is_new = ~member(ids, held)
+        gone = held[~member(held, ids)]
         if not is_new.any() and not len(gone):
             return replace(self, version=version)
         new_rows = arrow.filter(pa.array(is_new)).drop_columns([ROW_ID]).to_pylist()

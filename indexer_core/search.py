@@ -180,8 +180,10 @@ class _OpenIndex:
     def vector_rows(self, version: int) -> RowIdMap:
         """Chunk ids by row id of the vectors table at `version` (read once per version)."""
         with self._lock:
-            if self._vector_rows is None or self._vector_rows.version != version:
+            if self._vector_rows is None:
                 self._vector_rows = RowIdMap.load(self.table(storage.VECTORS), version)
+            elif self._vector_rows.version != version:
+                self._vector_rows = self._vector_rows.refreshed(self.table(storage.VECTORS), version)
             return self._vector_rows
 
     def ensure_fts(self, version: int) -> None:
