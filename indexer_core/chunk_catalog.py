@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from indexer_core import storage
 from indexer_core.names import NameIndex, NameWords
@@ -49,6 +50,17 @@ def _read(table) -> pa.Table:
     return table.search().select(CATALOG_COLUMNS).with_row_id(True).limit(None).to_arrow()
 
 
+def _same_rows(a: pa.Table, b: pa.Table) -> np.ndarray:
+    """Per row, whether two tables of CATALOG_COLUMNS hold the same values (nulls equal)."""
+    same = np.ones(a.num_rows, dtype=bool)
+    for column in CATALOG_COLUMNS:
+        x, y = a.column(column), b.column(column)
+        equal = pc.fill_null(pc.equal(x, y), False)
+        both_null = pc.and_(pc.is_null(x), pc.is_null(y))
+        same &= pc.or_(equal, both_null).to_numpy(zero_copy_only=False)
+    return same
+
+
 @dataclass
 class ChunkCatalog:
     """One version of the `chunks` table's metadata, with each chunk's row id.
@@ -65,13 +77,14 @@ class ChunkCatalog:
     row_ids: np.ndarray  # per slot: its row's id (uint64); a dropped slot keeps its last one
     alive: np.ndarray  # per slot: holds a row
     by_row: RowIdMap  # maps full-text hits (row ids) to chunk ids
+    arrow: pa.Table  # CATALOG_COLUMNS per slot, to compare moved rows without Python objects
     exact: bool = True  # False: the table held a chunk id twice, so updates load afresh
 
     @classmethod
     def empty(cls) -> ChunkCatalog:
         names = NameIndex(rows=[])
         return cls(-1, names, PartGroups(), NameWords.build(names), {}, np.zeros(0, dtype=np.uint64),
-                   np.zeros(0, dtype=bool), RowIdMap(-1, {}))
+                   np.zeros(0, dtype=bool), RowIdMap(-1, {}), None)
 
     @classmethod
     def load(cls, table, version: int) -> ChunkCatalog:
@@ -80,8 +93,9 @@ class ChunkCatalog:
 
     @classmethod
     def _from_arrow(cls, arrow: pa.Table, version: int) -> ChunkCatalog:
-        rows = arrow.drop_columns([ROW_ID]).to_pylist()
-        catalog = cls.empty()._changed(version, {}, rows, arrow.column(ROW_ID).to_numpy(), {})
+        columns = arrow.drop_columns([ROW_ID])
+        rows = columns.to_pylist()
+        catalog = cls.empty()._changed(version, (), rows, columns, arrow.column(ROW_ID).to_numpy())
         catalog.exact = len(catalog.row_of) == len(rows)
         return catalog
 
@@ -92,43 +106,41 @@ class ChunkCatalog:
             return self.load(table, version)
         arrow = _read(table)
         ids = arrow.column(ROW_ID).to_numpy()
-        held = self.row_ids[self.alive]
+        alive = np.flatnonzero(self.alive)
+        held = self.row_ids[alive]
         is_new = ~member(ids, held)
-        gone = held[~member(held, ids)]
-        if not is_new.any() and not len(gone):
+        dropped = set(alive[~member(held, ids)].tolist())  # slots whose row is gone
+        if not is_new.any() and not dropped:
             return replace(self, version=version)
-        new_rows = arrow.filter(pa.array(is_new)).drop_columns([ROW_ID]).to_pylist()
-        new_ids = ids[is_new]
-        chunk_of = self.by_row.chunk_of
-        dropped = {self.row_of[chunk_of[r]] for r in gone.tolist()}
-        moved: dict[int, int] = {}
-        added: list[dict] = []
-        added_ids: list[int] = []
-        seen: set[str] = set()
-        rows = self.names.rows
-        for row, row_id in zip(new_rows, new_ids.tolist()):
-            cid = row["chunk_id"]
-            slot = self.row_of.get(cid)
-            if cid in seen or (slot is not None and slot not in dropped):
-                return self._from_arrow(arrow, version)  # a chunk id twice in the table
-            seen.add(cid)
-            if slot is not None and all(rows[slot][c] == row[c] for c in CATALOG_COLUMNS):
-                moved[slot] = row_id
-                dropped.discard(slot)
-            else:
-                added.append(row)
-                added_ids.append(row_id)
-        live = self.names.live - len(dropped) + len(added)
-        if len(rows) + len(added) > 2 * live + 1000:  # mostly empty slots: pack them
+        new = arrow.filter(pa.array(is_new))
+        new_ids = new.column(ROW_ID).to_numpy()
+        new = new.drop_columns([ROW_ID])
+        cids = new.column("chunk_id").to_pylist()
+        slots = [self.row_of.get(cid, -1) for cid in cids]
+        again = np.flatnonzero(np.array(slots, dtype=np.int64) >= 0)  # chunk ids held before
+        old_slots = np.array(slots, dtype=np.int64)[again]
+        if len(set(cids)) < len(cids) or not dropped.issuperset(old_slots.tolist()):
+            return self._from_arrow(arrow, version)  # a chunk id twice in the table
+        try:
+            same = _same_rows(self.arrow.take(old_slots), new.take(again))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # columns of another type
             return self._from_arrow(arrow, version)
-        return self._changed(version, dropped, added, np.asarray(added_ids, dtype=np.uint64), moved)
+        moved = (old_slots[same], new_ids[again[same]])
+        dropped.difference_update(moved[0].tolist())
+        fresh = np.setdiff1d(np.arange(len(cids)), again[same])
+        live = self.names.live - len(dropped) + len(fresh)
+        if len(self.names.rows) + len(fresh) > 2 * live + 1000:  # mostly empty slots: pack them
+            return self._from_arrow(arrow, version)
+        added = new.take(fresh)
+        return self._changed(version, dropped, added.to_pylist(), added, new_ids[fresh], moved)
 
     def _changed(
-        self, version: int, dropped: Iterable[int], added: list[dict], added_ids: np.ndarray,
-        moved: dict[int, int],
+        self, version: int, dropped: Iterable[int], added: list[dict], added_arrow: pa.Table,
+        added_ids: np.ndarray, moved: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> ChunkCatalog:
-        """A new catalog: rows at slots `dropped` gone, `added` rows (with row ids `added_ids`)
-        appended, and the rows at slots `moved` at new row ids."""
+        """A new catalog: rows at slots `dropped` gone, `added` rows (also as `added_arrow`,
+        with row ids `added_ids`) appended, and the rows at slots `moved[0]` at the new row
+        ids `moved[1]`."""
         names, change = self.names.updated(dropped, added)
         words = self.words.updated(names, change)
         groups = self.groups.updated(change.dropped.values(), added)
@@ -140,14 +152,25 @@ class ChunkCatalog:
         row_ids = np.concatenate([self.row_ids, added_ids.astype(np.uint64)])
         alive = np.concatenate([self.alive, np.ones(len(added), dtype=bool)])
         alive[list(change.dropped)] = False
-        for slot, row_id in moved.items():
-            chunk_of.pop(int(row_ids[slot]), None)
-            row_ids[slot] = row_id
-            chunk_of[row_id] = names.rows[slot]["chunk_id"]
         added_cids = [row["chunk_id"] for row in added]  # the rows' own strings, not copies
         row_of.update(zip(added_cids, change.added))
         chunk_of.update(zip(added_ids.tolist(), added_cids))
-        return ChunkCatalog(version, names, groups, words, row_of, row_ids, alive, RowIdMap(version, chunk_of))
+        if moved is not None and len(moved[0]):
+            slots, now = moved
+            if len(slots) * 4 > len(chunk_of):  # a compaction: cheaper to map every row again
+                row_ids[slots] = now
+                live = np.flatnonzero(alive)
+                chunk_of = dict(zip(row_ids[live].tolist(), [names.rows[i]["chunk_id"] for i in live.tolist()]))
+            else:
+                for slot, row_id in zip(slots.tolist(), now.tolist()):
+                    del chunk_of[int(row_ids[slot])]
+                    chunk_of[row_id] = names.rows[slot]["chunk_id"]
+                row_ids[slots] = now
+        arrow = added_arrow if self.arrow is None else pa.concat_tables([self.arrow, added_arrow])
+        if arrow.column(0).num_chunks > 64:
+            arrow = arrow.combine_chunks()
+        return ChunkCatalog(version, names, groups, words, row_of, row_ids, alive,
+                            RowIdMap(version, chunk_of), arrow)
 
     def meta(self, chunk_id: str) -> dict | None:
         """A chunk's hit fields other than content, or None when this version lacks it."""

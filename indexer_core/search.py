@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+import pyarrow.compute as pc
+
 from indexer_core import search_index, storage
 from indexer_core.chunk_catalog import ChunkCatalog
 from indexer_core.lancedb_import import import_lancedb
@@ -163,7 +165,7 @@ class _OpenIndex:
         version = table.version
         if self._models is None or self._models[0] != version:
             rows = storage.read_rows(table, None, ["model"])
-            self._models = (version, set(rows.column("model").to_pylist()))
+            self._models = (version, set(pc.unique(rows.column("model")).to_pylist()))
         return self._models[1]
 
     def catalog(self) -> ChunkCatalog:
