@@ -47,24 +47,28 @@ class RowIdMap:
 
     @classmethod
     def load(cls, table, version: int) -> RowIdMap:
-        return cls._from_arrow(_read(table), version)
+        return cls.from_arrow(_read(table), version)
 
     @classmethod
-    def _from_arrow(cls, arrow: pa.Table, version: int) -> RowIdMap:
+    def from_arrow(cls, arrow: pa.Table, version: int) -> RowIdMap:
+        """The map of a scan that has `chunk_id` and row ids (other columns are ignored)."""
         ids = arrow.column(ROW_ID).to_numpy()
         return cls(version, dict(zip(ids.tolist(), arrow.column("chunk_id").to_pylist())), ids)
 
     def refreshed(self, table, version: int) -> RowIdMap:
         """The map of a later version, turning only new row ids into Python (a row id is one
         immutable row, so held ids still in the table map to the same chunk)."""
-        arrow = _read(table)
+        return self.refreshed_from(_read(table), version)
+
+    def refreshed_from(self, arrow: pa.Table, version: int) -> RowIdMap:
+        """`refreshed`, from a scan of the later version with `chunk_id` and row ids."""
         if self.ids is None:
-            return self._from_arrow(arrow, version)
+            return self.from_arrow(arrow, version)
         ids = arrow.column(ROW_ID).to_numpy()
         new = ~member(ids, self.ids)
         gone = self.ids[~member(self.ids, ids)]
         if int(new.sum()) + len(gone) > len(ids) // 2:
-            return self._from_arrow(arrow, version)
+            return self.from_arrow(arrow, version)
         chunk_of = dict(self.chunk_of)
         for row_id in gone.tolist():
             del chunk_of[row_id]
