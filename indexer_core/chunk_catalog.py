@@ -42,6 +42,9 @@ CATALOG_COLUMNS = [
     "chunk_id", "repo", "path", "language", "kind", "name", "scope", "start_line", "end_line", "parent_id",
 ]
 # What a search hit shows besides its content: all of it held by the catalog.
+# Slots emptied by dropped rows stay until they outnumber the live rows by this many; then a
+# full load packs them.
+EMPTY_SLOTS_KEPT = 1000
 HIT_META_COLUMNS = ["chunk_id", "repo", "path", "start_line", "end_line", "kind", "name", "language", "parent_id"]
 
 
@@ -129,7 +132,7 @@ class ChunkCatalog:
         dropped.difference_update(moved[0].tolist())
         fresh = np.setdiff1d(np.arange(len(cids)), again[same])
         live = self.names.live - len(dropped) + len(fresh)
-        if len(self.names.rows) + len(fresh) > 2 * live + 1000:  # mostly empty slots: pack them
+        if len(self.names.rows) + len(fresh) > 2 * live + EMPTY_SLOTS_KEPT:  # mostly empty: pack
             return self._from_arrow(arrow, version)
         added = new.take(fresh)
         return self._changed(version, dropped, added.to_pylist(), added, new_ids[fresh], moved)

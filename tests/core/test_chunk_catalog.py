@@ -11,13 +11,12 @@ every row id of the table to its own chunk.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from indexer_core import storage
+from indexer_core import chunk_catalog, storage
 from indexer_core.chunk_catalog import CATALOG_COLUMNS, ChunkCatalog
 from indexer_core.indexing import IndexSettings, chunk_partition
 from indexer_core.names import word_parts
@@ -211,10 +210,22 @@ def test_a_chunk_id_twice_falls_back_to_a_full_load(repo):
     assert set(updated.row_of) == set(fresh.row_of)
 
 
+def test_mostly_empty_slots_are_packed_by_a_full_load(repo, monkeypatch):
+    db_uri, root = repo
+    table = _table(db_uri)
+    catalog = ChunkCatalog.load(table, table.version)
+    monkeypatch.setattr(chunk_catalog, "EMPTY_SLOTS_KEPT", 0)
+    for module in MODULES[:3]:
+        (root / "lib" / module).unlink()
+    _index(db_uri, root)
+    table.checkout_latest()
+    packed = catalog.refreshed(table, table.version)
+    assert len(packed.names.rows) == packed.names.live < catalog.names.live / 2
+    fresh = ChunkCatalog.load(table, table.version)
+    identifiers, sentences = _queries(fresh)
+    assert _state(packed, identifiers, sentences) == _state(fresh, identifiers, sentences)
+
+
 def _content(table, chunk_id: str) -> str:
     rows = storage.read_rows(table, storage.id_list_filter("chunk_id", [chunk_id]), ["content"])
     return rows.column("content").to_pylist()[0]
-
-
-def test_stdlib_sources_exist():
-    assert all((STDLIB / m).exists() for m in MODULES), sys.version
