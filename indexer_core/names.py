@@ -7,9 +7,13 @@ then names sharing most of the query's word parts. Hybrid search fuses it with t
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -87,37 +91,104 @@ def query_identifiers(query: str) -> list[str]:
     return []
 
 
+@lru_cache(maxsize=1 << 16)
+def _name_fields(name: str) -> tuple[frozenset[str], frozenset[str]]:
+    """A chunk name's lookup keys (each identifier and its last element, lower-case:
+    `Client.send` -> client.send, send) and its identifiers' word parts."""
+    names = chunk_names(name)
+    keys: set[str] = set()
+    parts: set[str] = set()
+    for ident in names:
+        keys.update((ident.lower(), _SEPARATORS.split(ident)[-1].lower()))
+        parts.update(word_parts(ident))
+    return frozenset(keys), frozenset(parts)
+
+
+@lru_cache(maxsize=1 << 16)
+def _scope_fields(scope: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The lower-case enclosing identifiers of a scope and their word parts."""
+    scopes = scope_names(scope)
+    return tuple(s.lower() for s in scopes), frozenset(p for s in scopes for p in word_parts(s))
+
+
+@dataclass
+class SlotChange:
+    """How one `NameIndex.updated` moved from the previous index: slots emptied (with the
+    rows they held) and the slots of the rows added (always at the end)."""
+
+    dropped: dict[int, dict]
+    added: range
+
+
 @dataclass
 class NameIndex:
-    """Chunk names of one table version, held in memory (a few MB per 100k chunks)."""
+    """Chunk names of one table version, held in memory (a few MB per 100k chunks).
 
-    rows: list[dict]
-    by_name: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    by_part: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    Each row has a slot, its position in `rows`. An update empties the slots of the rows it
+    drops (`None`) and appends the rows it adds, so the slots of other rows stay valid; a
+    full load numbers the rows afresh. Rankings never depend on slot numbers: ties are
+    ordered by chunk id, so an updated index ranks exactly like a freshly built one.
+    """
+
+    rows: list[dict | None]
+    by_name: dict[str, list[int]] = field(default_factory=dict)
+    by_part: dict[str, list[int]] = field(default_factory=dict)
     parts: list[frozenset[str]] = field(default_factory=list)
+    live: int = 0  # rows that are not None
 
     @classmethod
     def build(cls, rows: list[dict]) -> NameIndex:
-        index = cls(rows=rows)
-        for i, row in enumerate(rows):
-            names = chunk_names(row.get("name", ""))
-            scopes = scope_names(row.get("scope", ""))
-            row["_scopes"] = [s.lower() for s in scopes]
-            row["_names"] = [n.lower() for n in names]
-            row["_scope_parts"] = frozenset(p for s in scopes for p in word_parts(s))
-            parts: set[str] = set()
-            for name in names:
-                last = _SEPARATORS.split(name)[-1]
-                for key in {name.lower(), last.lower()}:
-                    index.by_name[key].append(i)
-                parts.update(word_parts(name))
-            index.parts.append(frozenset(parts))
-            for part in parts:
-                index.by_part[part].append(i)
-        return index
+        return cls(rows=[]).updated((), rows)[0]
+
+    def updated(self, dropped: Iterable[int], added: Iterable[dict]) -> tuple[NameIndex, SlotChange]:
+        """A new index with the rows at slots `dropped` removed and `added` appended.
+
+        This index is left as it was (a query may still be reading it): lists that change
+        are copied, the others shared. Added rows get their name fields (`_keys`, `_parts`,
+        `_scopes`, `_scope_parts`) set in place.
+        """
+        rows, parts = list(self.rows), list(self.parts)
+        by_name, by_part = dict(self.by_name), dict(self.by_part)
+        change = SlotChange({}, range(len(rows), len(rows)))
+        name_gone: dict[str, set[int]] = defaultdict(set)
+        part_gone: dict[str, set[int]] = defaultdict(set)
+        for i in dropped:
+            row = rows[i]
+            if row is None:
+                continue
+            change.dropped[i] = row
+            rows[i], parts[i] = None, frozenset()
+            for key in row["_keys"]:
+                name_gone[key].add(i)
+            for part in row["_parts"]:
+                part_gone[part].add(i)
+        for postings, gone in ((by_name, name_gone), (by_part, part_gone)):
+            for key, slots in gone.items():
+                left = [i for i in postings[key] if i not in slots]
+                if left:
+                    postings[key] = left
+                else:
+                    del postings[key]
+        copied: tuple[set[str], set[str]] = (set(), set())
+        start = len(rows)
+        for row in added:
+            i = len(rows)
+            rows.append(row)
+            row["_keys"], row["_parts"] = _name_fields(row.get("name") or "")
+            row["_scopes"], row["_scope_parts"] = _scope_fields(row.get("scope") or "")
+            parts.append(row["_parts"])
+            for postings, keys, fresh in ((by_name, row["_keys"], copied[0]), (by_part, row["_parts"], copied[1])):
+                for key in keys:
+                    if key not in fresh:  # a list of the previous index is copied before it grows
+                        fresh.add(key)
+                        postings[key] = list(postings.get(key, ()))
+                    postings[key].append(i)
+        change.added = range(start, len(rows))
+        live = self.live - len(change.dropped) + len(change.added)
+        return NameIndex(rows, by_name, by_part, parts, live), change
 
     def rank(self, query: str, accept=None, limit: int = 50) -> list[tuple[int, float]]:
-        """Row numbers whose names match the query's identifiers, best first, with a 0-1 score."""
+        """Slots whose names match the query's identifiers, best first, with a 0-1 score."""
         scores: dict[int, float] = {}
         for ident in query_identifiers(query):
             pieces = [p for p in _SEPARATORS.split(ident) if p]
@@ -145,7 +216,9 @@ class NameIndex:
                 if score > scores.get(i, 0.0):
                     scores[i] = score
         ranked = [(i, s) for i, s in scores.items() if accept is None or accept(self.rows[i])]
-        ranked.sort(key=lambda item: (-item[1], self.rows[item[0]]["path"], self.rows[item[0]]["start_line"]))
+        rows = self.rows
+        ranked.sort(key=lambda item: (-item[1], rows[item[0]]["path"], rows[item[0]]["start_line"],
+                                      rows[item[0]]["chunk_id"]))
         return ranked[:limit]
 
 
@@ -169,6 +242,20 @@ def query_words(query: str) -> set[str]:
     return {stem(w) for w in word_parts(query) if len(w) >= 3 and w not in _STOP}
 
 
+def tie_key(chunk_id: str) -> int:
+    """A 64-bit number standing for a chunk id in tie-breaks: the id's first 16 hex digits
+    (ids are hex hashes, `hashing.stable_id`), else a hash of it."""
+    try:
+        if len(chunk_id) >= 16:
+            return int(chunk_id[:16], 16)
+    except ValueError:
+        pass
+    return int.from_bytes(hashlib.blake2b(chunk_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+_NO_SLOTS = np.zeros(0, dtype=np.int64)
+
+
 @dataclass
 class NameWords:
     """Sentence-to-name matching: IDF-weighted share of a chunk's name words a query mentions.
@@ -176,41 +263,82 @@ class NameWords:
     Catches `Returns true if the address is unspecified` -> `isUnspecified` by the name alone,
     where BM25 (over `search_text`) weighs those words among the whole chunk's. Postings are
     numpy arrays, so a query costs a few vector additions however common its words are.
+
+    Built by the same `updated` step that follows a change of the table, so an updated index
+    holds exactly the numbers a fresh build would: IDF over the live rows, and each name's
+    IDF mass summed (`np.bincount`) over its stems in sorted order.
     """
 
-    postings: dict[str, np.ndarray]  # stem -> rows whose name has it
-    scope_postings: dict[str, np.ndarray]  # stem -> rows whose enclosing scopes have it
+    rows: list[dict | None]  # the NameIndex's rows, by slot
+    postings: dict[str, np.ndarray]  # stem -> slots whose name has it
+    scope_postings: dict[str, np.ndarray]  # stem -> slots whose enclosing scopes have it
     idf: dict[str, float]
-    name_mass: np.ndarray  # per row: the IDF sum of its name's stems
-    scope_size: np.ndarray  # per row: distinct scope stems (at least 1)
+    name_mass: np.ndarray  # per slot: the IDF sum of its name's stems
+    scope_size: np.ndarray  # per slot: distinct scope stems (at least 1)
+    tie: np.ndarray  # per slot: `tie_key` of its chunk id (equal scores rank by it)
+    vocab: dict[str, int] = field(default_factory=dict)  # stem -> column of pair_stem
+    pair_slot: np.ndarray = field(default_factory=lambda: _NO_SLOTS)  # (slot, stem) pairs of
+    pair_stem: np.ndarray = field(default_factory=lambda: _NO_SLOTS)  # every live name
 
     @classmethod
     def build(cls, index: NameIndex) -> NameWords:
-        import math
+        empty = cls([], {}, {}, {}, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.uint64))
+        return empty.updated(index, SlotChange({}, range(len(index.rows))))
 
-        stems = [frozenset(stem(p) for p in parts) for parts in index.parts]
-        postings: dict[str, list[int]] = defaultdict(list)
-        scope_postings: dict[str, list[int]] = defaultdict(list)
-        scope_size = np.ones(len(stems), dtype=np.float64)
-        for i, words in enumerate(stems):
-            for word in words:
-                postings[word].append(i)
-        for i, row in enumerate(index.rows):
-            scope = frozenset(stem(p) for p in row["_scope_parts"])
-            scope_size[i] = max(1, len(scope))
-            for word in scope:
-                scope_postings[word].append(i)
-        n = max(1, len(stems))
+    def updated(self, index: NameIndex, change: SlotChange) -> NameWords:
+        """The words of `index`, which `change` made from the index these words were of.
+
+        This object is left as it was; postings of stems the change touches are new arrays.
+        """
+        gone: dict[str, list[int]] = defaultdict(list)
+        scope_gone: dict[str, list[int]] = defaultdict(list)
+        for i, row in change.dropped.items():
+            for word in row["_stems"]:
+                gone[word].append(i)
+            for word in row["_scope_stems"]:
+                scope_gone[word].append(i)
+        new: dict[str, list[int]] = defaultdict(list)
+        scope_new: dict[str, list[int]] = defaultdict(list)
+        vocab = dict(self.vocab)
+        pair_slot: list[int] = []
+        pair_stem: list[int] = []
+        added = [index.rows[i] for i in change.added]
+        for i, row in zip(change.added, added):
+            row["_stems"] = _stems(row["_parts"])
+            row["_scope_stems"] = _stems(row["_scope_parts"])
+            for word in row["_stems"]:
+                new[word].append(i)
+                pair_slot.append(i)
+                pair_stem.append(vocab.setdefault(word, len(vocab)))
+            for word in row["_scope_stems"]:
+                scope_new[word].append(i)
+        postings = _update_postings(self.postings, gone, new)
+        scope_postings = _update_postings(self.scope_postings, scope_gone, scope_new)
+
+        keep = slice(None)
+        if change.dropped:
+            keep = ~np.isin(self.pair_slot, np.fromiter(change.dropped, dtype=np.int64))
+        all_slots = np.concatenate([self.pair_slot[keep], np.asarray(pair_slot, dtype=np.int64)])
+        all_stems = np.concatenate([self.pair_stem[keep], np.asarray(pair_stem, dtype=np.int64)])
+        n = max(1, index.live)
         idf = {w: math.log(1 + n / len(rows)) for w, rows in postings.items()}
-        name_mass = np.array([sum(idf[w] for w in words) or 1.0 for words in stems], dtype=np.float64)
-        return cls(
-            {w: np.asarray(r, dtype=np.int64) for w, r in postings.items()},
-            {w: np.asarray(r, dtype=np.int64) for w, r in scope_postings.items()},
-            idf, name_mass, scope_size,
-        )
+        idf_of = np.zeros(len(vocab), dtype=np.float64)
+        if idf:
+            idf_of[np.fromiter((vocab[w] for w in idf), dtype=np.int64, count=len(idf))] = list(idf.values())
+        # Sequential sums in pair order: each name's stems in sorted order, whatever its slot.
+        name_mass = np.bincount(all_slots, weights=idf_of[all_stems], minlength=len(index.rows))
+        name_mass[name_mass == 0] = 1.0
+        scope_size = np.concatenate([
+            self.scope_size, np.fromiter((max(1, len(r["_scope_stems"])) for r in added), dtype=np.float64),
+        ])
+        tie = np.concatenate([
+            self.tie, np.fromiter((tie_key(r["chunk_id"]) for r in added), dtype=np.uint64),
+        ])
+        return NameWords(index.rows, postings, scope_postings, idf, name_mass, scope_size, tie,
+                         vocab, all_slots, all_stems)
 
     def rank(self, query: str, accept=None, limit: int = 50) -> list[tuple[int, float]]:
-        """Row numbers best first with a 0-1 score (share of the name's IDF mass matched)."""
+        """Slots best first with a 0-1 score (share of the name's IDF mass matched)."""
         words = [w for w in query_words(query) if w in self.postings]
         if not words:
             return []
@@ -228,7 +356,12 @@ class NameWords:
             hit[candidates] / self.name_mass[candidates] * 0.8
             + 0.25 * scope[candidates] / self.scope_size[candidates],
         )
-        order = np.argsort(-scores, kind="stable")
+        tie = self.tie[candidates]
+        order = np.lexsort((tie, -scores))
+        same = (np.diff(scores[order]) == 0) & (np.diff(tie[order]) == 0)
+        if same.any():  # two ids with one tie key (not seen in practice): order by the ids
+            rows = self.rows
+            order = sorted(order, key=lambda j: (-scores[j], rows[candidates[j]]["chunk_id"]))
         ranked: list[tuple[int, float]] = []
         for j in order:
             i = int(candidates[j])
@@ -237,3 +370,26 @@ class NameWords:
                 if len(ranked) >= limit:
                     break
         return ranked
+
+
+def _stems(parts: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted({stem(p) for p in parts}))
+
+
+def _update_postings(
+    postings: dict[str, np.ndarray], gone: dict[str, list[int]], new: dict[str, list[int]]
+) -> dict[str, np.ndarray]:
+    """A copy of `postings` with the `gone` slots removed and the `new` ones appended (a stem
+    left with no slot is dropped)."""
+    out = dict(postings)
+    for word in gone.keys() | new.keys():
+        slots = out.get(word, _NO_SLOTS)
+        if word in gone:
+            slots = slots[~np.isin(slots, np.asarray(gone[word], dtype=np.int64))]
+        if word in new:
+            slots = np.concatenate([slots, np.asarray(new[word], dtype=np.int64)])
+        if len(slots):
+            out[word] = slots
+        else:
+            out.pop(word, None)
+    return out

@@ -12,6 +12,7 @@ the best-scoring part per function and report the whole function's line range.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from indexer_core.names import looks_like_code, query_identifiers
@@ -56,32 +57,63 @@ def fuse(rankings: dict[str, list[tuple[str, float]]], kind: str = "natural") ->
 
 @dataclass
 class PartGroups:
-    """Chunks that are parts of one function, keyed by chunk id (one table version)."""
+    """Chunks that are parts of one function, keyed by chunk id (one table version).
+
+    `updated` follows a change of the table, regrouping only the functions whose parts
+    changed; group numbers are internal (a regrouped function gets a new one), the groups
+    themselves are the same as a fresh build's.
+    """
 
     group_of: dict[str, int] = field(default_factory=dict)
     members: list[list[str]] = field(default_factory=list)  # chunk ids in line order
     spans: list[tuple[int, int]] = field(default_factory=list)  # first and last line
+    # every `(part i/n)` chunk: function key -> chunk id -> (start line, end line)
+    parts: dict[tuple, dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, rows: list[dict]) -> PartGroups:
+    def build(cls, rows: Iterable[dict]) -> PartGroups:
         """Group `(part i/n)` chunks by repo, path, parent and base name."""
-        found: dict[tuple, list[dict]] = {}
-        for row in rows:
-            match = _PART.match(row.get("name") or "")
-            if match:
-                key = (row["repo"], row["path"], row.get("parent_id", ""), match["base"], match["n"])
-                found.setdefault(key, []).append(row)
-        groups = cls()
-        for parts in found.values():
-            if len(parts) < 2:
+        return cls().updated((), rows)
+
+    def updated(self, dropped: Iterable[dict], added: Iterable[dict]) -> PartGroups:
+        """New groups with the `dropped` rows gone and the `added` ones in; self unchanged."""
+        parts = dict(self.parts)
+        touched: set[tuple] = set()
+
+        def bucket(key: tuple) -> dict[str, tuple[int, int]]:
+            if key not in touched:  # copied before it changes: self keeps its own
+                touched.add(key)
+                parts[key] = dict(parts.get(key, {}))
+            return parts[key]
+
+        for row in dropped:
+            key = _part_key(row)
+            if key is not None:
+                bucket(key).pop(row["chunk_id"], None)
+        for row in added:
+            key = _part_key(row)
+            if key is not None:
+                bucket(key)[row["chunk_id"]] = (row["start_line"], row["end_line"])
+        if not touched:
+            return self
+        group_of, members, spans = dict(self.group_of), list(self.members), list(self.spans)
+        for key in touched:  # every old grouping of a touched function goes first ...
+            for cid in self.parts.get(key, ()):
+                group_of.pop(cid, None)
+        for key in touched:  # ... then the functions are grouped again
+            found = parts[key]
+            if not found:
+                del parts[key]
                 continue
-            parts.sort(key=lambda r: r["start_line"])
-            number = len(groups.members)
-            groups.members.append([r["chunk_id"] for r in parts])
-            groups.spans.append((parts[0]["start_line"], max(r["end_line"] for r in parts)))
-            for r in parts:
-                groups.group_of[r["chunk_id"]] = number
-        return groups
+            if len(found) < 2:
+                continue
+            ordered = sorted(found, key=lambda cid: (found[cid][0], cid))
+            number = len(members)
+            members.append(ordered)
+            spans.append((found[ordered[0]][0], max(end for _, end in found.values())))
+            for cid in ordered:
+                group_of[cid] = number
+        return PartGroups(group_of, members, spans, parts)
 
     def collapse(self, ordered: list[str]) -> list[tuple[str, int | None]]:
         """Best-first chunk ids with later parts of an already listed function dropped.
@@ -98,6 +130,13 @@ class PartGroups:
                 seen.add(group)
             out.append((cid, group))
         return out
+
+
+def _part_key(row: dict) -> tuple | None:
+    match = _PART.match(row.get("name") or "")
+    if not match:
+        return None
+    return (row["repo"], row["path"], row.get("parent_id", ""), match["base"], match["n"])
 
 
 def base_name(name: str) -> str:

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
+import pyarrow.compute as pc
+
 from indexer_core import search_index, storage
 from indexer_core.chunk_catalog import ChunkCatalog
 from indexer_core.lancedb_import import import_lancedb
@@ -143,9 +145,8 @@ class _OpenIndex:
         self.db_uri = db_uri
         self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
         self._tables: dict[str, object] = {}
-        self._models: tuple[int, set[str]] | None = None
         self._catalog: ChunkCatalog | None = None
-        self._vector_rows: RowIdMap | None = None
+        self._vector_state: tuple[RowIdMap, set[str]] | None = None
         self._fts_checked_version: int | None = None
         self._lock = threading.Lock()
         self.checked_embedders: dict[tuple, object] = {}
@@ -158,29 +159,40 @@ class _OpenIndex:
             self._tables[name] = self.db.open_table(name)
         return self._tables[name]
 
-    def models(self) -> set[str]:
-        table = self.table(storage.VECTORS)
-        version = table.version
-        if self._models is None or self._models[0] != version:
-            rows = storage.read_rows(table, None, ["model"])
-            self._models = (version, set(rows.column("model").to_pylist()))
-        return self._models[1]
+    def models(self, version: int | None = None) -> set[str]:
+        """The models of the vectors table's rows (at `version`, when the caller read it)."""
+        if version is None:
+            version = self.table(storage.VECTORS).version
+        return self._vectors(version)[1]
 
     def catalog(self) -> ChunkCatalog:
         """The chunk metadata of the current `chunks` version (one version read per call)."""
         table = self.table(storage.CHUNKS)
         version = table.version
         with self._lock:
-            if self._catalog is None or self._catalog.version != version:
+            if self._catalog is None:
                 self._catalog = ChunkCatalog.load(table, version)
+            elif self._catalog.version != version:  # the rows that changed, not a full load
+                self._catalog = self._catalog.refreshed(table, version)
             return self._catalog
 
     def vector_rows(self, version: int) -> RowIdMap:
         """Chunk ids by row id of the vectors table at `version` (read once per version)."""
+        return self._vectors(version)[0]
+
+    def _vectors(self, version: int) -> tuple[RowIdMap, set[str]]:
+        """The row-id map and the models of the vectors table, from one scan per version;
+        the map follows the table by the row ids that came and went (`RowIdMap.refreshed`)."""
         with self._lock:
-            if self._vector_rows is None or self._vector_rows.version != version:
-                self._vector_rows = RowIdMap.load(self.table(storage.VECTORS), version)
-            return self._vector_rows
+            if self._vector_state is None or self._vector_state[0].version != version:
+                table = self.table(storage.VECTORS)
+                arrow = table.search().select(["chunk_id", "model"]).with_row_id(True).limit(None).to_arrow()
+                if self._vector_state is None:
+                    rows = RowIdMap.from_arrow(arrow, version)
+                else:
+                    rows = self._vector_state[0].refreshed_from(arrow, version)
+                self._vector_state = (rows, set(pc.unique(arrow.column("model")).to_pylist()))
+            return self._vector_state
 
     def ensure_fts(self, version: int) -> None:
         """Full-text indexes come from the index assets; a bare CLI index gets them once here.
@@ -222,16 +234,16 @@ def query_embedder(db_uri: str, model: str | None = None, embedder=None, version
     checked = index.checked_embedders.get(key)
     if checked is not None:
         return checked
-    embedder = _check_query_embedder(index, model, embedder)
+    embedder = _check_query_embedder(index, model, embedder, version)
     index.checked_embedders.clear()
     index.checked_embedders[key] = embedder
     return embedder
 
 
-def _check_query_embedder(index: _OpenIndex, model: str | None, embedder):
+def _check_query_embedder(index: _OpenIndex, model: str | None, embedder, version: int):
     from indexer_core.embedding import load_embedder
 
-    models = index.models()
+    models = index.models(version)
     if embedder is None:
         wanted = model or (next(iter(models)) if len(models) == 1 else None)
         if wanted is None:

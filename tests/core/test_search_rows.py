@@ -55,3 +55,22 @@ def test_row_id_map_reads_rows_it_does_not_know(tmp_path):
     by_id = dict(zip(rows.column("chunk_id").to_pylist(), rows.column("_rowid").to_pylist()))
     asked = [by_id[f"{9:016x}"], by_id[f"{0:016x}"], 12345 << 32]
     assert known.chunk_ids(table, asked) == [f"{9:016x}", f"{0:016x}", None]
+
+
+def test_row_id_map_follows_adds_deletes_rewrites_and_compaction(tmp_path):
+    table = _table(tmp_path, 30)
+    known = RowIdMap.load(table, table.version)
+    steps = [
+        lambda: table.add(pa.Table.from_pylist([_chunk(40), _chunk(41)], schema=storage.CHUNKS_SCHEMA)),
+        lambda: table.delete(f"chunk_id IN ('{3:016x}', '{40:016x}')"),
+        lambda: table.update(where=f"chunk_id = '{7:016x}'", values={"content": "def fn_7(): return 7"}),
+        lambda: table.optimize(),  # every row at a new address: loaded afresh
+    ]
+    for step in steps:
+        step()
+        table.checkout_latest()
+        updated = known.refreshed(table, table.version)
+        fresh = RowIdMap.load(table, table.version)
+        assert updated.version == table.version and updated.chunk_of == fresh.chunk_of
+        assert updated.chunk_of != known.chunk_of
+        known = updated
