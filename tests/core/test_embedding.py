@@ -64,3 +64,43 @@ def test_tokenizer_threads_only_on_cuda_by_default() -> None:
     assert 1 <= tokenizer_threads("cuda") <= 8
     assert tokenizer_threads("cuda:1", "0") == 0
     assert tokenizer_threads("cpu", "4") == 4
+
+
+class _OutOfMemoryOnForward:
+    """A model whose batched forward pass runs out of device memory; its own encode works."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.forward_calls = 0
+
+    def preprocess(self, texts):
+        return self.real.preprocess(texts)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.real.get_sentence_embedding_dimension()
+
+    def __call__(self, features):
+        self.forward_calls += 1
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def encode(self, texts, **kwargs):
+        return self.real.encode(texts, **kwargs)
+
+
+def test_pipelined_encode_out_of_memory_falls_back_to_the_models_own(embedder: Embedder) -> None:
+    model = _OutOfMemoryOnForward(embedder.model)
+    pipelined = Embedder(embedder.model_name, model, "cpu", batch_size=8, tokenizer_threads=2)
+    texts = _texts()[:20]
+    got = pipelined.encode(texts)
+    assert model.forward_calls == 1
+    np.testing.assert_allclose(got, embedder.encode(texts), atol=1e-5)
+
+
+def test_pipelined_encode_raises_other_errors(embedder: Embedder) -> None:
+    class Broken(_OutOfMemoryOnForward):
+        def __call__(self, features):
+            raise RuntimeError("device-side assert triggered")
+
+    pipelined = Embedder(embedder.model_name, Broken(embedder.model), "cpu", batch_size=8, tokenizer_threads=2)
+    with pytest.raises(RuntimeError, match="device-side assert"):
+        pipelined.encode(_texts()[:20])
