@@ -159,6 +159,9 @@ def main() -> int:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--work", help="keep the built databases here; a rerun reuses them")
     parser.add_argument("--device", default="auto", help="query embedding device (auto, cpu, cuda)")
+    parser.add_argument("--query-encoder", choices=["search", "torch"], default="search",
+                        help="search: what `search()` loads for queries (the ONNX export when there is "
+                             "one, exported on first use); torch: the sentence-transformers model")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "search_latency.json"))
     args = parser.parse_args()
     embedder = load_embedder(args.model, args.device)
@@ -194,6 +197,12 @@ def main() -> int:
         else:
             report["rows"] = int(done.read_text())
         search_index.build_vector_index(uri, min_rows=10**12)  # drop any ANN index: flat first
+        if args.query_encoder == "search":
+            from indexer_core.search import load_query_encoder
+
+            embedder = load_query_encoder(args.model)
+            embedder = load_query_encoder(args.model)  # the export, made by the line above if new
+        record("query_encoder", f"{type(embedder).__name__} on {embedder.device}")
         embedder.encode(QUERIES)
         emb = []
         for q in QUERIES * args.rounds:

@@ -240,9 +240,22 @@ def query_embedder(db_uri: str, model: str | None = None, embedder=None, version
     return embedder
 
 
-def _check_query_embedder(index: _OpenIndex, model: str | None, embedder, version: int):
-    from indexer_core.embedding import load_embedder
+def load_query_encoder(model: str):
+    """What embeds queries for an index of `model`: its ONNX export when there is one
+    (`query_encoder`: no torch import, ~8 ms a query), else the model itself, which is then
+    exported so that the next process starts fast."""
+    from indexer_core import query_encoder
+    from indexer_core.embedding import QUERY_THREADS, load_embedder
 
+    fast = query_encoder.load_onnx_query_encoder(model, QUERY_THREADS)
+    if fast is not None:
+        return fast
+    embedder = load_embedder(model, "auto", 0)
+    query_encoder.export_for_queries(embedder, model)
+    return embedder
+
+
+def _check_query_embedder(index: _OpenIndex, model: str | None, embedder, version: int):
     models = index.models(version)
     if embedder is None:
         wanted = model or (next(iter(models)) if len(models) == 1 else None)
@@ -250,7 +263,7 @@ def _check_query_embedder(index: _OpenIndex, model: str | None, embedder, versio
             raise IndexModelMismatch(
                 f"the index holds vectors of models {sorted(models) or 'none'}: name one with --model"
             )
-        embedder = load_embedder(wanted, "auto", 0)
+        embedder = load_query_encoder(wanted)
     if models and embedder.model_name not in models:
         raise IndexModelMismatch(
             f"index was built with {sorted(models)}, not {embedder.model_name!r}: search with the same model"

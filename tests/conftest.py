@@ -13,6 +13,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MODEL = "all-MiniLM-L6-v2"
 
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """Query-encoder exports (`query_encoder.py`) go to a directory of this session, not to the
+    user's cache, and are removed at the end (about 90 MB per model)."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("onnx-cache")
+    previous = os.environ.get("CODE_INDEX_ONNX_CACHE")
+    os.environ["CODE_INDEX_ONNX_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("CODE_INDEX_ONNX_CACHE", None)
+    else:
+        os.environ["CODE_INDEX_ONNX_CACHE"] = previous
+    shutil.rmtree(path, ignore_errors=True)
+
 SAMPLE_FILES = {
     "src/app.py": '''"""A tiny application."""
 import os

@@ -1,0 +1,245 @@
+"""Query embeddings on ONNX Runtime: the index's own model, without importing torch.
+
+A one-shot `code-index search` spent most of its 16 s importing sentence-transformers
+(11.6 s: torch, transformers, scikit-learn). A query needs none of that: the model is a
+transformer followed by pooling and normalisation. So the first search on a machine exports
+the model's transformer to ONNX (a few seconds, once), checks that the exported model gives
+the model's own vectors, and later searches load it with `onnxruntime` and `tokenizers`
+(0.2 s to import, 0.4 s to load, ~8 ms a query on one core).
+
+Only models made of a Transformer, a Pooling (mean, CLS or max) and optionally a Normalize
+module are exported; any other model, a missing `onnx`/`onnxruntime`, or an export whose
+vectors differ from the model's keeps the sentence-transformers path. The exported file is
+keyed by the model directory's files (names, sizes, modification times), so a changed model
+is exported again. `CODE_INDEX_QUERY_ENCODER=torch` turns the ONNX path off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer_core.model_location import resolve_model_path
+
+log = logging.getLogger(__name__)
+
+QUERY_ENCODER = os.environ.get("CODE_INDEX_QUERY_ENCODER", "auto")  # auto | onnx | torch
+MAX_DIFFERENCE = 1e-4  # largest element-wise difference from the model's own vectors
+_PROBES = [
+    "parse the header of a request",
+    "HttpClient.sendAll",
+    "def f(x):\n    return x * 2",
+    "Return the file number of the current file.",
+    "x",
+    "déjà vu: ünïcödé 🙂 " * 40,
+]
+_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
+
+
+def cache_root() -> Path:
+    """Where exported models live: `CODE_INDEX_ONNX_CACHE`, else the user's cache directory."""
+    configured = os.environ.get("CODE_INDEX_ONNX_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "code-index" / "onnx"
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """What a query needs besides the transformer: how to pool, whether to normalise."""
+
+    directory: Path
+    pooling: str  # mean | cls | max
+    normalize: bool
+    dim: int
+    max_tokens: int
+
+
+def model_layout(model_dir: Path) -> ModelLayout | None:
+    """The layout of a sentence-transformers model directory, or None when it holds more
+    than Transformer -> Pooling -> (Normalize), or a pooling this module does not do."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+        types = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if types not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+            return None
+        if modules[0].get("path", "") != "" or not (model_dir / "tokenizer.json").is_file():
+            return None
+        pooling = json.loads((model_dir / modules[1]["path"] / "config.json").read_text())
+        modes = [name for key, name in _POOLING_MODES.items() if pooling.get(key)]
+        others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k not in _POOLING_MODES]
+        if len(modes) != 1 or others:
+            return None
+        config = json.loads((model_dir / "sentence_bert_config.json").read_text())
+        return ModelLayout(
+            directory=model_dir,
+            pooling=modes[0],
+            normalize=types[-1] == "Normalize",
+            dim=int(pooling["word_embedding_dimension"]),
+            max_tokens=int(config["max_seq_length"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def export_path(model: str, model_dir: Path) -> Path:
+    """The exported file's place, keyed by the model directory's files."""
+    digest = hashlib.blake2b(digest_size=10)
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)[:60]
+    return cache_root() / f"{name}-{digest.hexdigest()}" / "model.onnx"
+
+
+@dataclass
+class OnnxQueryEncoder:
+    """The same interface search uses of `embedding.Embedder`, on ONNX Runtime (CPU)."""
+
+    model_name: str
+    layout: ModelLayout
+    session: Any
+    tokenizer: Any
+    device: str = "cpu (onnxruntime)"
+
+    @property
+    def dim(self) -> int:
+        return self.layout.dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self.layout.max_tokens
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Normalised (if the model normalises) float32 embeddings in the order of `texts`."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self.encode_query(text)
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        encoding = self.tokenizer.encode(text)
+        feeds = {
+            "input_ids": np.asarray([encoding.ids], dtype=np.int64),
+            "attention_mask": np.asarray([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.asarray([encoding.type_ids], dtype=np.int64),
+        }
+        hidden = self.session.run(None, feeds)[0][0].astype(np.float32)
+        mask = feeds["attention_mask"][0].astype(bool)
+        if self.layout.pooling == "cls":
+            vector = hidden[0]
+        elif self.layout.pooling == "max":
+            vector = hidden[mask].max(axis=0)
+        else:
+            vector = hidden[mask].mean(axis=0)
+        if self.layout.normalize:
+            vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        return vector.astype(np.float32)
+
+
+def load_onnx_query_encoder(model: str, threads: int = 1) -> OnnxQueryEncoder | None:
+    """The exported model's query encoder, or None (not exported yet, or not exportable)."""
+    if QUERY_ENCODER == "torch":
+        return None
+    try:
+        import onnxruntime  # noqa: F401 - present, or the torch path serves queries
+    except ImportError:
+        return None
+    model_dir = resolve_model_path(model)
+    layout = model_layout(model_dir)
+    if layout is None:
+        return None
+    path = export_path(model, model_dir)
+    if not path.is_file():
+        return None
+    return load_from_file(model, layout, path, threads)
+
+
+def export_for_queries(embedder, model: str | None = None) -> Path | None:
+    """Export a loaded CPU sentence-transformers model for later queries; None when it cannot
+    be (another layout, no `onnx`, not on the CPU) or its vectors differ from the model's."""
+    model = model or embedder.model_name
+    if QUERY_ENCODER == "torch" or not str(embedder.device).startswith("cpu"):
+        return None
+    try:
+        import onnx  # noqa: F401 - torch's exporter needs it; without it there is nothing to do
+        import torch
+    except ImportError:
+        return None
+    model_dir = resolve_model_path(model)
+    layout = model_layout(model_dir)
+    if layout is None:
+        return None
+    path = export_path(model, model_dir)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    transformer = embedder.model[0].auto_model
+    sample = embedder.model.tokenizer(["a b"], return_tensors="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    if any(n not in sample for n in names):
+        return None
+
+    class _Hidden(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
+
+    fd, tmp = tempfile.mkstemp(prefix="export-", suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shapes; the probes below decide
+            torch.onnx.export(
+                _Hidden(transformer).eval(),
+                tuple(sample[n] for n in names),
+                tmp,
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+                opset_version=17,
+                dynamo=False,
+            )
+        candidate = load_from_file(model, layout, Path(tmp))
+        difference = float(np.abs(candidate.encode(_PROBES) - embedder.encode(_PROBES)).max())
+        if difference > MAX_DIFFERENCE:
+            log.warning("ONNX export of %s differs from the model by %.2g; queries keep torch", model, difference)
+            return None
+        os.replace(tmp, path)
+        return path
+    except Exception as exc:  # noqa: BLE001 - any exporter failure only keeps the torch path
+        log.warning("could not export %s for queries (%s: %s); queries keep torch", model, type(exc).__name__, exc)
+        return None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_from_file(model: str, layout: ModelLayout, path: Path, threads: int = 1) -> OnnxQueryEncoder:
+    """An encoder over an exported file (one session, `threads` threads for each query)."""
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    tokenizer = Tokenizer.from_file(str(layout.directory / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(layout.max_tokens)
+    return OnnxQueryEncoder(model, layout, session, tokenizer)
