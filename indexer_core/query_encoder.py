@@ -162,7 +162,12 @@ def load_onnx_query_encoder(model: str, threads: int = 1) -> OnnxQueryEncoder | 
     path = export_path(model, model_dir)
     if not path.is_file():
         return None
-    return load_from_file(model, layout, path, threads)
+    try:
+        return load_from_file(model, layout, path, threads)
+    except Exception as exc:  # noqa: BLE001 - a damaged export: drop it, the model serves and exports again
+        log.warning("the ONNX export %s does not load (%s); it is removed and queries use torch", path, exc)
+        path.unlink(missing_ok=True)
+        return None
 
 
 def export_for_queries(embedder, model: str | None = None) -> Path | None:
@@ -183,11 +188,18 @@ def export_for_queries(embedder, model: str | None = None) -> Path | None:
     path = export_path(model, model_dir)
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="export-", suffix=".onnx", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        log.warning("no room for an ONNX export of %s (%s); queries keep torch", model, exc)
+        return None
     transformer = embedder.model[0].auto_model
     sample = embedder.model.tokenizer(["a b"], return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     if any(n not in sample for n in names):
+        os.unlink(tmp)
         return None
 
     class _Hidden(torch.nn.Module):
@@ -199,8 +211,6 @@ def export_for_queries(embedder, model: str | None = None) -> Path | None:
             out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             return out.last_hidden_state
 
-    fd, tmp = tempfile.mkstemp(prefix="export-", suffix=".onnx", dir=path.parent)
-    os.close(fd)
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes on shapes; the probes below decide

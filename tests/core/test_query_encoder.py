@@ -120,3 +120,22 @@ def test_the_packaged_layout_read_from_a_copy(tmp_path: Path) -> None:
     ]
     layout = query_encoder.model_layout(_model_dir(tmp_path, listed, {"pooling_mode_cls_token": True}))
     assert layout is not None and (layout.pooling, layout.normalize) == ("cls", False)
+
+
+def test_a_damaged_export_is_dropped_and_the_model_serves(tmp_path: Path, monkeypatch, embedder) -> None:
+    monkeypatch.setenv("CODE_INDEX_ONNX_CACHE", str(tmp_path / "cache"))
+    path = query_encoder.export_path(MODEL, resolve_model_path(MODEL))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an onnx model")
+    assert query_encoder.load_onnx_query_encoder(MODEL) is None
+    assert not path.exists()  # removed, so the next export replaces it
+    assert query_encoder.export_for_queries(embedder, MODEL) == path and path.is_file()
+
+
+def test_an_unwritable_cache_keeps_the_torch_path(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CODE_INDEX_ONNX_CACHE", str(blocker / "cache"))  # under a file: no mkdir
+    encoder = load_query_encoder(MODEL)
+    assert not isinstance(encoder, query_encoder.OnnxQueryEncoder)
+    assert encoder.encode_query("hello").shape == (384,)
