@@ -158,14 +158,24 @@ def table_names(db: lancedb.DBConnection) -> set[str]:
     return set(names)
 
 
+_OPEN_ATTEMPTS = 25  # about 6 s in all: a table another process is creating right now
+
+
 def open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> lancedb.table.Table:
-    """Open a table, creating it empty on first use; safe when several processes race."""
-    if name in table_names(db):
-        return db.open_table(name)
-    try:
-        return db.create_table(name, schema=schema, exist_ok=True)
-    except (ValueError, OSError, RuntimeError):
-        return db.open_table(name)
+    """Open a table, creating it empty on first use; safe when several processes race.
+
+    A table another process is creating is listed (its directory exists) before its first
+    version is written, and opening it then fails ("Table 'chunks' was not found"): that
+    is waited out, briefly, before the error is believed.
+    """
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            if name in table_names(db):
+                return db.open_table(name)
+            return db.create_table(name, schema=schema, exist_ok=True)
+        except (ValueError, OSError, RuntimeError):
+            time.sleep(min(0.4, 0.02 * (attempt + 1)))
+    return db.open_table(name)
 
 
 # Columns added to `chunks` since its first release, with the SQL that fills them in rows

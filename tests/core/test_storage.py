@@ -92,3 +92,36 @@ def test_search_text_splits_camel_case_words() -> None:
     assert expand_identifiers("parse_header z0") == "parse_header z0"
     text = search_text("net/ip.go", "Addr", "Addr.isZero", "return ip.z == z0")
     assert text.split("\n")[:3] == ["net/ip.go", "Addr", "Addr.isZero is Zero"]
+
+
+def test_open_or_create_waits_out_a_table_another_process_is_creating(tmp_path) -> None:
+    """The table's directory appears before its first version: opening it then fails with
+    "not found". A step that lists it in that moment must wait, not fail (a spawned-steps run
+    lost a partition this way)."""
+    import shutil
+    import threading
+
+    uri = str(tmp_path / "db")
+    half_made = tmp_path / "db" / f"{storage.CHUNKS}.lance"
+    half_made.mkdir(parents=True)
+    db = storage.connect(uri)
+    assert storage.CHUNKS in storage.table_names(db)
+    with pytest.raises(ValueError, match="not found"):
+        db.open_table(storage.CHUNKS)
+
+    def finish_creating() -> None:
+        shutil.rmtree(half_made)
+        storage.connect(uri).create_table(storage.CHUNKS, schema=storage.CHUNKS_SCHEMA)
+
+    timer = threading.Timer(0.3, finish_creating)
+    timer.start()
+    table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    timer.join()
+    assert table.schema == storage.CHUNKS_SCHEMA and table.count_rows() == 0
+
+
+def test_open_or_create_gives_up_on_a_table_that_never_appears(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(storage, "_OPEN_ATTEMPTS", 3)
+    (tmp_path / "db" / f"{storage.CHUNKS}.lance").mkdir(parents=True)  # listed, never written
+    with pytest.raises(ValueError, match="not found"):
+        storage.open_or_create(storage.connect(str(tmp_path / "db")), storage.CHUNKS, storage.CHUNKS_SCHEMA)
