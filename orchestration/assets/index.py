@@ -15,11 +15,12 @@ from concurrent.futures import Future
 
 import dagster as dg
 
-from indexer_core import registry
+from indexer_core import query_encoder, registry
 from indexer_core.embedding import load_embedder
 from indexer_core.embedding_pipeline import EmbeddingWorker
 from indexer_core.housekeeping import compact_manifest
 from indexer_core.indexing import chunk_partition, embed_partition
+from indexer_core.model_location import resolve_model_path
 from orchestration.metadata import chunk_metadata, embed_metadata
 from orchestration.partitions import index_partitions, split_partition_key
 from orchestration.resources import CodeIndexResource
@@ -136,6 +137,7 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
         finished = True
     finally:
         worker.close(cancel=not finished)
+    _export_for_queries(context, embedder)
     if failed:
         raise dg.Failure(
             f"chunking failed for {len(failed)} partition(s): {', '.join(sorted(failed))}; "
@@ -143,6 +145,21 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
         )
     return
     yield
+
+
+def _export_for_queries(context: dg.OpExecutionContext, embedder) -> None:
+    """Leave the model's ONNX export for searches (`query_encoder.py`), once per machine and
+    model, so the first search after an index run starts without torch. CPU models only."""
+    started = time.perf_counter()
+    try:
+        if query_encoder.export_path(embedder.model_name, resolve_model_path(embedder.model_name)).is_file():
+            return
+        path = query_encoder.export_for_queries(embedder)
+    except Exception as exc:  # noqa: BLE001 - searches keep the torch path; the index is done
+        context.log.warning(f"no ONNX export of the model for queries: {type(exc).__name__}: {exc}")
+        return
+    if path is not None:
+        context.log.info(f"exported the model for queries in {time.perf_counter() - started:.1f}s: {path}")
 
 
 def _sequential(context: dg.OpExecutionContext) -> bool:

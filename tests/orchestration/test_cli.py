@@ -16,7 +16,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CODE_INDEX_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
-           "CODE_INDEX_SHARDS": "2"}  # fewer step processes: this test is about the command, not sharding
+           "CODE_INDEX_SHARDS": "2",  # fewer step processes: this test is about the command, not sharding
+           "CODE_INDEX_ONNX_CACHE": str(tmp_path / "onnx")}  # its own: the index run must make the export
     env.pop("DAGSTER_HOME", None)
     env.pop("CODE_INDEX_DB", None)
     return subprocess.run(
@@ -30,6 +31,8 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
     out = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "succeeded" in out.stdout
+    # The embedding step left the model's ONNX export, so the searches below start without torch.
+    assert list((tmp_path / "onnx").glob("*/model.onnx"))
     hits = json.loads(_cli(tmp_path, "search", "parse a header line into key and value", "--json", "-k", "3").stdout)
     assert hits and hits[0]["path"] == "src/app.py"
     assert {"path", "start_line", "end_line", "kind", "name", "score"} <= set(hits[0])
