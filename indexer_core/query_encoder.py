@@ -102,6 +102,13 @@ def export_path(model: str, model_dir: Path) -> Path:
     return cache_root() / f"{name}-{digest.hexdigest()}" / "model.onnx"
 
 
+def export_target(model: str) -> tuple[ModelLayout, Path] | None:
+    """The model's layout and where its export lives; None for a layout that is not exported."""
+    model_dir = resolve_model_path(model)
+    layout = model_layout(model_dir)
+    return None if layout is None else (layout, export_path(model, model_dir))
+
+
 @dataclass
 class OnnxQueryEncoder:
     """The same interface search uses of `embedding.Embedder`, on ONNX Runtime (CPU)."""
@@ -155,13 +162,10 @@ def load_onnx_query_encoder(model: str, threads: int = 1) -> OnnxQueryEncoder | 
         import onnxruntime  # noqa: F401 - present, or the torch path serves queries
     except ImportError:
         return None
-    model_dir = resolve_model_path(model)
-    layout = model_layout(model_dir)
-    if layout is None:
+    target = export_target(model)
+    if target is None or not target[1].is_file():
         return None
-    path = export_path(model, model_dir)
-    if not path.is_file():
-        return None
+    layout, path = target
     try:
         return load_from_file(model, layout, path, threads)
     except Exception as exc:  # noqa: BLE001 - a damaged export: drop it, the model serves and exports again
@@ -181,11 +185,10 @@ def export_for_queries(embedder, model: str | None = None) -> Path | None:
         import torch
     except ImportError:
         return None
-    model_dir = resolve_model_path(model)
-    layout = model_layout(model_dir)
-    if layout is None:
+    target = export_target(model)
+    if target is None:
         return None
-    path = export_path(model, model_dir)
+    layout, path = target
     if path.is_file():
         return path
     try:

@@ -20,7 +20,6 @@ from indexer_core.embedding import load_embedder
 from indexer_core.embedding_pipeline import EmbeddingWorker
 from indexer_core.housekeeping import compact_manifest
 from indexer_core.indexing import chunk_partition, embed_partition
-from indexer_core.model_location import resolve_model_path
 from orchestration.metadata import chunk_metadata, embed_metadata
 from orchestration.partitions import index_partitions, split_partition_key
 from orchestration.resources import CodeIndexResource
@@ -152,7 +151,8 @@ def _export_for_queries(context: dg.OpExecutionContext, embedder) -> None:
     model, so the first search after an index run starts without torch. CPU models only."""
     started = time.perf_counter()
     try:
-        if query_encoder.export_path(embedder.model_name, resolve_model_path(embedder.model_name)).is_file():
+        target = query_encoder.export_target(embedder.model_name)
+        if target is None or target[1].is_file():
             return
         path = query_encoder.export_for_queries(embedder)
     except Exception as exc:  # noqa: BLE001 - searches keep the torch path; the index is done
