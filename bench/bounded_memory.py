@@ -32,8 +32,9 @@ FRACTIONS = {"quarter": 4, "half": 2, "all": 1}
 _CHUNK_CHILD = """
 import json, sys, time
 from bench.memory import self_peak_mb
-from indexer_core.indexing import IndexSettings, chunk_partition
-from indexer_core.tokens import load_token_counter
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.chunking.tokens import load_token_counter
 db, root, shards = sys.argv[1], sys.argv[2], int(sys.argv[3])
 load_token_counter(IndexSettings().model)
 before = self_peak_mb()
@@ -47,8 +48,8 @@ print(json.dumps({"peak_mb": self_peak_mb(), "peak_before_mb": before, "files": 
 _EMBED_CHILD = """
 import json, sys, time
 from bench.memory import self_peak_mb
-from indexer_core.embedding import load_embedder
-from indexer_core.model_location import DEFAULT_MODEL
+from indexer_core.embedding.model import load_embedder
+from indexer_core.embedding.model_location import DEFAULT_MODEL
 texts = json.load(open(sys.argv[1]))
 embedder = load_embedder(DEFAULT_MODEL, sys.argv[3], int(sys.argv[2]))
 embedder.encode(texts[:2])
@@ -80,8 +81,20 @@ def build_repos(work: Path, files: list[Path]) -> dict[str, Path]:
 
 
 def _child(code: str, *args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run([sys.executable, "-c", code, *args], check=False, capture_output=True, text=True, env=env, cwd=PROJECT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -91,17 +104,24 @@ def chunk_series(work: Path, repos: dict[str, Path], base_shards: int) -> dict:
     series: dict[str, dict] = {"fixed_shard_count": {}, "fixed_partition_size": {}}
     for name, root in repos.items():
         files = sum(1 for _ in root.rglob("*.py"))
-        for mode, shards in (("fixed_shard_count", base_shards),
-                             ("fixed_partition_size", base_shards * 4 // FRACTIONS[name])):
+        for mode, shards in (
+            ("fixed_shard_count", base_shards),
+            ("fixed_partition_size", base_shards * 4 // FRACTIONS[name]),
+        ):
             result = _child(_CHUNK_CHILD, str(work / f"db-{name}-{shards}"), str(root), str(shards))
             series[mode][name] = {"repo_files": files, "shards": shards, **result}
-            print(f"chunk {mode:<22} {name:<8} {files:>5} files, {shards:>2} shards: "
-                  f"{result['files']:>4} files in shard 0, peak {result['peak_mb']} MB "
-                  f"(before chunking {result['peak_before_mb']} MB)", flush=True)
+            print(
+                f"chunk {mode:<22} {name:<8} {files:>5} files, {shards:>2} shards: "
+                f"{result['files']:>4} files in shard 0, peak {result['peak_mb']} MB "
+                f"(before chunking {result['peak_before_mb']} MB)",
+                flush=True,
+            )
     return series
 
 
-def embed_series(work: Path, repos: dict[str, Path], batch_sizes: list[int], texts: int, device: str) -> dict:
+def embed_series(
+    work: Path, repos: dict[str, Path], batch_sizes: list[int], texts: int, device: str
+) -> dict:
     chunks = []
     for path in sorted(repos["all"].rglob("*.py")):
         source = path.read_text(encoding="utf-8", errors="replace")
@@ -114,14 +134,19 @@ def embed_series(work: Path, repos: dict[str, Path], batch_sizes: list[int], tex
     for size in batch_sizes:
         result = _child(_EMBED_CHILD, str(corpus), str(size), device)
         series[str(size)] = result
-        print(f"embed batch {size:>4}: peak {result['peak_mb']} MB "
-              f"(after model load {result['peak_after_load_mb']} MB) on {result['device']}", flush=True)
+        print(
+            f"embed batch {size:>4}: peak {result['peak_mb']} MB "
+            f"(after model load {result['peak_after_load_mb']} MB) on {result['device']}",
+            flush=True,
+        )
     return series
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", type=int, default=8, help="shard count of the fixed-count series")
+    parser.add_argument(
+        "--shards", type=int, default=8, help="shard count of the fixed-count series"
+    )
     parser.add_argument("--batch-sizes", default="8,32,128")
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--device", default="cpu")
@@ -131,8 +156,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files = stdlib_files()
         repos = build_repos(work, files)
-        result = {"bench": "bounded_memory", "corpus": "cpython stdlib *.py", "stdlib_py_files": len(files),
-                  "chunk_step": chunk_series(work, repos, args.shards)}
+        result = {
+            "bench": "bounded_memory",
+            "corpus": "cpython stdlib *.py",
+            "stdlib_py_files": len(files),
+            "chunk_step": chunk_series(work, repos, args.shards),
+        }
         if not args.skip_embed:
             sizes = [int(s) for s in args.batch_sizes.split(",")]
             result["embedder"] = embed_series(work, repos, sizes, args.texts, args.device)

@@ -15,13 +15,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from bench.corpora import Corpus
-from indexer_core.decoding import DecodedText, decode_source
-from indexer_core.discovery import DiscoveryConfig, read_file_bytes, scan_repository
-from indexer_core.indexing import chunk_file
-from indexer_core.languages import AST_LANGUAGES, get_parser, language_for_path
-from indexer_core.model_location import DEFAULT_MODEL
-from indexer_core.models import SkippedFile
-from indexer_core.tokens import load_token_counter
+from indexer_core.chunking.files import chunk_file
+from indexer_core.chunking.tokens import load_token_counter
+from indexer_core.discovery.decoding import DecodedText, decode_source
+from indexer_core.discovery.languages import AST_LANGUAGES, get_parser, language_for_path
+from indexer_core.discovery.listing import DiscoveryConfig, read_file_bytes, scan_repository
+from indexer_core.embedding.model_location import DEFAULT_MODEL
+from indexer_core.records import SkippedFile
 
 
 @dataclass
@@ -60,8 +60,14 @@ def chunk_one(args: tuple[str, str, str, bool]) -> FileStats:
     size = os.path.getsize(os.path.join(root, path))
     if isinstance(outcome, SkippedFile):
         return FileStats(path, size, "", seconds, skipped=outcome.reason)
-    stats = FileStats(path, size, outcome.language, seconds, chunks=len(outcome.chunks),
-                      parse_seconds=parse_seconds)
+    stats = FileStats(
+        path,
+        size,
+        outcome.language,
+        seconds,
+        chunks=len(outcome.chunks),
+        parse_seconds=parse_seconds,
+    )
     if measure and outcome.chunks:
         counts = counter.count_many([c.embed_text for c in outcome.chunks])
         stats.max_tokens = max(counts) + 2  # + [CLS] and [SEP], as the model sees it
@@ -109,11 +115,15 @@ def scan_vs_read(corpus: Corpus, root: str | None = None) -> dict[str, object]:
     read_s = time.perf_counter() - t0
     mb = total / 1e6
     return {
-        "files": len(scan.files), "skipped": len(scan.skipped), "mb": round(mb, 2),
+        "files": len(scan.files),
+        "skipped": len(scan.skipped),
+        "mb": round(mb, 2),
         "hashed": scan.hashed,
-        "scan_seconds": round(scan_s, 3), "scan_files_per_s": round(len(scan.files) / scan_s, 1),
+        "scan_seconds": round(scan_s, 3),
+        "scan_files_per_s": round(len(scan.files) / scan_s, 1),
         "scan_mb_per_s": round(mb / scan_s, 1),
-        "read_seconds": round(read_s, 3), "read_mb_per_s": round(mb / read_s, 1),
+        "read_seconds": round(read_s, 3),
+        "read_mb_per_s": round(mb / read_s, 1),
         "scan_over_read": round(scan_s / read_s, 2),
     }
 
@@ -127,14 +137,16 @@ def run_pool(fn, items: list, workers: int, model: str | None = None) -> tuple[l
     else:
         init_args = (model,) if model else ()
         context = multiprocessing.get_context("spawn")  # lancedb warns on fork
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init if model else None,
-                                 initargs=init_args) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init if model else None, initargs=init_args
+        ) as pool:
             out = list(pool.map(fn, items, chunksize=4))
     return out, time.perf_counter() - start
 
 
-def chunk_corpus(root: str, paths: list[str], workers: int, model: str = DEFAULT_MODEL,
-                 measure: bool = True) -> dict[str, object]:
+def chunk_corpus(
+    root: str, paths: list[str], workers: int, model: str = DEFAULT_MODEL, measure: bool = True
+) -> dict[str, object]:
     """Chunk every file on `workers` processes: overall and per-core throughput."""
     stats, wall = run_pool(chunk_one, [(root, p, model, measure) for p in paths], workers, model)
     indexed = [s for s in stats if not s.skipped]
@@ -142,10 +154,15 @@ def chunk_corpus(root: str, paths: list[str], workers: int, model: str = DEFAULT
     busy = sum(s.seconds for s in indexed)
     chunks = sum(s.chunks for s in indexed)
     out: dict[str, object] = {
-        "workers": workers, "files": len(indexed), "skipped": len(stats) - len(indexed),
-        "mb": round(mb, 2), "chunks": chunks, "wall_seconds": round(wall, 3),
+        "workers": workers,
+        "files": len(indexed),
+        "skipped": len(stats) - len(indexed),
+        "mb": round(mb, 2),
+        "chunks": chunks,
+        "wall_seconds": round(wall, 3),
         "busy_seconds": round(busy, 3),
-        "mb_per_s_overall": round(mb / wall, 2), "mb_per_s_per_core": round(mb / busy, 2) if busy else 0.0,
+        "mb_per_s_overall": round(mb / wall, 2),
+        "mb_per_s_per_core": round(mb / busy, 2) if busy else 0.0,
         "chunks_per_s": round(chunks / wall, 1),
     }
     if measure:
@@ -153,7 +170,9 @@ def chunk_corpus(root: str, paths: list[str], workers: int, model: str = DEFAULT
         out["max_chunk_tokens"] = max((s.max_tokens for s in indexed), default=0)
         out["max_chunk_path"] = max(indexed, key=lambda s: s.max_tokens).path if indexed else ""
         out["nonblank_lines"] = nonblank
-        out["covered_share"] = round(sum(s.covered for s in indexed) / nonblank, 6) if nonblank else 1.0
+        out["covered_share"] = (
+            round(sum(s.covered for s in indexed) / nonblank, 6) if nonblank else 1.0
+        )
         ast = [s for s in indexed if s.language in AST_LANGUAGES]
         out["ast_files"] = len(ast)
         out["ast_mb"] = round(sum(s.size for s in ast) / 1e6, 2)
@@ -173,7 +192,9 @@ def parse_corpus(root: str, paths: list[str], workers: int) -> dict[str, object]
     busy = sum(r[0] for r in results)
     mb = sum(r[1] for r in results) / 1e6
     return {
-        "workers": workers, "ast_mb": round(mb, 2), "wall_seconds": round(wall, 3),
+        "workers": workers,
+        "ast_mb": round(mb, 2),
+        "wall_seconds": round(wall, 3),
         "busy_seconds": round(busy, 3),
         "mb_per_s_per_core": round(mb / busy, 2) if busy else 0.0,
         "mb_per_s_overall": round(mb / wall, 2),
@@ -185,7 +206,9 @@ def largest_first(root: str, paths: list[str]) -> list[str]:
     return sorted(paths, key=lambda p: -os.path.getsize(os.path.join(root, p)))
 
 
-def run(corpus: Corpus, workers: int, max_mb: float | None = None, model: str = DEFAULT_MODEL) -> dict[str, object]:
+def run(
+    corpus: Corpus, workers: int, max_mb: float | None = None, model: str = DEFAULT_MODEL
+) -> dict[str, object]:
     """The `chunking` benchmark on a corpus (optionally its first `max_mb` by stable order)."""
     from bench.corpora import take
 
@@ -207,8 +230,12 @@ def run(corpus: Corpus, workers: int, max_mb: float | None = None, model: str = 
         "chunk_mb_per_s_per_core": c1["mb_per_s_per_core"],
         "ast_chunk_mb_per_s_per_core": round(ast_chunk_rate, 2),
         "parse_mb_per_s_per_core": p1["mb_per_s_per_core"],
-        "chunk_over_parse_throughput": round(parse_interleaved / c1["ast_busy_seconds"], 3) if c1["ast_busy_seconds"] else None,
-        "chunk_over_parse_separate_passes": round(ast_chunk_rate / p1["mb_per_s_per_core"], 3) if p1["mb_per_s_per_core"] else None,
+        "chunk_over_parse_throughput": round(parse_interleaved / c1["ast_busy_seconds"], 3)
+        if c1["ast_busy_seconds"]
+        else None,
+        "chunk_over_parse_separate_passes": round(ast_chunk_rate / p1["mb_per_s_per_core"], 3)
+        if p1["mb_per_s_per_core"]
+        else None,
         "chunk_mb_per_s_overall": result[f"chunk_{workers}"]["mb_per_s_overall"],
         "parse_mb_per_s_overall": result[f"parse_{workers}"]["mb_per_s_overall"],
         "chunks_per_s_overall": result[f"chunk_{workers}"]["chunks_per_s"],

@@ -18,11 +18,21 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer_core.discovery import DiscoveryConfig, scan_repository
-from indexer_core.models import FileEntry
+from indexer_core.discovery.listing import DiscoveryConfig, scan_repository
+from indexer_core.records import FileEntry
 
 CACHE = Path(os.environ.get("BENCH_CORPUS_CACHE", "/tmp/bench-corpora"))
-LINUX_SLICE = ("kernel", "mm", "fs/ext4", "lib", "include/linux", "net/ipv4", "scripts", "rust", "tools/perf/util")
+LINUX_SLICE = (
+    "kernel",
+    "mm",
+    "fs/ext4",
+    "lib",
+    "include/linux",
+    "net/ipv4",
+    "scripts",
+    "rust",
+    "tools/perf/util",
+)
 
 
 @dataclass(frozen=True)
@@ -32,14 +42,19 @@ class Corpus:
     ignores: tuple[str, ...] = ()
 
     def files(self, max_file_bytes: int = 2_000_000) -> list[FileEntry]:
-        config = DiscoveryConfig(max_file_bytes=max_file_bytes, extra_ignores=self.ignores, use_git=False)
+        config = DiscoveryConfig(
+            max_file_bytes=max_file_bytes, extra_ignores=self.ignores, use_git=False
+        )
         return scan_repository(self.root, config).files
 
 
 def resolve(name: str) -> Corpus:
     """The corpus called `name`, installed or unpacked first where needed."""
     makers = {
-        "cpython": _cpython, "go": _go, "linux": _linux, "typescript": _typescript,
+        "cpython": _cpython,
+        "go": _go,
+        "linux": _linux,
+        "typescript": _typescript,
         "site-packages": _site_packages,
     }
     if name in makers:
@@ -57,7 +72,9 @@ def _cpython() -> Corpus:
 
 def _site_packages() -> Corpus:
     root = Path(sysconfig.get_paths()["purelib"])
-    return Corpus("site-packages", root, ("__pycache__/", "*.pyc", "*.so", "*.so.*", "*.a", "*.dist-info/"))
+    return Corpus(
+        "site-packages", root, ("__pycache__/", "*.pyc", "*.so", "*.so.*", "*.a", "*.dist-info/")
+    )
 
 
 def _go() -> Corpus:
@@ -101,8 +118,17 @@ def _typescript() -> Corpus:
         tmp = CACHE / "typescript.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        out = subprocess.run(["npm", "pack", "typescript", "--silent"], cwd=tmp, capture_output=True,
-                             text=True, check=True).stdout.strip().splitlines()[-1]
+        out = (
+            subprocess.run(
+                ["npm", "pack", "typescript", "--silent"],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         with tarfile.open(tmp / out) as tar:
             tar.extractall(tmp, filter="data")
         (tmp / "package").rename(root)
@@ -118,10 +144,17 @@ def _apt(package: str) -> None:
 
 def stable_order(files: list[FileEntry]) -> list[FileEntry]:
     """Files in an order fixed by a hash of their paths: any prefix is a fair sample."""
-    return sorted(files, key=lambda f: hashlib.blake2b(f.path.encode("utf-8", "surrogatepass"), digest_size=8).digest())
+    return sorted(
+        files,
+        key=lambda f: hashlib.blake2b(
+            f.path.encode("utf-8", "surrogatepass"), digest_size=8
+        ).digest(),
+    )
 
 
-def take(files: list[FileEntry], max_bytes: int | None = None, fraction: float = 1.0) -> list[FileEntry]:
+def take(
+    files: list[FileEntry], max_bytes: int | None = None, fraction: float = 1.0
+) -> list[FileEntry]:
     """A deterministic sample: the first `fraction` of the bytes (capped at `max_bytes`)."""
     ordered = stable_order(files)
     total = sum(f.size for f in ordered)

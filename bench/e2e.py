@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import chunking, corpora
 from bench.corpora import Corpus
 from bench.memory import TreeSampler
-from indexer_core.model_location import DEFAULT_MODEL
+from indexer_core.embedding.model_location import DEFAULT_MODEL
 
 
 def configure(workdir: Path, workers: int, shards: int) -> None:
@@ -28,10 +28,20 @@ def configure(workdir: Path, workers: int, shards: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run(corpus: Corpus, workdir: Path, workers: int, shards: int, max_mb: float | None = None,
-        fraction: float = 1.0, limits: bool = True, model: str = DEFAULT_MODEL,
-        picture: Path | None = None) -> dict[str, object]:
-    files = corpora.take(corpus.files(), max_bytes=int(max_mb * 1e6) if max_mb else None, fraction=fraction)
+def run(
+    corpus: Corpus,
+    workdir: Path,
+    workers: int,
+    shards: int,
+    max_mb: float | None = None,
+    fraction: float = 1.0,
+    limits: bool = True,
+    model: str = DEFAULT_MODEL,
+    picture: Path | None = None,
+) -> dict[str, object]:
+    files = corpora.take(
+        corpus.files(), max_bytes=int(max_mb * 1e6) if max_mb else None, fraction=fraction
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     root = corpora.materialize(corpus, files, workdir / "repo")
     db_uri = str(workdir / "lancedb")
@@ -52,9 +62,14 @@ def run(corpus: Corpus, workdir: Path, workers: int, shards: int, max_mb: float 
         outcome = index_repository(str(root), db_uri=db_uri, name="bench")
         wall = time.perf_counter() - start
     result: dict[str, object] = {
-        "files": len(files), "mb": round(sum(f.size for f in files) / 1e6, 2),
-        "fraction": fraction, "workers": workers, "shards": shards,
-        "run_id": outcome.run_id, "success": outcome.success, "failures": outcome.failures,
+        "files": len(files),
+        "mb": round(sum(f.size for f in files) / 1e6, 2),
+        "fraction": fraction,
+        "workers": workers,
+        "shards": shards,
+        "run_id": outcome.run_id,
+        "success": outcome.success,
+        "failures": outcome.failures,
         "wall_seconds": round(wall, 3),
     }
     with dg.DagsterInstance.get() as instance:
@@ -81,36 +96,46 @@ def run(corpus: Corpus, workdir: Path, workers: int, shards: int, max_mb: float 
 
 
 def _embedded_texts(db_uri: str) -> tuple[int, list[str]]:
-    from indexer_core import storage
+    from indexer_core.storage import tables as storage
 
     db = storage.connect(db_uri)
     table = db.open_table(storage.CHUNKS).to_arrow().select(["content_hash", "embed_text"])
     unique: dict[str, str] = {}
-    for h, text in zip(table.column("content_hash").to_pylist(), table.column("embed_text").to_pylist()):
+    for h, text in zip(
+        table.column("content_hash").to_pylist(), table.column("embed_text").to_pylist()
+    ):
         unique.setdefault(h, text)
     return table.num_rows, list(unique.values())
 
 
-def _limits(root: str, paths: list[str], texts: list[str], model: str, wall: float) -> dict[str, object]:
+def _limits(
+    root: str, paths: list[str], texts: list[str], model: str, wall: float
+) -> dict[str, object]:
     from bench.embedding import bare_encode, own_encode
-    from indexer_core.embedding import load_embedder
+    from indexer_core.embedding.model import load_embedder
 
     workers = os.cpu_count() or 1
     parse = chunking.parse_corpus(root, chunking.largest_first(root, paths), workers)
     embedder = load_embedder(model, os.environ.get("CODE_INDEX_DEVICE", "auto"), 0)
     embedder.encode(texts[: embedder.batch_size])  # warm-up
     encode_s = bare_encode(embedder, texts)
-    own_s = own_encode(embedder, texts) if embedder.tokenizer_threads else encode_s  # else the same path
+    own_s = (
+        own_encode(embedder, texts) if embedder.tokenizer_threads else encode_s
+    )  # else the same path
     bound = max(parse["wall_seconds"], encode_s)
     own_bound = max(parse["wall_seconds"], own_s)
     return {
-        "embedded_texts": len(texts), "device": embedder.device, "batch_size": embedder.batch_size,
+        "embedded_texts": len(texts),
+        "device": embedder.device,
+        "batch_size": embedder.batch_size,
         "bare_encode_seconds": round(encode_s, 3),
         # The same texts through Embedder.encode (tokenizer threads ahead of a GPU): the
         # stricter bound, since the pipeline's own encode is what it could at best reach.
-        "own_encode_seconds": round(own_s, 3), "tokenizer_threads": embedder.tokenizer_threads,
+        "own_encode_seconds": round(own_s, 3),
+        "tokenizer_threads": embedder.tokenizer_threads,
         "wall_over_max_parse_own_encode": round(wall / own_bound, 3) if own_bound else None,
-        "bare_parse_all_cores_seconds": parse["wall_seconds"], "parse_workers": workers,
+        "bare_parse_all_cores_seconds": parse["wall_seconds"],
+        "parse_workers": workers,
         "wall_over_encode": round(wall / encode_s, 3) if encode_s else None,
         "wall_over_max_parse_encode": round(wall / bound, 3) if bound else None,
     }
@@ -121,15 +146,19 @@ def _attach(instance, run_id: str, picture: Path, result: dict[str, object]) -> 
     import dagster as dg
 
     try:
-        instance.report_runless_asset_event(dg.AssetObservation(
-            asset_key="vectors",
-            metadata={
-                "bench_timeline": dg.MetadataValue.path(str(picture)),
-                "bench_run_id": run_id,
-                "bench_wall_seconds": result["wall_seconds"],
-                "share_of_embedding_during_chunking": result["overlap"].get("share_of_embedding_during_chunking"),
-            },
-        ))
+        instance.report_runless_asset_event(
+            dg.AssetObservation(
+                asset_key="vectors",
+                metadata={
+                    "bench_timeline": dg.MetadataValue.path(str(picture)),
+                    "bench_run_id": run_id,
+                    "bench_wall_seconds": result["wall_seconds"],
+                    "share_of_embedding_during_chunking": result["overlap"].get(
+                        "share_of_embedding_during_chunking"
+                    ),
+                },
+            )
+        )
         result["attached_to_dagster"] = True
     except Exception as exc:  # noqa: BLE001 - optional: the PNG and JSON are the record
         result["attached_to_dagster"] = f"failed: {exc}"

@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 from bench.corpora import Corpus, stable_order
-from indexer_core import storage
-from indexer_core.embedding import load_embedder
-from indexer_core.indexing import chunk_file, chunks_to_arrow, embed_partition
-from indexer_core.model_location import DEFAULT_MODEL
-from indexer_core.models import Chunk, SkippedFile
-from indexer_core.tokens import load_token_counter
+from indexer_core.chunking.files import chunk_file, chunks_to_arrow
+from indexer_core.chunking.tokens import load_token_counter
+from indexer_core.embedding.model import load_embedder
+from indexer_core.embedding.model_location import DEFAULT_MODEL
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.records import Chunk, SkippedFile
+from indexer_core.storage import tables as storage
 
 
 def sample_chunks(corpus: Corpus, limit: int, model: str = DEFAULT_MODEL) -> list[Chunk]:
@@ -37,8 +38,13 @@ def sample_chunks(corpus: Corpus, limit: int, model: str = DEFAULT_MODEL) -> lis
 def bare_encode(embedder, texts: list[str]) -> float:
     """Seconds for the model's own encode of `texts`, batch size as the embedder's."""
     start = time.perf_counter()
-    embedder.model.encode(texts, batch_size=embedder.batch_size, convert_to_numpy=True,
-                          normalize_embeddings=True, show_progress_bar=False)
+    embedder.model.encode(
+        texts,
+        batch_size=embedder.batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+    )
     _sync(embedder)
     return time.perf_counter() - start
 
@@ -59,8 +65,13 @@ def _sync(embedder) -> None:
         torch.cuda.synchronize()
 
 
-def run(corpus: Corpus, limit: int, model: str = DEFAULT_MODEL, device: str = "auto",
-        batch_size: int = 0) -> dict[str, object]:
+def run(
+    corpus: Corpus,
+    limit: int,
+    model: str = DEFAULT_MODEL,
+    device: str = "auto",
+    batch_size: int = 0,
+) -> dict[str, object]:
     chunks = sample_chunks(corpus, limit, model)
     texts = [c.embed_text for c in chunks]
     counter = load_token_counter(model)
@@ -71,7 +82,9 @@ def run(corpus: Corpus, limit: int, model: str = DEFAULT_MODEL, device: str = "a
     embedder.encode(texts[: min(len(texts), embedder.batch_size)])  # warm-up (kernels, allocator)
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         db_uri = str(Path(tmp) / "db")
-        table = storage.open_or_create(storage.connect(db_uri), storage.CHUNKS, storage.CHUNKS_SCHEMA)
+        table = storage.open_or_create(
+            storage.connect(db_uri), storage.CHUNKS, storage.CHUNKS_SCHEMA
+        )
         storage.replace_rows(table, "chunk_id", chunks_to_arrow(chunks), None)
         bare_s = bare_encode(embedder, texts)
         start = time.perf_counter()
@@ -83,8 +96,12 @@ def run(corpus: Corpus, limit: int, model: str = DEFAULT_MODEL, device: str = "a
     bare_best = min(bare_s, bare2_s)
     n = len(texts)
     return {
-        "model": model, "device": embedder.device, "batch_size": embedder.batch_size,
-        "texts": n, "tokens": tokens, "mean_tokens": round(tokens / n, 1) if n else 0,
+        "model": model,
+        "device": embedder.device,
+        "batch_size": embedder.batch_size,
+        "texts": n,
+        "tokens": tokens,
+        "mean_tokens": round(tokens / n, 1) if n else 0,
         "model_load_seconds": round(load_s, 2),
         "bare_encode_seconds": [round(bare_s, 3), round(bare2_s, 3)],
         "own_encode_seconds": round(own_s, 3),
@@ -99,6 +116,8 @@ def run(corpus: Corpus, limit: int, model: str = DEFAULT_MODEL, device: str = "a
             "path_tokens_per_s": round(tokens / path_s, 1),
             "path_over_bare_time": round(path_s / bare_best, 3),
             "own_encode_over_bare_time": round(own_s / bare_best, 3),
-            "device": embedder.device, "batch_size": embedder.batch_size, "texts": n,
+            "device": embedder.device,
+            "batch_size": embedder.batch_size,
+            "texts": n,
         },
     }

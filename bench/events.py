@@ -56,7 +56,10 @@ def read_timeline(instance: dg.DagsterInstance, run_id: str) -> Timeline:
         t = entry.timestamp - run_start
         kind = event.event_type
         step = event.step_key or ""
-        if kind in (dg.DagsterEventType.STEP_WORKER_STARTING, dg.DagsterEventType.STEP_WORKER_STARTED):
+        if kind in (
+            dg.DagsterEventType.STEP_WORKER_STARTING,
+            dg.DagsterEventType.STEP_WORKER_STARTED,
+        ):
             launched.setdefault(step, t)
         elif kind == dg.DagsterEventType.STEP_START:
             starts[step] = t
@@ -73,16 +76,30 @@ def read_timeline(instance: dg.DagsterInstance, run_id: str) -> Timeline:
             elif name == "chunks":
                 chunk_partition[step] = str(mat.partition)
     chunk_steps = [
-        Bar(step, chunk_partition.get(step, step), launched.get(step, starts[step]),
-            ends.get(step, starts[step]), ready=starts[step])
-        for step in sorted(starts, key=lambda s: starts[s]) if CHUNK_OP in step
+        Bar(
+            step,
+            chunk_partition.get(step, step),
+            launched.get(step, starts[step]),
+            ends.get(step, starts[step]),
+            ready=starts[step],
+        )
+        for step in sorted(starts, key=lambda s: starts[s])
+        if CHUNK_OP in step
     ]
     embed_steps = [s for s in starts if EMBED_OP in s]
     embed_step = None
     if embed_steps:
         key = embed_steps[0]
-        embed_step = Bar(key, "embed step", launched.get(key, starts[key]), ends.get(key, run_end - run_start), ready=starts[key])
-    return Timeline(run_start, run_end, chunk_steps, sorted(embedded, key=lambda b: b.start), embed_step, pids)
+        embed_step = Bar(
+            key,
+            "embed step",
+            launched.get(key, starts[key]),
+            ends.get(key, run_end - run_start),
+            ready=starts[key],
+        )
+    return Timeline(
+        run_start, run_end, chunk_steps, sorted(embedded, key=lambda b: b.start), embed_step, pids
+    )
 
 
 def overlap(timeline: Timeline) -> dict[str, object]:
@@ -92,14 +109,20 @@ def overlap(timeline: Timeline) -> dict[str, object]:
     chunk_first = min(b.start for b in timeline.chunk_steps)
     chunk_last = max(b.end for b in timeline.chunk_steps)
     embed_total = sum(b.end - b.start for b in timeline.embedded)
-    during = sum(max(0.0, min(b.end, chunk_last) - max(b.start, chunk_first)) for b in timeline.embedded)
+    during = sum(
+        max(0.0, min(b.end, chunk_last) - max(b.start, chunk_first)) for b in timeline.embedded
+    )
     first_vectors = min((b.end for b in timeline.embedded), default=None)
     out: dict[str, object] = {
         "chunking_span_s": round(chunk_last - chunk_first, 3),
         "embedding_busy_s": round(embed_total, 3),
         "embedding_during_chunking_s": round(during, 3),
-        "share_of_embedding_during_chunking": round(during / embed_total, 3) if embed_total else None,
-        "first_vectors_before_last_chunks_s": round(chunk_last - first_vectors, 3) if first_vectors is not None else None,
+        "share_of_embedding_during_chunking": round(during / embed_total, 3)
+        if embed_total
+        else None,
+        "first_vectors_before_last_chunks_s": round(chunk_last - first_vectors, 3)
+        if first_vectors is not None
+        else None,
         "partitions_chunked": len(timeline.chunk_steps),
         "partitions_embedded": len(timeline.embedded),
         "first_chunk_step_start_s": round(chunk_first, 3),
@@ -110,7 +133,9 @@ def overlap(timeline: Timeline) -> dict[str, object]:
         first_embed = min((b.start for b in timeline.embedded), default=step.end)
         out["embed_step_start_s"] = round(step.start, 3)
         out["embed_step_end_s"] = round(step.end, 3)
-        out["embed_step_ready_after_s"] = round(first_embed - step.start, 3)  # process start + model load + wait
+        out["embed_step_ready_after_s"] = round(
+            first_embed - step.start, 3
+        )  # process start + model load + wait
         # Idle: the embedding worker's life minus its partition work.
         out["embedding_worker_idle_s"] = round((step.end - step.start) - embed_total, 3)
     return out

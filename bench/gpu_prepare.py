@@ -15,17 +15,36 @@ from pathlib import Path
 
 
 def check_imports() -> None:
-    for name in ("dagster", "lancedb", "pyarrow", "tree_sitter", "tree_sitter_languages", "pathspec", "tqdm",
-                 "torch", "sentence_transformers", "transformers", "tokenizers", "matplotlib", "sqlalchemy",
-                 "pydantic", "orchestration.definitions", "indexer_core.indexing"):
+    for name in (
+        "dagster",
+        "lancedb",
+        "pyarrow",
+        "tree_sitter",
+        "tree_sitter_languages",
+        "pathspec",
+        "tqdm",
+        "torch",
+        "sentence_transformers",
+        "transformers",
+        "tokenizers",
+        "matplotlib",
+        "sqlalchemy",
+        "pydantic",
+        "orchestration.definitions",
+        "indexer_core.indexing",
+    ):
         module = importlib.import_module(name)
-        print(f"  {name} {getattr(module, '__version__', '')} from {getattr(module, '__file__', '?')}")
-    from indexer_core.languages import get_parser
+        print(
+            f"  {name} {getattr(module, '__version__', '')} from {getattr(module, '__file__', '?')}"
+        )
+    from indexer_core.discovery.languages import get_parser
 
     get_parser("python").parse(b"def f():\n    return 1\n")
     import torch
 
-    print(f"  cuda available: {torch.cuda.is_available()}, {torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}")
+    print(
+        f"  cuda available: {torch.cuda.is_available()}, {torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}"
+    )
 
 
 def ensure_model_weights() -> Path:
@@ -45,7 +64,9 @@ def ensure_model_weights() -> Path:
     tmp = model_dir / "_twin"
     model.save_pretrained(str(tmp), safe_serialization=True)
     (tmp / "model.safetensors").rename(weights)
-    print(f"  built random-weight twin of {config.model_type} ({sum(p.numel() for p in model.parameters())} params): {weights}")
+    print(
+        f"  built random-weight twin of {config.model_type} ({sum(p.numel() for p in model.parameters())} params): {weights}"
+    )
     return weights
 
 

@@ -42,8 +42,13 @@ import numpy as np
 import pyarrow as pa
 
 from bench import machine, results
-from indexer_core import storage
-from indexer_core.housekeeping import MAX_FRAGMENTS, crowded_tables, directory_bytes, optimize_index
+from indexer_core.storage import tables as storage
+from indexer_core.storage.housekeeping import (
+    MAX_FRAGMENTS,
+    crowded_tables,
+    directory_bytes,
+    optimize_index,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = "bench"
@@ -76,25 +81,51 @@ class Corpus:
             for j in range(count):
                 # An edit changes half the file's chunks; the rest keep their text and id.
                 version = gen if j % 2 == 0 else 0
-                body = f"def f_{j}_{version}_{self.index[path]}(x):\n" + "".join(f"    x = x * {k} + {j}\n" for k in range(12))
+                body = f"def f_{j}_{version}_{self.index[path]}(x):\n" + "".join(
+                    f"    x = x * {k} + {j}\n" for k in range(12)
+                )
                 content_hash = _hex(body)
-                out.append({
-                    "chunk_id": _hex(f"{path}\0{j}\0{content_hash}"), "repo": REPO, "path": path,
-                    "file_id": fid, "shard": self.shard_of[path], "language": "python",
-                    "kind": "function", "name": f"f_{j}", "scope": path, "parent_id": "",
-                    "start_line": 14 * j + 1, "end_line": 14 * j + 13, "content": body,
-                    "embed_text": f"# {path}\n{body}", "file_hash": _hex(f"{path}\0{gen}"),
-                    "content_hash": content_hash,
-                })
+                out.append(
+                    {
+                        "chunk_id": _hex(f"{path}\0{j}\0{content_hash}"),
+                        "repo": REPO,
+                        "path": path,
+                        "file_id": fid,
+                        "shard": self.shard_of[path],
+                        "language": "python",
+                        "kind": "function",
+                        "name": f"f_{j}",
+                        "scope": path,
+                        "parent_id": "",
+                        "start_line": 14 * j + 1,
+                        "end_line": 14 * j + 13,
+                        "content": body,
+                        "embed_text": f"# {path}\n{body}",
+                        "file_hash": _hex(f"{path}\0{gen}"),
+                        "content_hash": content_hash,
+                    }
+                )
         return out
 
     def manifest_rows(self, shard: int) -> list[dict]:
-        return [{
-            "file_id": _hex(f"{REPO}\0{p}"), "repo": REPO, "path": p, "shard": shard,
-            "status": "indexed", "reason": "", "detail": "", "language": "python",
-            "size": 2000 + self.generation[p], "mtime_ns": self.generation[p],
-            "file_hash": _hex(f"{p}\0{self.generation[p]}"), "chunks": self.chunks, "chunker": "bench",
-        } for p in self.in_shard(shard)]
+        return [
+            {
+                "file_id": _hex(f"{REPO}\0{p}"),
+                "repo": REPO,
+                "path": p,
+                "shard": shard,
+                "status": "indexed",
+                "reason": "",
+                "detail": "",
+                "language": "python",
+                "size": 2000 + self.generation[p],
+                "mtime_ns": self.generation[p],
+                "file_hash": _hex(f"{p}\0{self.generation[p]}"),
+                "chunks": self.chunks,
+                "chunker": "bench",
+            }
+            for p in self.in_shard(shard)
+        ]
 
 
 def _vector(content_hash: str) -> np.ndarray:
@@ -108,8 +139,18 @@ def _vectors(values: list[np.ndarray]) -> pa.FixedSizeListArray:
 
 
 def _vector_rows(chunks: list[dict]) -> pa.Table:
-    columns = ["chunk_id", "repo", "path", "file_id", "shard", "language", "kind", "start_line",
-               "end_line", "content_hash"]
+    columns = [
+        "chunk_id",
+        "repo",
+        "path",
+        "file_id",
+        "shard",
+        "language",
+        "kind",
+        "start_line",
+        "end_line",
+        "content_hash",
+    ]
     table = {c: [r[c] for r in chunks] for c in columns}
     table["model"] = [MODEL] * len(chunks)
     table["vector"] = _vectors([_vector(r["content_hash"]) for r in chunks])
@@ -118,10 +159,14 @@ def _vector_rows(chunks: list[dict]) -> pa.Table:
 
 def _cache_rows(chunks: list[dict]) -> pa.Table:
     hashes = sorted({r["content_hash"] for r in chunks})
-    return pa.table({
-        "cache_key": [_hex(f"{h}\0{MODEL}") for h in hashes], "content_hash": hashes,
-        "model": [MODEL] * len(hashes), "vector": _vectors([_vector(h) for h in hashes]),
-    }).cast(storage.cache_schema(DIM))
+    return pa.table(
+        {
+            "cache_key": [_hex(f"{h}\0{MODEL}") for h in hashes],
+            "content_hash": hashes,
+            "model": [MODEL] * len(hashes),
+            "vector": _vectors([_vector(h) for h in hashes]),
+        }
+    ).cast(storage.cache_schema(DIM))
 
 
 def _tables(db_uri: str) -> dict[str, object]:
@@ -139,14 +184,28 @@ def write_partition(db_uri: str, corpus: Corpus, shard: int, changed: list[str])
     t = _tables(db_uri)
     where = storage.partition_filter(REPO, shard)
     fids = {_hex(f"{REPO}\0{p}") for p in changed}
-    old_ids = set(storage.read_rows(
-        t[storage.CHUNKS], f"{where} AND {storage.id_list_filter('file_id', fids)}", ["chunk_id"]
-    ).column("chunk_id").to_pylist())
+    old_ids = set(
+        storage.read_rows(
+            t[storage.CHUNKS],
+            f"{where} AND {storage.id_list_filter('file_id', fids)}",
+            ["chunk_id"],
+        )
+        .column("chunk_id")
+        .to_pylist()
+    )
     new = corpus.chunk_rows(changed)
-    storage.replace_rows(t[storage.CHUNKS], "chunk_id", pa.Table.from_pylist(new, schema=storage.CHUNKS_SCHEMA),
-                         f"{where} AND {storage.id_list_filter('file_id', fids)}")
-    storage.replace_rows(t[storage.FILES], "file_id",
-                         pa.Table.from_pylist(corpus.manifest_rows(shard), schema=storage.FILES_SCHEMA), where)
+    storage.replace_rows(
+        t[storage.CHUNKS],
+        "chunk_id",
+        pa.Table.from_pylist(new, schema=storage.CHUNKS_SCHEMA),
+        f"{where} AND {storage.id_list_filter('file_id', fids)}",
+    )
+    storage.replace_rows(
+        t[storage.FILES],
+        "file_id",
+        pa.Table.from_pylist(corpus.manifest_rows(shard), schema=storage.FILES_SCHEMA),
+        where,
+    )
     fresh = [r for r in new if r["chunk_id"] not in old_ids]
     storage.append_rows(t[storage.EMBEDDING_CACHE], _cache_rows(fresh))
     stale = old_ids - {r["chunk_id"] for r in new}
@@ -161,8 +220,10 @@ def initial_index(db_uri: str, corpus: Corpus) -> None:
 
 def _percentiles(ms: list[float]) -> dict[str, float]:
     ordered = sorted(ms)
-    return {"p50": round(statistics.median(ordered), 2),
-            "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)}
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+    }
 
 
 def measure(db_uri: str, shards: int, repeats: int) -> dict[str, object]:
@@ -184,7 +245,9 @@ def measure(db_uri: str, shards: int, repeats: int) -> dict[str, object]:
         vectors.search(probe).limit(10).to_arrow()
         vector_ms.append((time.perf_counter() - t0) * 1000)
         t0 = time.perf_counter()
-        storage.read_rows(chunks, storage.partition_filter(REPO, i % shards), ["chunk_id", "content_hash"])
+        storage.read_rows(
+            chunks, storage.partition_filter(REPO, i % shards), ["chunk_id", "content_hash"]
+        )
         scan_ms.append((time.perf_counter() - t0) * 1000)
     return {
         "disk_mb": round(directory_bytes(db_uri) / 1e6, 2),
@@ -206,10 +269,18 @@ def _ratios(plain: dict, cleaned: dict) -> dict[str, float]:
         "disk": _ratio(plain["disk_mb"], cleaned["disk_mb"]),
         "versions": _ratio(plain["versions"], cleaned["versions"]),
         "fragments": _ratio(plain["fragments"], cleaned["fragments"]),
-        "vector_search_p50": _ratio(plain["vector_search_ms"]["p50"], cleaned["vector_search_ms"]["p50"]),
-        "vector_search_p95": _ratio(plain["vector_search_ms"]["p95"], cleaned["vector_search_ms"]["p95"]),
-        "filtered_scan_p50": _ratio(plain["filtered_scan_ms"]["p50"], cleaned["filtered_scan_ms"]["p50"]),
-        "filtered_scan_p95": _ratio(plain["filtered_scan_ms"]["p95"], cleaned["filtered_scan_ms"]["p95"]),
+        "vector_search_p50": _ratio(
+            plain["vector_search_ms"]["p50"], cleaned["vector_search_ms"]["p50"]
+        ),
+        "vector_search_p95": _ratio(
+            plain["vector_search_ms"]["p95"], cleaned["vector_search_ms"]["p95"]
+        ),
+        "filtered_scan_p50": _ratio(
+            plain["filtered_scan_ms"]["p50"], cleaned["filtered_scan_ms"]["p50"]
+        ),
+        "filtered_scan_p95": _ratio(
+            plain["filtered_scan_ms"]["p95"], cleaned["filtered_scan_ms"]["p95"]
+        ),
     }
 
 
@@ -220,29 +291,59 @@ def _flat(point: dict) -> dict[str, object]:
         out[f"{name}: disk MB"] = m["disk_mb"]
         out[f"{name}: versions"] = m["versions"]
         out[f"{name}: fragments"] = m["fragments"]
-        out[f"{name}: vector search p50/p95 ms"] = f"{m['vector_search_ms']['p50']} / {m['vector_search_ms']['p95']}"
-        out[f"{name}: filtered scan p50/p95 ms"] = f"{m['filtered_scan_ms']['p50']} / {m['filtered_scan_ms']['p95']}"
+        out[f"{name}: vector search p50/p95 ms"] = (
+            f"{m['vector_search_ms']['p50']} / {m['vector_search_ms']['p95']}"
+        )
+        out[f"{name}: filtered scan p50/p95 ms"] = (
+            f"{m['filtered_scan_ms']['p50']} / {m['filtered_scan_ms']['p95']}"
+        )
         out[f"{name}: write ms/run (last {point['window']})"] = point[f"{name}_write_ms"]
     out.update({f"ratio without/with: {k}": v for k, v in point["ratio"].items()})
     return out
 
 
-def run(updates: int, files: int, shards: int, chunks: int, edit: int, cleanup_every: int,
-        max_fragments: int, checkpoint: int, repeats: int, workdir: str | None) -> dict:
+def run(
+    updates: int,
+    files: int,
+    shards: int,
+    chunks: int,
+    edit: int,
+    cleanup_every: int,
+    max_fragments: int,
+    checkpoint: int,
+    repeats: int,
+    workdir: str | None,
+) -> dict:
     info = machine.describe()
-    command = (f"python -m bench.housekeeping --updates {updates} --files {files} --shards {shards} "
-               f"--chunks {chunks} --edit {edit} "
-               + (f"--cleanup-every {cleanup_every}" if cleanup_every else f"--max-fragments {max_fragments}"))
-    result: dict = {"bench": "housekeeping", "machine": info, "machine_line": machine.one_line(info),
-                    "corpus": f"synthetic {files} files x {chunks} chunks", "corpus_root": "",
-                    "date": results.stamp(), "command": command, "sections": {}}
+    command = (
+        f"python -m bench.housekeeping --updates {updates} --files {files} --shards {shards} "
+        f"--chunks {chunks} --edit {edit} "
+        + (
+            f"--cleanup-every {cleanup_every}"
+            if cleanup_every
+            else f"--max-fragments {max_fragments}"
+        )
+    )
+    result: dict = {
+        "bench": "housekeeping",
+        "machine": info,
+        "machine_line": machine.one_line(info),
+        "corpus": f"synthetic {files} files x {chunks} chunks",
+        "corpus_root": "",
+        "date": results.stamp(),
+        "command": command,
+        "sections": {},
+    }
     work = Path(tempfile.mkdtemp(prefix="bench-housekeeping-", dir=workdir))
     dbs = {"without": str(work / "without"), "with": str(work / "with")}
     started = time.perf_counter()
     corpora = {name: Corpus(files, shards, chunks) for name in dbs}
     for name, db_uri in dbs.items():
         initial_index(db_uri, corpora[name])
-    setup = {"initial_index_s": round(time.perf_counter() - started, 1), **measure(dbs["with"], shards, 5)}
+    setup = {
+        "initial_index_s": round(time.perf_counter() - started, 1),
+        **measure(dbs["with"], shards, 5),
+    }
     result["sections"]["initial index"] = {k: v for k, v in setup.items() if k != "tables"}
 
     rng = np.random.default_rng(7)
@@ -254,7 +355,10 @@ def run(updates: int, files: int, shards: int, chunks: int, edit: int, cleanup_e
     for step in range(1, updates + 1):
         shard = int(rng.integers(shards))
         members = corpora["with"].in_shard(shard)
-        changed = [members[int(i)] for i in rng.choice(len(members), size=min(edit, len(members)), replace=False)]
+        changed = [
+            members[int(i)]
+            for i in rng.choice(len(members), size=min(edit, len(members)), replace=False)
+        ]
         for name, db_uri in dbs.items():
             corpus = corpora[name]
             for path in changed:
@@ -264,21 +368,35 @@ def run(updates: int, files: int, shards: int, chunks: int, edit: int, cleanup_e
             write_ms[name].append((time.perf_counter() - t0) * 1000)
         if step % checkpoint == 0 or step == updates:
             window = min(checkpoint, 100)
-            point = {"updates": step, "window": window,
-                     **{name: measure(db_uri, shards, repeats) for name, db_uri in dbs.items()},
-                     **{f"{n}_write_ms": round(statistics.median(write_ms[n][-window:]), 1) for n in dbs}}
+            point = {
+                "updates": step,
+                "window": window,
+                **{name: measure(db_uri, shards, repeats) for name, db_uri in dbs.items()},
+                **{
+                    f"{n}_write_ms": round(statistics.median(write_ms[n][-window:]), 1) for n in dbs
+                },
+            }
             point["ratio"] = _ratios(point["without"], point["with"])
             points.append(point)
             result["sections"][f"after {step} runs"] = _flat(point)
-            print(f"{step}/{updates} runs, {time.perf_counter() - started:.0f}s: "
-                  f"disk {point['without']['disk_mb']} vs {point['with']['disk_mb']} MB, "
-                  f"write {point['without_write_ms']} vs {point['with_write_ms']} ms/run, "
-                  f"ratios {point['ratio']}", flush=True)
+            print(
+                f"{step}/{updates} runs, {time.perf_counter() - started:.0f}s: "
+                f"disk {point['without']['disk_mb']} vs {point['with']['disk_mb']} MB, "
+                f"write {point['without_write_ms']} vs {point['with_write_ms']} ms/run, "
+                f"ratios {point['ratio']}",
+                flush=True,
+            )
             results.write(result, RESULTS, "housekeeping")
         t0 = time.perf_counter()
-        due = step % cleanup_every == 0 if cleanup_every else bool(crowded_tables(dbs["with"], max_fragments))
+        due = (
+            step % cleanup_every == 0
+            if cleanup_every
+            else bool(crowded_tables(dbs["with"], max_fragments))
+        )
         if due:
-            with warnings.catch_warnings():  # grace 0 is safe here: nothing else has the tables open
+            with (
+                warnings.catch_warnings()
+            ):  # grace 0 is safe here: nothing else has the tables open
                 warnings.simplefilter("ignore", UserWarning)
                 optimize_index(dbs["with"], grace=timedelta(0))
             cleanups.append(step)
@@ -288,11 +406,16 @@ def run(updates: int, files: int, shards: int, chunks: int, edit: int, cleanup_e
     final = measure(dbs["with"], shards, repeats)
     result["sections"]["with housekeeping, just after its last cleanup"] = {
         k: (f"{v['p50']} / {v['p95']}" if isinstance(v, dict) and "p50" in v else v)
-        for k, v in final.items() if k != "tables"}
+        for k, v in final.items()
+        if k != "tables"
+    }
     total_s = time.perf_counter() - started
     result["sections"]["cost"] = {
-        "runs": updates, "edited files per run": edit,
-        "policy": f"every {cleanup_every} runs" if cleanup_every else f"a table over {max_fragments} fragments",
+        "runs": updates,
+        "edited files per run": edit,
+        "policy": f"every {cleanup_every} runs"
+        if cleanup_every
+        else f"a table over {max_fragments} fragments",
         "with: cleanups after runs": ", ".join(map(str, cleanups)),
         "with: check ms (median)": round(statistics.median(check_s) * 1000, 1) if check_s else 0.0,
         "without: write s total": round(sum(write_ms["without"]) / 1000, 1),
@@ -300,7 +423,9 @@ def run(updates: int, files: int, shards: int, chunks: int, edit: int, cleanup_e
         "with: cleanups": len(cleanup_s),
         "with: cleanup s total": round(sum(cleanup_s), 1),
         "with: cleanup s max": round(max(cleanup_s, default=0.0), 2),
-        "without: first 100 runs ms/run (median)": round(statistics.median(write_ms["without"][:100]), 1),
+        "without: first 100 runs ms/run (median)": round(
+            statistics.median(write_ms["without"][:100]), 1
+        ),
         "with: first 100 runs ms/run (median)": round(statistics.median(write_ms["with"][:100]), 1),
     }
     result["points"] = points
@@ -318,14 +443,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--chunks", type=int, default=8, help="chunks a file (edits add up to 2)")
     parser.add_argument("--edit", type=int, default=3, help="files edited in each run")
-    parser.add_argument("--cleanup-every", type=int, default=0, help="fixed cadence instead of the sensor's rule")
-    parser.add_argument("--max-fragments", type=int, default=MAX_FRAGMENTS, help="the sensor's threshold")
+    parser.add_argument(
+        "--cleanup-every", type=int, default=0, help="fixed cadence instead of the sensor's rule"
+    )
+    parser.add_argument(
+        "--max-fragments", type=int, default=MAX_FRAGMENTS, help="the sensor's threshold"
+    )
     parser.add_argument("--checkpoint", type=int, default=250, help="measure every N runs")
     parser.add_argument("--repeats", type=int, default=40, help="queries per latency figure")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
-    run(args.updates, args.files, args.shards, args.chunks, args.edit, args.cleanup_every,
-        args.max_fragments, args.checkpoint, args.repeats, args.workdir)
+    run(
+        args.updates,
+        args.files,
+        args.shards,
+        args.chunks,
+        args.edit,
+        args.cleanup_every,
+        args.max_fragments,
+        args.checkpoint,
+        args.repeats,
+        args.workdir,
+    )
     print(f"wrote {RESULTS / 'housekeeping.md'}")
     return 0
 

@@ -27,11 +27,13 @@ import time
 from pathlib import Path
 
 from bench import corpora, machine, results
-from indexer_core.changes import detect_changes
-from indexer_core.embedding import load_embedder
-from indexer_core.housekeeping import compact_manifest
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
-from indexer_core.partitioning import shard_of
+from indexer_core.embedding.model import load_embedder
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.partitioning import shard_of
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.indexing.staleness import detect_changes
+from indexer_core.storage.housekeeping import compact_manifest
 
 REPO = "bench"
 RESCAN_REPEATS = 5
@@ -46,7 +48,9 @@ def _copy_corpus(corpus: corpora.Corpus, dest: Path) -> list[str]:
     return [f.path for f in files]
 
 
-def _stale(db: str, root: Path, settings: IndexSettings, watch: bool = False) -> tuple[list[int], float, int]:
+def _stale(
+    db: str, root: Path, settings: IndexSettings, watch: bool = False
+) -> tuple[list[int], float, int]:
     """A sensor tick's work; vectors are left out since only one shard is embedded here."""
     changes = detect_changes(db, REPO, str(root), settings, include_vectors=False, watch=watch)
     assert changes.scanned or watch
@@ -85,10 +89,18 @@ def run(corpus_name: str, shards: int, out: Path, work: Path | None) -> dict:
     paths = _copy_corpus(corpus, root)
     settings = IndexSettings(shards=shards, use_git=False)
     info = machine.describe()
-    result: dict = {"bench": "incremental", "machine": info, "machine_line": machine.one_line(info),
-                    "corpus": corpus.name, "corpus_root": str(corpus.root), "date": results.stamp(),
-                    "command": f"python -m bench.incremental --corpus {corpus_name} --shards {shards}",
-                    "files": len(paths), "shards": shards, "sections": {}}
+    result: dict = {
+        "bench": "incremental",
+        "machine": info,
+        "machine_line": machine.one_line(info),
+        "corpus": corpus.name,
+        "corpus_root": str(corpus.root),
+        "date": results.stamp(),
+        "command": f"python -m bench.incremental --corpus {corpus_name} --shards {shards}",
+        "files": len(paths),
+        "shards": shards,
+        "sections": {},
+    }
     started = time.perf_counter()
 
     total_bytes, read_once = _read_every_file(root, paths)
@@ -101,8 +113,11 @@ def run(corpus_name: str, shards: int, out: Path, work: Path | None) -> dict:
     full_chunk = time.perf_counter() - start
     total_chunks = sum(r.chunks_total for r in reports)
 
-    target = next(p for p in sorted(paths) if p.endswith("json/encoder.py")) if any(
-        p.endswith("json/encoder.py") for p in paths) else sorted(paths)[len(paths) // 2]
+    target = (
+        next(p for p in sorted(paths) if p.endswith("json/encoder.py"))
+        if any(p.endswith("json/encoder.py") for p in paths)
+        else sorted(paths)[len(paths) // 2]
+    )
     shard = shard_of(target, shards)
     embedder = load_embedder(settings.model, "auto", 0)
     setup = embed_partition(db, REPO, shard, embedder)
@@ -113,7 +128,9 @@ def run(corpus_name: str, shards: int, out: Path, work: Path | None) -> dict:
     steady = statistics.median(r[1] for r in repeats)
     # The sensor also counts vectors per shard (only one shard has them here, so its stale
     # list is long): its cost, first and then on unchanged tables.
-    with_vectors = [detect_changes(db, REPO, str(root), settings).seconds for _ in range(RESCAN_REPEATS + 1)]
+    with_vectors = [
+        detect_changes(db, REPO, str(root), settings).seconds for _ in range(RESCAN_REPEATS + 1)
+    ]
     # The sensor's default: an inotify watch on the tree. Its first two ticks scan (the second
     # because the watches were added after the first scan began); then a quiet tree is not scanned.
     watch_setup = [_stale(db, root, settings, watch=True) for _ in range(2)]
@@ -131,28 +148,43 @@ def run(corpus_name: str, shards: int, out: Path, work: Path | None) -> dict:
 
     est_full_embed = total_chunks / encode_rate if encode_rate else float("nan")
     result["full_index"] = {
-        "bytes": total_bytes, "chunks": total_chunks, "chunking_seconds": round(full_chunk, 2),
+        "bytes": total_bytes,
+        "chunks": total_chunks,
+        "chunking_seconds": round(full_chunk, 2),
         "estimated_embedding_seconds": round(est_full_embed, 1),
-        "encode_chunks_per_s": round(encode_rate, 1), "read_every_file_once_seconds": round(read_once, 3),
+        "encode_chunks_per_s": round(encode_rate, 1),
+        "read_every_file_once_seconds": round(read_once, 3),
         "read_every_file_once_cold_seconds": round(read_once_cold, 3),
     }
     result["no_change_rescan"] = {
-        "seconds": round(rescan_seconds, 3), "stale_shards": len(stale), "files_hashed": rescan_hashed,
+        "seconds": round(rescan_seconds, 3),
+        "stale_shards": len(stale),
+        "files_hashed": rescan_hashed,
         "over_read_once": round(rescan_seconds / read_once, 3) if read_once else None,
-        "over_read_once_cold": round(rescan_seconds / read_once_cold, 3) if read_once_cold else None,
+        "over_read_once_cold": round(rescan_seconds / read_once_cold, 3)
+        if read_once_cold
+        else None,
         f"median_of_next_{RESCAN_REPEATS}_seconds": round(steady, 3),
         "median_over_read_once": round(steady / read_once, 3) if read_once else None,
         "stale_in_repeats": sum(len(r[0]) for r in repeats),
         "with_vector_check_first_seconds": round(with_vectors[0], 3),
         "with_vector_check_median_seconds": round(statistics.median(with_vectors[1:]), 3),
         "watched_setup_ticks_seconds": [round(t[1], 3) for t in watch_setup],
-        f"watched_median_of_{RESCAN_REPEATS}_seconds": round(statistics.median(t[1] for t in watched), 4),
-        "watched_median_over_read_once": round(statistics.median(t[1] for t in watched) / read_once, 3),
-        "watched_median_over_read_once_cold": round(statistics.median(t[1] for t in watched) / read_once_cold, 3),
+        f"watched_median_of_{RESCAN_REPEATS}_seconds": round(
+            statistics.median(t[1] for t in watched), 4
+        ),
+        "watched_median_over_read_once": round(
+            statistics.median(t[1] for t in watched) / read_once, 3
+        ),
+        "watched_median_over_read_once_cold": round(
+            statistics.median(t[1] for t in watched) / read_once_cold, 3
+        ),
         "watched_stale": sum(len(t[0]) for t in watch_setup + watched),
     }
     result["one_file_edit"] = {
-        "edited": target, "stale_shards": stale_after, "sensor_tick_seconds": round(tick_seconds, 3),
+        "edited": target,
+        "stale_shards": stale_after,
+        "sensor_tick_seconds": round(tick_seconds, 3),
         "watched_tick_stale_shards": watched_after_edit[0],
         "watched_tick_seconds": round(watched_after_edit[1], 3),
         "tick_plus_run_seconds": round(edit_seconds, 3),

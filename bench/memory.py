@@ -74,8 +74,12 @@ class TreeSampler:
             "peak_total_rss_mb": round(self.peak_total_mb, 1),
             "peak_process_rss_mb": round(procs[0].peak_rss_mb, 1) if procs else 0.0,
             "per_process": [
-                {"pid": p.pid, "label": p.label, "peak_rss_mb": round(p.peak_rss_mb, 1),
-                 "seen_s": [round(p.first_seen, 1), round(p.last_seen, 1)]}
+                {
+                    "pid": p.pid,
+                    "label": p.label,
+                    "peak_rss_mb": round(p.peak_rss_mb, 1),
+                    "seen_s": [round(p.first_seen, 1), round(p.last_seen, 1)],
+                }
                 for p in procs
             ],
         }

@@ -20,10 +20,12 @@ def _table(data: dict[str, object]) -> list[str]:
 
 def markdown(result: dict[str, object]) -> str:
     lines = [
-        f"# bench `{result['bench']}` on `{result['corpus']}`", "",
+        f"# bench `{result['bench']}` on `{result['corpus']}`",
+        "",
         f"- machine: {result['machine_line']}",
         f"- corpus: {result['corpus']} ({result.get('corpus_root', '')})",
-        f"- date: {result['date']}; command: `{result['command']}`; total {result.get('seconds', '?')} s", "",
+        f"- date: {result['date']}; command: `{result['command']}`; total {result.get('seconds', '?')} s",
+        "",
     ]
     for section, data in result["sections"].items():
         lines += [f"## {section}", ""]
@@ -46,8 +48,13 @@ def markdown(result: dict[str, object]) -> str:
 
 
 def _memory(mem: dict[str, object]) -> list[str]:
-    out = ["### peak memory (RSS) of every process", "", *_table(mem),
-           "| pid | process | peak RSS MB | seen (s) |", "| --- | --- | --- | --- |"]
+    out = [
+        "### peak memory (RSS) of every process",
+        "",
+        *_table(mem),
+        "| pid | process | peak RSS MB | seen (s) |",
+        "| --- | --- | --- | --- |",
+    ]
     for p in mem.get("per_process", []):  # type: ignore[union-attr]
         out.append(f"| {p['pid']} | {p['label']} | {p['peak_rss_mb']} | {p['seen_s']} |")
     return out + [""]

@@ -41,11 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from indexer_core import search_index
 from indexer_core.chunking.header import embed_text, format_header
-from indexer_core.embedding import load_embedder
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
-from indexer_core.search import SearchFilters, search
+from indexer_core.embedding.model import load_embedder
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.search import indexes as search_index
+from indexer_core.search.query import SearchFilters, search
 
 WINDOW = 40
 MODES = ("vector", "text", "hybrid")
@@ -78,10 +80,12 @@ def _strip_lines(lines: list[str], removed: set[int], spans: list[tuple[str, int
         if number not in removed:
             kept.append(line)
             new_number[number] = len(kept)
+
     def remap(n: int, step: int) -> int:
         while n not in new_number:
             n += step
         return new_number[n]
+
     return kept, [(q, remap(s, 1), remap(e, -1)) for q, s, e in spans]
 
 
@@ -101,7 +105,10 @@ def strip_python(text: str):
         if not doc or len(body) < 2 or not isinstance(body[0], ast.Expr):
             continue
         first, last = body[0].lineno, body[0].end_lineno
-        if lines[first - 1].strip()[:3] not in ('"""', "'''", 'r""', "r''") or body[1].lineno <= last:
+        if (
+            lines[first - 1].strip()[:3] not in ('"""', "'''", 'r""', "r''")
+            or body[1].lineno <= last
+        ):
             continue
         removed.update(range(first, last + 1))
         spans.append((first_sentence(doc), node.lineno, node.end_lineno))
@@ -156,7 +163,9 @@ def strip_js(text: str):
             k = j + 1
             if k < len(lines) and _JS_FUNC.match(lines[k]):
                 end = _brace_end(lines, k)
-                doc_lines = [re.sub(r"^\s*/?\*+/?\s?", "", ln).replace("*/", "") for ln in lines[i : j + 1]]
+                doc_lines = [
+                    re.sub(r"^\s*/?\*+/?\s?", "", ln).replace("*/", "") for ln in lines[i : j + 1]
+                ]
                 doc = "\n".join(ln for ln in doc_lines if not ln.strip().startswith("@"))
                 if end is not None and doc.strip():
                     removed.update(range(i + 1, j + 2))
@@ -184,16 +193,25 @@ def python_files() -> list[Path]:
     import sysconfig
 
     root = Path(sysconfig.get_paths()["stdlib"])
-    return [p for p in root.rglob("*.py") if "site-packages" not in p.parts and "test" not in p.parts
-            and "tests" not in p.parts and "idlelib" not in p.parts], root
+    return [
+        p
+        for p in root.rglob("*.py")
+        if "site-packages" not in p.parts
+        and "test" not in p.parts
+        and "tests" not in p.parts
+        and "idlelib" not in p.parts
+    ], root
 
 
 def go_files() -> tuple[list[Path], Path]:
     root = Path("/usr/share/go-1.19/src")
     if not root.is_dir():
         raise SystemExit("Go sources missing: apt-get install -y golang-1.19-src")
-    return [p for p in root.rglob("*.go") if "testdata" not in p.parts and not p.name.endswith("_test.go")
-            and "vendor" not in p.parts], root
+    return [
+        p
+        for p in root.rglob("*.go")
+        if "testdata" not in p.parts and not p.name.endswith("_test.go") and "vendor" not in p.parts
+    ], root
 
 
 def js_files() -> tuple[list[Path], Path]:
@@ -201,10 +219,16 @@ def js_files() -> tuple[list[Path], Path]:
     return [p for p in root.rglob("*.js") if "test" not in p.parts], root
 
 
-LANGUAGES = {"python": (python_files, strip_python), "go": (go_files, strip_go), "javascript": (js_files, strip_js)}
+LANGUAGES = {
+    "python": (python_files, strip_python),
+    "go": (go_files, strip_go),
+    "javascript": (js_files, strip_js),
+}
 
 
-def build_tree(language: str, out: Path, n_files: int, n_queries: int, rng: random.Random) -> list[Query]:
+def build_tree(
+    language: str, out: Path, n_files: int, n_queries: int, rng: random.Random
+) -> list[Query]:
     """Copy a sample of files with docs stripped; return the queries (at most n_queries)."""
     list_files, strip = LANGUAGES[language]
     files, root = list_files()
@@ -282,11 +306,21 @@ class CachedQueries:
         self._cache = dict(zip(texts, embedder.encode(texts)))
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return np.stack([self._cache.get(t) if t in self._cache else self._embedder.encode([t])[0] for t in texts])
+        return np.stack(
+            [
+                self._cache.get(t) if t in self._cache else self._embedder.encode([t])[0]
+                for t in texts
+            ]
+        )
 
 
 def window_baseline(
-    tree: Path, language: str, queries: list[Query], embedder, query_vectors: np.ndarray, cache: Path
+    tree: Path,
+    language: str,
+    queries: list[Query],
+    embedder,
+    query_vectors: np.ndarray,
+    cache: Path,
 ) -> tuple[list[int | None], int]:
     """Fixed 40-line windows with our header, embedded once per work dir (cached by content)."""
     import hashlib
@@ -334,35 +368,61 @@ def evaluate(language: str, work: Path, args, embedder) -> dict:
     search_index.build_fts_indexes(db_uri)
     index_seconds = time.perf_counter() - t0
     cached = CachedQueries(embedder, [q.text for q in queries])
-    result: dict = {"queries": len(queries), "files": chunked.files, "chunks": chunked.chunks_total,
-                    "index_seconds": round(index_seconds, 1)}
+    result: dict = {
+        "queries": len(queries),
+        "files": chunked.files,
+        "chunks": chunked.chunks_total,
+        "index_seconds": round(index_seconds, 1),
+    }
     for mode in MODES:
         ranks = []
         for query in queries:
-            hits = search(db_uri, query.text, k=10, mode=mode, embedder=cached, filters=SearchFilters(repo=language))
+            hits = search(
+                db_uri,
+                query.text,
+                k=10,
+                mode=mode,
+                embedder=cached,
+                filters=SearchFilters(repo=language),
+            )
             ranks.append(rank_of_hit([(h.path, h.start_line, h.end_line) for h in hits], query))
         result[mode] = metrics(ranks)
     query_vectors = np.stack([cached.encode([q.text])[0] for q in queries])
-    ranks, n_windows = window_baseline(tree, language, queries, embedder, query_vectors, work / language)
+    ranks, n_windows = window_baseline(
+        tree, language, queries, embedder, query_vectors, work / language
+    )
     result["window40"] = metrics(ranks)
     result["windows"] = n_windows
-    result["hybrid_minus_window40_recall@10"] = round(result["hybrid"]["recall@10"] - result["window40"]["recall@10"], 4)
+    result["hybrid_minus_window40_recall@10"] = round(
+        result["hybrid"]["recall@10"] - result["window40"]["recall@10"], 4
+    )
     result["examples"] = [q.text for q in queries[:3]]
     return result
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=30, help="files sampled per language")
     parser.add_argument("--queries", type=int, default=150, help="queries kept per language")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--languages", default=",".join(LANGUAGES))
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--work", help="keep the stripped trees and indexes here; a rerun reuses them")
+    parser.add_argument(
+        "--work", help="keep the stripped trees and indexes here; a rerun reuses them"
+    )
     args = parser.parse_args()
     embedder = load_embedder(args.model)
-    report = {"model": args.model, "device": embedder.device, "seed": args.seed, "files_per_language": args.files,
-              "window_lines": WINDOW, "hit_rule": HIT_RULE, "languages": {}}
+    report = {
+        "model": args.model,
+        "device": embedder.device,
+        "seed": args.seed,
+        "files_per_language": args.files,
+        "window_lines": WINDOW,
+        "hit_rule": HIT_RULE,
+        "languages": {},
+    }
     print(f"hit rule: {HIT_RULE}", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="retrieval-eval-") as tmp:
@@ -370,11 +430,17 @@ def main() -> int:
         for language in args.languages.split(","):
             res = evaluate(language, Path(tmp), args, embedder)
             report["languages"][language] = res
-            print(f"\n{language}: {res['queries']} queries, {res['files']} files, {res['chunks']} chunks, "
-                  f"{res['windows']} windows (indexed in {res['index_seconds']}s)", flush=True)
+            print(
+                f"\n{language}: {res['queries']} queries, {res['files']} files, {res['chunks']} chunks, "
+                f"{res['windows']} windows (indexed in {res['index_seconds']}s)",
+                flush=True,
+            )
             for mode in (*MODES, "window40"):
                 m = res[mode]
-                print(f"  {mode:<9} recall@1 {m['recall@1']:.3f}  recall@10 {m['recall@10']:.3f}  mrr@10 {m['mrr@10']:.3f}", flush=True)
+                print(
+                    f"  {mode:<9} recall@1 {m['recall@1']:.3f}  recall@10 {m['recall@10']:.3f}  mrr@10 {m['mrr@10']:.3f}",
+                    flush=True,
+                )
             print(f"  hybrid - window40 recall@10: {res['hybrid_minus_window40_recall@10']:+.3f}")
     report["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(__file__).parent / "results" / "retrieval_eval.json"

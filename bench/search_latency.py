@@ -30,19 +30,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from indexer_core import search_index, storage
-from indexer_core.embedding import load_embedder
-from indexer_core.hashing import stable_id
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
-from indexer_core.search import open_index, search
+from indexer_core.discovery.hashing import stable_id
+from indexer_core.embedding.model import load_embedder
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.search import indexes as search_index
+from indexer_core.search.query import open_index, search
+from indexer_core.storage import tables as storage
 
 QUERIES = [
-    "parse a header line", "open a file and read its lines", "HTTPResponse.read", "parse_headers",
-    "compute a checksum of bytes", "format a date as a string", "split a path into directory and name",
-    "retry the connection after a timeout", "encode text as base64", "sort items by key",
-    "read configuration from an ini file", "escape html special characters", "JSONDecoder.decode",
-    "create a temporary directory", "compare two sequences and report differences", "quote a url",
-    "walk a directory tree", "start a thread pool", "hash a password", "compress data with zlib",
+    "parse a header line",
+    "open a file and read its lines",
+    "HTTPResponse.read",
+    "parse_headers",
+    "compute a checksum of bytes",
+    "format a date as a string",
+    "split a path into directory and name",
+    "retry the connection after a timeout",
+    "encode text as base64",
+    "sort items by key",
+    "read configuration from an ini file",
+    "escape html special characters",
+    "JSONDecoder.decode",
+    "create a temporary directory",
+    "compare two sequences and report differences",
+    "quote a url",
+    "walk a directory tree",
+    "start a thread pool",
+    "hash a password",
+    "compress data with zlib",
 ]
 
 
@@ -61,7 +78,13 @@ def base_index(work: Path, n_chunks: int, embedder) -> str:
         shutil.copy(path, src / path.name)
         total += path.stat().st_size
     db_uri = str(work / "base")
-    chunk_partition(db_uri, "stdlib", str(src), 0, IndexSettings(shards=1, use_git=False, model=embedder.model_name))
+    chunk_partition(
+        db_uri,
+        "stdlib",
+        str(src),
+        0,
+        IndexSettings(shards=1, use_git=False, model=embedder.model_name),
+    )
     embed_partition(db_uri, "stdlib", 0, embedder)
     return db_uri
 
@@ -89,7 +112,14 @@ def replicate(base_uri: str, out_uri: str, rows: int, noise: float, seed: int) -
         for c, vec in zip(batch, noisy):
             cid = stable_id(c["chunk_id"], copy)
             path = f"copy{copy:03d}/{c['path']}"
-            new_c.append({**c, "chunk_id": cid, "path": path, "parent_id": stable_id(c["parent_id"], copy) if c["parent_id"] else ""})
+            new_c.append(
+                {
+                    **c,
+                    "chunk_id": cid,
+                    "path": path,
+                    "parent_id": stable_id(c["parent_id"], copy) if c["parent_id"] else "",
+                }
+            )
             v = vectors[c["chunk_id"]]
             new_v.append({**v, "chunk_id": cid, "path": path, "vector": vec.tolist()})
         ctable.add(pa.Table.from_pylist(new_c, schema=storage.CHUNKS_SCHEMA))
@@ -98,7 +128,9 @@ def replicate(base_uri: str, out_uri: str, rows: int, noise: float, seed: int) -
     return made
 
 
-def timed(db_uri: str, mode: str, queries: list[str], rounds: int, embedder) -> tuple[dict, list[list[str]]]:
+def timed(
+    db_uri: str, mode: str, queries: list[str], rounds: int, embedder
+) -> tuple[dict, list[list[str]]]:
     for q in queries[:3]:
         search(db_uri, q, k=10, mode=mode, embedder=embedder)  # warm caches: tables, name catalogue
     times, results = [], []
@@ -119,7 +151,10 @@ def timed(db_uri: str, mode: str, queries: list[str], rounds: int, embedder) -> 
 
 def _percentiles(times: list[float]) -> dict:
     times = sorted(times)
-    return {"p50_ms": round(statistics.median(times), 2), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2)}
+    return {
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
+    }
 
 
 def stage_timings(db_uri: str, queries: list[str], rounds: int, embedder) -> dict:
@@ -130,15 +165,28 @@ def stage_timings(db_uri: str, queries: list[str], rounds: int, embedder) -> dic
     chunks, vectors = index.table(storage.CHUNKS), index.table(storage.VECTORS)
     vector_rows = index.vector_rows(vectors.version)
     probes = {q: embedder.encode_query(q) for q in queries}
-    out: dict[str, list[float]] = {"vector_search": [], "bm25": [], "hit_content_top10": [], "version_read": []}
+    out: dict[str, list[float]] = {
+        "vector_search": [],
+        "bm25": [],
+        "hit_content_top10": [],
+        "version_read": [],
+    }
     for _ in range(rounds):
         for q in queries:
             t0 = time.perf_counter()
-            rows = vectors.search(probes[q], vector_column_name="vector").distance_type("cosine").limit(50)
+            rows = (
+                vectors.search(probes[q], vector_column_name="vector")
+                .distance_type("cosine")
+                .limit(50)
+            )
             rows = rows.select(["_distance"]).with_row_id(True).to_arrow()
-            ids = [c for c in vector_rows.chunk_ids(vectors, rows.column("_rowid").to_pylist()) if c]
+            ids = [
+                c for c in vector_rows.chunk_ids(vectors, rows.column("_rowid").to_pylist()) if c
+            ]
             t1 = time.perf_counter()
-            text = chunks.search(q, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(50)
+            text = chunks.search(
+                q, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)
+            ).limit(50)
             text.select(["_score"]).with_row_id(True).to_arrow()
             t2 = time.perf_counter()
             catalog.contents(chunks, ids[:10])
@@ -151,18 +199,28 @@ def stage_timings(db_uri: str, queries: list[str], rounds: int, embedder) -> dic
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--base", type=int, default=1000, help="real chunks embedded, then replicated")
+    parser.add_argument(
+        "--base", type=int, default=1000, help="real chunks embedded, then replicated"
+    )
     parser.add_argument("--noise", type=float, default=0.02)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--work", help="keep the built databases here; a rerun reuses them")
     parser.add_argument("--device", default="auto", help="query embedding device (auto, cpu, cuda)")
-    parser.add_argument("--query-encoder", choices=["search", "torch"], default="search",
-                        help="search: what `search()` loads for queries (the ONNX export when there is "
-                             "one, exported on first use); torch: the sentence-transformers model")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "search_latency.json"))
+    parser.add_argument(
+        "--query-encoder",
+        choices=["search", "torch"],
+        default="search",
+        help="search: what `search()` loads for queries (the ONNX export when there is "
+        "one, exported on first use); torch: the sentence-transformers model",
+    )
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "search_latency.json")
+    )
     args = parser.parse_args()
     embedder = load_embedder(args.model, args.device)
     out = Path(args.out)
@@ -175,8 +233,10 @@ def main() -> int:
 
     report: dict = {
         "synthetic": f"{args.rows} rows replicated from ~{args.base} real embedded stdlib chunks, "
-                     f"Gaussian noise sd {args.noise} per vector component, renormalised",
-        "model": args.model, "device": embedder.device, "cpus": os.cpu_count(),
+        f"Gaussian noise sd {args.noise} per vector component, renormalised",
+        "model": args.model,
+        "device": embedder.device,
+        "cpus": os.cpu_count(),
         "torch_threads_for_queries": int(os.environ.get("CODE_INDEX_QUERY_THREADS", "1")),
     }
     print(report["synthetic"])
@@ -198,7 +258,7 @@ def main() -> int:
             report["rows"] = int(done.read_text())
         search_index.build_vector_index(uri, min_rows=10**12)  # drop any ANN index: flat first
         if args.query_encoder == "search":
-            from indexer_core.search import load_query_encoder
+            from indexer_core.search.query import load_query_encoder
 
             embedder = load_query_encoder(args.model)
             embedder = load_query_encoder(args.model)  # the export, made by the line above if new

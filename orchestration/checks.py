@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from indexer_core import integrity
-from indexer_core.embedding import load_embedder
+from indexer_core.embedding.model import load_embedder
+from indexer_core.storage import integrity
 from orchestration.resources import CodeIndexResource
 
 
@@ -20,8 +20,16 @@ def _result(outcome: integrity.CheckOutcome, asset: str) -> dg.AssetCheckResult:
 
 @dg.multi_asset_check(
     specs=[
-        dg.AssetCheckSpec("one_vector_per_chunk", asset="vectors", description="every chunk has exactly one vector and no vector lacks its chunk"),
-        dg.AssetCheckSpec("vectors_sane", asset="vectors", description="vector dimension matches the model; no NaN or all-zero vectors"),
+        dg.AssetCheckSpec(
+            "one_vector_per_chunk",
+            asset="vectors",
+            description="every chunk has exactly one vector and no vector lacks its chunk",
+        ),
+        dg.AssetCheckSpec(
+            "vectors_sane",
+            asset="vectors",
+            description="vector dimension matches the model; no NaN or all-zero vectors",
+        ),
         dg.AssetCheckSpec("unique_chunk_ids", asset="chunks", description="no duplicate chunk ids"),
     ],
 )
@@ -37,7 +45,7 @@ def _model_dim(code_index: CodeIndexResource) -> int:
     """The configured model's dimension, read from its config without loading weights when possible."""
     import json
 
-    from indexer_core.model_location import resolve_model_path
+    from indexer_core.embedding.model_location import resolve_model_path
 
     path = resolve_model_path(code_index.model)
     config = path / "config.json"

@@ -23,23 +23,32 @@ def cmd_index(args) -> int:
     from orchestration.runner import index_repository
 
     if not os.path.isdir(args.path):
-        print(f"code-index: repository path {args.path!r} does not exist or is not a directory", file=sys.stderr)
+        print(
+            f"code-index: repository path {args.path!r} does not exist or is not a directory",
+            file=sys.stderr,
+        )
         return 2
     bars: dict = {}
 
     def progress(chunked: int, embedded: int, total: int) -> None:
         if not bars:
-            bars["c"] = tqdm(total=total, desc="chunked ", unit="part", position=0, disable=args.quiet)
-            bars["v"] = tqdm(total=total, desc="embedded", unit="part", position=1, disable=args.quiet)
+            bars["c"] = tqdm(
+                total=total, desc="chunked ", unit="part", position=0, disable=args.quiet
+            )
+            bars["v"] = tqdm(
+                total=total, desc="embedded", unit="part", position=1, disable=args.quiet
+            )
         bars["c"].update(chunked - bars["c"].n)
         bars["v"].update(embedded - bars["v"].n)
 
     outcome = index_repository(args.path, db_uri=_db(args), name=args.name, on_progress=progress)
     for bar in bars.values():
         bar.close()
-    print(f"run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:.1f}s; "
-          f"{len(outcome.chunked)}/{len(outcome.partitions)} partitions chunked, "
-          f"{len(outcome.embedded)} embedded")
+    print(
+        f"run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:.1f}s; "
+        f"{len(outcome.chunked)}/{len(outcome.partitions)} partitions chunked, "
+        f"{len(outcome.embedded)} embedded"
+    )
     for failure in outcome.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     from orchestration.status import summarize
@@ -49,12 +58,21 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from indexer_core.search import SearchFilters, search
+    from indexer_core.search.query import SearchFilters, search
 
-    filters = SearchFilters(repo=args.repo, language=args.language, kind=args.kind, path_glob=args.path)
+    filters = SearchFilters(
+        repo=args.repo, language=args.language, kind=args.kind, path_glob=args.path
+    )
     try:
-        hits = search(_db(args), args.query, k=args.k, mode=args.mode, filters=filters,
-                      model=args.model, min_score=args.min_score)
+        hits = search(
+            _db(args),
+            args.query,
+            k=args.k,
+            mode=args.mode,
+            filters=filters,
+            model=args.model,
+            min_score=args.min_score,
+        )
     except Exception as exc:  # noqa: BLE001 - a clear one-line error for a person or a script
         print(f"code-index: {exc}", file=sys.stderr)
         return 2
@@ -62,7 +80,9 @@ def cmd_search(args) -> int:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
     for rank, hit in enumerate(hits, 1):
-        print(f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}  score={hit.score:.4f}")
+        print(
+            f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}  score={hit.score:.4f}"
+        )
         for line in hit.snippet().split("\n"):
             print(f"      {line[:120]}")
     if not hits:
@@ -89,7 +109,9 @@ def cmd_mcp(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="code-index", description=__doc__)
-    parser.add_argument("--db", help="LanceDB directory or URI (default: $CODE_INDEX_DB or .code-index/lancedb)")
+    parser.add_argument(
+        "--db", help="LanceDB directory or URI (default: $CODE_INDEX_DB or .code-index/lancedb)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a directory through the Dagster job")

@@ -21,7 +21,9 @@ from orchestration.sensors import check_after_index, repository_changes
 # that the parameter is in beta, once in every process that loads this code location (each
 # step process of a run). Our sensors set no owners; the warning is Dagster's own, not ours.
 warnings.filterwarnings(
-    "ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`", category=dg.BetaWarning
+    "ignore",
+    message=r"Parameter `owners` of initializer `SensorDefinition.__init__`",
+    category=dg.BetaWarning,
 )
 
 defs = dg.Definitions(

@@ -12,14 +12,18 @@ from datetime import timedelta
 
 import dagster as dg
 
-from indexer_core.housekeeping import MAX_FRAGMENTS, crowded_tables, optimize_index
+from indexer_core.storage.housekeeping import MAX_FRAGMENTS, crowded_tables, optimize_index
 from orchestration.resources import CodeIndexResource
 from orchestration.sensors import DEFAULT_STATUS
 
 HOUSEKEEPING_CRON = os.environ.get("CODE_INDEX_HOUSEKEEPING_CRON", "0 4 * * 0")
 CROWDED_INTERVAL_SECONDS = int(os.environ.get("CODE_INDEX_HOUSEKEEPING_INTERVAL", "300"))
-_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-           dg.DagsterRunStatus.STARTED]
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 class HousekeepingConfig(dg.Config):
@@ -27,7 +31,9 @@ class HousekeepingConfig(dg.Config):
 
 
 @dg.op(description="Compacts every index table and deletes versions older than the grace period.")
-def optimize_tables(context: dg.OpExecutionContext, config: HousekeepingConfig, code_index: CodeIndexResource):
+def optimize_tables(
+    context: dg.OpExecutionContext, config: HousekeepingConfig, code_index: CodeIndexResource
+):
     report = optimize_index(code_index.db_uri, timedelta(minutes=config.grace_minutes))
     for t in report.tables:
         context.log.info(
@@ -40,15 +46,20 @@ def optimize_tables(context: dg.OpExecutionContext, config: HousekeepingConfig, 
             f"embedding cache: {cache.live} live, {cache.stale} stale; "
             f"kept {cache.kept} stale, pruned {cache.pruned} (oldest first)"
         )
-    context.add_output_metadata({
-        "bytes_freed": report.bytes_freed,
-        "versions_after": {t.table: t.versions_after for t in report.tables},
-        "cache_rows_pruned": cache.pruned if cache is not None else 0,
-        "cache_stale_rows_kept": cache.kept if cache is not None else 0,
-    })
+    context.add_output_metadata(
+        {
+            "bytes_freed": report.bytes_freed,
+            "versions_after": {t.table: t.versions_after for t in report.tables},
+            "cache_rows_pruned": cache.pruned if cache is not None else 0,
+            "cache_stale_rows_kept": cache.kept if cache is not None else 0,
+        }
+    )
 
 
-@dg.job(executor_def=dg.in_process_executor, description="LanceDB compaction and cleanup of old versions.")
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="LanceDB compaction and cleanup of old versions.",
+)
 def housekeeping_job():
     optimize_tables()
 
@@ -73,7 +84,9 @@ def housekeeping_when_crowded(context: dg.SensorEvaluationContext, code_index: C
     crowded = crowded_tables(code_index.db_uri, MAX_FRAGMENTS)
     if not crowded:
         return dg.SkipReason(f"no table has more than {MAX_FRAGMENTS} fragments")
-    active = context.instance.get_runs(dg.RunsFilter(job_name=housekeeping_job.name, statuses=_ACTIVE), limit=1)
+    active = context.instance.get_runs(
+        dg.RunsFilter(job_name=housekeeping_job.name, statuses=_ACTIVE), limit=1
+    )
     if active:
         return dg.SkipReason(f"housekeeping run {active[0].run_id} is still going")
     state = ",".join(f"{name}={count}" for name, count in sorted(crowded.items()))

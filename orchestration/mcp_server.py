@@ -14,16 +14,19 @@ import sys
 
 from mcp.server.fastmcp import FastMCP
 
-from indexer_core.search import MODES, SearchFilters, get_chunk, search
+from indexer_core.search.query import MODES, SearchFilters, get_chunk, search
 
 
 def build_server(db_uri: str) -> FastMCP:
     """A FastMCP server whose tools read the index at `db_uri`."""
-    server = FastMCP("code-index", instructions=(
-        "Search a code index of chunked, embedded source repositories. Use search_code to find "
-        "code by meaning or identifier, get_chunk to read a result in full with its enclosing "
-        "and nested chunks, index_status to see what is indexed and whether it is up to date."
-    ))
+    server = FastMCP(
+        "code-index",
+        instructions=(
+            "Search a code index of chunked, embedded source repositories. Use search_code to find "
+            "code by meaning or identifier, get_chunk to read a result in full with its enclosing "
+            "and nested chunks, index_status to see what is indexed and whether it is up to date."
+        ),
+    )
 
     @server.tool()
     def search_code(
@@ -46,7 +49,14 @@ def build_server(db_uri: str) -> FastMCP:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         filters = SearchFilters(repo=repo, language=language, kind=kind, path_glob=path_glob)
-        hits = search(db_uri, query, k=max(1, min(limit, 100)), mode=mode, filters=filters, min_score=min_score)
+        hits = search(
+            db_uri,
+            query,
+            k=max(1, min(limit, 100)),
+            mode=mode,
+            filters=filters,
+            min_score=min_score,
+        )
         return [
             {key: value for key, value in hit.to_dict().items() if key != "content"} for hit in hits
         ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from indexer_core.indexing import ChunkReport, EmbedReport
-from indexer_core.storage import CHUNKS, VECTORS
+from indexer_core.indexing.chunk_step import ChunkReport
+from indexer_core.indexing.embed_step import EmbedReport
+from indexer_core.storage.tables import CHUNKS, VECTORS
 
 
 def _table_uri(db_uri: str, table: str) -> str:
@@ -13,9 +14,18 @@ def _table_uri(db_uri: str, table: str) -> str:
 
 
 def skipped_table(report: ChunkReport) -> dg.TableMetadataValue:
-    schema = dg.TableSchema(columns=[dg.TableColumn("path", "string"), dg.TableColumn("reason", "string"), dg.TableColumn("detail", "string")])
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn("path", "string"),
+            dg.TableColumn("reason", "string"),
+            dg.TableColumn("detail", "string"),
+        ]
+    )
     return dg.MetadataValue.table(
-        records=[dg.TableRecord({"path": s.path, "reason": s.reason, "detail": s.detail}) for s in report.skipped[:500]],
+        records=[
+            dg.TableRecord({"path": s.path, "reason": s.reason, "detail": s.detail})
+            for s in report.skipped[:500]
+        ],
         schema=schema,
     )
 
@@ -61,5 +71,7 @@ def embed_metadata(report: EmbedReport, db_uri: str) -> dict[str, dg.RawMetadata
         "device": report.device,
         "seconds": round(report.seconds, 3),
         "embed_seconds": round(report.embed_seconds, 3),
-        "chunks_per_second": round(report.embedded / report.embed_seconds, 1) if report.embed_seconds else 0.0,
+        "chunks_per_second": round(report.embedded / report.embed_seconds, 1)
+        if report.embed_seconds
+        else 0.0,
     }

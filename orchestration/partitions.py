@@ -10,7 +10,7 @@ import os
 
 import dagster as dg
 
-from indexer_core.partitioning import parse_shard_key, shard_key
+from indexer_core.indexing.partitioning import parse_shard_key, shard_key
 
 REPO_DIMENSION = "repo"
 SHARD_DIMENSION = "shard"
@@ -40,4 +40,7 @@ def split_partition_key(key: str | dg.MultiPartitionKey) -> tuple[str, int]:
 
 
 def keys_for_repo(repo: str, shards: list[int] | None = None) -> list[str]:
-    return [str(partition_key(repo, s)) for s in (shards if shards is not None else range(shard_count()))]
+    return [
+        str(partition_key(repo, s))
+        for s in (shards if shards is not None else range(shard_count()))
+    ]

@@ -12,8 +12,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from indexer_core.indexing import IndexSettings
-from indexer_core.model_location import DEFAULT_MODEL
+from indexer_core.embedding.model_location import DEFAULT_MODEL
+from indexer_core.indexing.settings import IndexSettings
 from orchestration.partitions import shard_count
 
 
@@ -41,7 +41,9 @@ class CodeIndexResource(dg.ConfigurableResource):
     batch_size: int = Field(default=0, description="embedding batch size; 0 picks one from memory")
     max_file_bytes: int = Field(default=2_000_000, description="files larger than this are skipped")
     extra_ignores: list[str] = Field(default_factory=list, description="gitignore-style patterns")
-    rehash: bool = Field(default=False, description="hash every file again instead of trusting size+mtime")
+    rehash: bool = Field(
+        default=False, description="hash every file again instead of trusting size+mtime"
+    )
     watch_repositories: bool = Field(
         default_factory=lambda: os.environ.get("CODE_INDEX_WATCH", "on") != "off",
         description="sensor: skip the stat scan while inotify has seen no change (full scan every 10 min)",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from indexer_core import registry
+from indexer_core.storage import registry
 from orchestration.partitions import keys_for_repo, repo_partitions
 from orchestration.resources import default_db_uri, default_home
 
@@ -52,7 +52,9 @@ class RunOutcome:
     seconds: float = 0.0
 
 
-def register_repository(instance: dg.DagsterInstance, db_uri: str, root: str, name: str | None = None) -> str:
+def register_repository(
+    instance: dg.DagsterInstance, db_uri: str, root: str, name: str | None = None
+) -> str:
     """Record the repository in the index registry and add its partition to Dagster."""
     repo = name or registry.name_for_path(root)
     registry.register(db_uri, repo, root)
@@ -88,8 +90,11 @@ def run_index(
     def execute() -> None:
         try:
             with dg.execute_job(
-                dg.reconstructable(index_job_def), instance=instance, tags=tags,
-                run_config=run_config, raise_on_error=False,
+                dg.reconstructable(index_job_def),
+                instance=instance,
+                tags=tags,
+                run_config=run_config,
+                raise_on_error=False,
             ) as outcome:
                 result["run_id"] = outcome.run_id
                 result["success"] = outcome.success
@@ -120,8 +125,12 @@ def run_index(
         for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     ]
     return RunOutcome(
-        run_id=run_id, success=bool(result["success"]), partitions=partitions,
-        chunked=sorted(seen_chunks), embedded=sorted(seen_vectors), failures=failures,
+        run_id=run_id,
+        success=bool(result["success"]),
+        partitions=partitions,
+        chunked=sorted(seen_chunks),
+        embedded=sorted(seen_vectors),
+        failures=failures,
         seconds=time.perf_counter() - started,
     )
 
@@ -136,7 +145,9 @@ def _count_materializations(instance, run_id, chunks: set[str], vectors: set[str
             vectors.add(mat.partition)
 
 
-def index_repository(root: str, db_uri: str | None = None, name: str | None = None, **kwargs) -> RunOutcome:
+def index_repository(
+    root: str, db_uri: str | None = None, name: str | None = None, **kwargs
+) -> RunOutcome:
     """Register and fully index one repository through the Dagster job."""
     ensure_dagster_home()
     db_uri = db_uri or default_db_uri()

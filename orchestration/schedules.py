@@ -8,7 +8,7 @@ import os
 
 import dagster as dg
 
-from indexer_core import registry
+from indexer_core.storage import registry
 from orchestration.jobs import index_job, partition_tags
 from orchestration.partitions import shard_count
 from orchestration.resources import CodeIndexResource

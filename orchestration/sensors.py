@@ -6,8 +6,8 @@ import os
 
 import dagster as dg
 
-from indexer_core import registry
-from indexer_core.changes import detect_changes
+from indexer_core.indexing.staleness import detect_changes
+from indexer_core.storage import registry
 from orchestration.jobs import check_job, index_job, partition_tags
 from orchestration.partitions import keys_for_repo, repo_partitions
 from orchestration.resources import CodeIndexResource
@@ -15,7 +15,9 @@ from orchestration.resources import CodeIndexResource
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("CODE_INDEX_SENSOR_INTERVAL", "30"))
 # Sensors start running with the daemon unless CODE_INDEX_SENSORS=off (then switch them on in the UI).
 DEFAULT_STATUS = (
-    dg.DefaultSensorStatus.STOPPED if os.environ.get("CODE_INDEX_SENSORS", "on") == "off" else dg.DefaultSensorStatus.RUNNING
+    dg.DefaultSensorStatus.STOPPED
+    if os.environ.get("CODE_INDEX_SENSORS", "on") == "off"
+    else dg.DefaultSensorStatus.RUNNING
 )
 
 
@@ -47,9 +49,13 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
         if not os.path.isdir(root):
             context.log.warning(f"repository {repo}: {root} does not exist; skipped")
             continue
-        changes = detect_changes(code_index.db_uri, repo, root, settings, watch=code_index.watch_repositories)
+        changes = detect_changes(
+            code_index.db_uri, repo, root, settings, watch=code_index.watch_repositories
+        )
         requested = cursor.get(repo, {})
-        todo = sorted(s for s in changes.stale if requested.get(str(s)) != changes.disk_versions.get(s))
+        todo = sorted(
+            s for s in changes.stale if requested.get(str(s)) != changes.disk_versions.get(s)
+        )
         context.log.info(
             f"{repo}: {changes.files_seen} files, {changes.files_hashed} hashed, "
             f"{'scanned' if changes.scanned else 'no change seen by the watch'}, "
@@ -59,16 +65,21 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
         if not todo:
             continue
         fingerprint = hashlib.blake2b(
-            json.dumps({s: changes.disk_versions[s] for s in todo}, sort_keys=True).encode(), digest_size=8
+            json.dumps({s: changes.disk_versions[s] for s in todo}, sort_keys=True).encode(),
+            digest_size=8,
         ).hexdigest()
-        requests.append(dg.RunRequest(run_key=f"{repo}:{fingerprint}", tags=partition_tags(repo, todo)))
+        requests.append(
+            dg.RunRequest(run_key=f"{repo}:{fingerprint}", tags=partition_tags(repo, todo))
+        )
         cursor[repo] = {**requested, **{str(s): changes.disk_versions[s] for s in todo}}
     if not requests and not new_partitions:
         return dg.SkipReason("no repository changed")
     return dg.SensorResult(
         run_requests=requests,
         cursor=json.dumps(cursor, sort_keys=True),
-        dynamic_partitions_requests=[repo_partitions.build_add_request(new_partitions)] if new_partitions else [],
+        dynamic_partitions_requests=[repo_partitions.build_add_request(new_partitions)]
+        if new_partitions
+        else [],
     )
 
 

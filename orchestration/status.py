@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from indexer_core import registry, storage
-from indexer_core.indexing import IndexSettings, chunker_fingerprint, partition_versions
-from indexer_core.model_location import DEFAULT_MODEL
-from indexer_core.partitioning import data_version
+from indexer_core.embedding.model_location import DEFAULT_MODEL
+from indexer_core.indexing.partitioning import data_version
+from indexer_core.indexing.settings import IndexSettings, chunker_fingerprint
+from indexer_core.indexing.staleness import partition_versions
+from indexer_core.storage import registry
+from indexer_core.storage import tables as storage
 from orchestration.partitions import partition_key, shard_count
 
 
@@ -17,15 +19,26 @@ def status_report(db_uri: str) -> dict:
     names = storage.table_names(db)
     report: dict = {"db_uri": db_uri, "repositories": {}}
     for repo, root in sorted(registry.repositories(db_uri).items()):
-        entry: dict = {"root": root, "files": 0, "skipped": 0, "skipped_by_reason": {}, "chunks": 0, "vectors": 0}
+        entry: dict = {
+            "root": root,
+            "files": 0,
+            "skipped": 0,
+            "skipped_by_reason": {},
+            "chunks": 0,
+            "vectors": 0,
+        }
         where = storage.repo_filter(repo)
         if storage.FILES in names:
-            files = storage.read_rows(db.open_table(storage.FILES), where, ["path", "status", "reason", "detail"]).to_pylist()
+            files = storage.read_rows(
+                db.open_table(storage.FILES), where, ["path", "status", "reason", "detail"]
+            ).to_pylist()
             entry["files"] = sum(1 for f in files if f["status"] == "indexed")
             skipped = [f for f in files if f["status"] != "indexed"]
             entry["skipped"] = len(skipped)
             entry["skipped_by_reason"] = dict(Counter(f["reason"] for f in skipped))
-            entry["skipped_files"] = [{"path": f["path"], "reason": f["reason"], "detail": f["detail"]} for f in skipped]
+            entry["skipped_files"] = [
+                {"path": f["path"], "reason": f["reason"], "detail": f["detail"]} for f in skipped
+            ]
         if storage.CHUNKS in names:
             entry["chunks"] = db.open_table(storage.CHUNKS).count_rows(where)
         if storage.VECTORS in names:
@@ -41,8 +54,10 @@ def summarize(db_uri: str, show_skipped: bool = False) -> str:
         lines.append("  no repositories indexed yet")
     for repo, e in report["repositories"].items():
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(e["skipped_by_reason"].items())) or "none"
-        lines.append(f"  {repo} ({e['root']}): {e['files']} files, {e['chunks']} chunks, {e['vectors']} vectors; "
-                     f"skipped {e['skipped']} ({reasons})")
+        lines.append(
+            f"  {repo} ({e['root']}): {e['files']} files, {e['chunks']} chunks, {e['vectors']} vectors; "
+            f"skipped {e['skipped']} ({reasons})"
+        )
         if show_skipped:
             for s in e.get("skipped_files", []):
                 lines.append(f"    {s['reason']:<16} {s['path']!r}  {s['detail']}")
@@ -56,7 +71,8 @@ def partition_status(db_uri: str, repo: str, root: str, settings: IndexSettings)
     indexed: dict[int, list[tuple[str, str]]] = {s: [] for s in range(settings.shards)}
     if storage.FILES in names:
         rows = storage.read_rows(
-            db.open_table(storage.FILES), f"{storage.repo_filter(repo)} AND status = 'indexed'",
+            db.open_table(storage.FILES),
+            f"{storage.repo_filter(repo)} AND status = 'indexed'",
             ["shard", "path", "file_hash"],
         ).to_pylist()
         for r in rows:
@@ -70,15 +86,21 @@ def partition_status(db_uri: str, repo: str, root: str, settings: IndexSettings)
     for shard in sorted(indexed):
         where = storage.partition_filter(repo, shard)
         version = data_version(indexed[shard], fingerprint)
-        out.append({
-            "partition": str(partition_key(repo, shard)),
-            "files": len(indexed[shard]),
-            "chunks": db.open_table(storage.CHUNKS).count_rows(where) if storage.CHUNKS in names else 0,
-            "vectors": db.open_table(storage.VECTORS).count_rows(where) if storage.VECTORS in names else 0,
-            "indexed_version": version,
-            "current_version": current.get(shard, ""),
-            "stale": current.get(shard) != version,
-        })
+        out.append(
+            {
+                "partition": str(partition_key(repo, shard)),
+                "files": len(indexed[shard]),
+                "chunks": db.open_table(storage.CHUNKS).count_rows(where)
+                if storage.CHUNKS in names
+                else 0,
+                "vectors": db.open_table(storage.VECTORS).count_rows(where)
+                if storage.VECTORS in names
+                else 0,
+                "indexed_version": version,
+                "current_version": current.get(shard, ""),
+                "stale": current.get(shard) != version,
+            }
+        )
     return out
 
 
@@ -96,15 +118,19 @@ def last_run() -> dict | None:
         record = runs[0]
         run = record.dagster_run
         return {
-            "run_id": run.run_id, "job": run.job_name, "status": run.status.value,
-            "partitions": run.tags.get("dagster/partition") or run.tags.get("dagster/asset_partition_range_start", ""),
-            "started": record.start_time, "ended": record.end_time,
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "status": run.status.value,
+            "partitions": run.tags.get("dagster/partition")
+            or run.tags.get("dagster/asset_partition_range_start", ""),
+            "started": record.start_time,
+            "ended": record.end_time,
         }
 
 
 def index_status(db_uri: str, check_stale: bool = True) -> dict:
     """Repositories, partitions with rows and staleness, search indexes, and the last run."""
-    from indexer_core import search_index
+    from indexer_core.search import indexes as search_index
 
     report = status_report(db_uri)
     db = storage.connect(db_uri)
@@ -112,7 +138,9 @@ def index_status(db_uri: str, check_stale: bool = True) -> dict:
     models: list[str] = []
     if storage.VECTORS in names:
         vectors = db.open_table(storage.VECTORS)
-        models = sorted(set(storage.read_rows(vectors, None, ["model"]).column("model").to_pylist()))
+        models = sorted(
+            set(storage.read_rows(vectors, None, ["model"]).column("model").to_pylist())
+        )
         report["ann_index"] = search_index.has_vector_index(vectors)
         report["vectors_total"] = vectors.count_rows()
     if storage.CHUNKS in names:
@@ -120,7 +148,9 @@ def index_status(db_uri: str, check_stale: bool = True) -> dict:
         report["fts_index"] = search_index.fts_ready(chunks)
         report["chunks_total"] = chunks.count_rows()
     report["models"] = models
-    settings = IndexSettings(model=models[0] if len(models) == 1 else DEFAULT_MODEL, shards=shard_count())
+    settings = IndexSettings(
+        model=models[0] if len(models) == 1 else DEFAULT_MODEL, shards=shard_count()
+    )
     stale: list[str] = []
     for repo, entry in report["repositories"].items():
         entry.pop("skipped_files", None)

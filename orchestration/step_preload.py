@@ -15,4 +15,6 @@ import warnings
 
 import orchestration.definitions  # noqa: F401 - imported for its side effect: a warm server
 
-warnings.filterwarnings("ignore", message="lancedb fork support is experimental", category=RuntimeWarning)
+warnings.filterwarnings(
+    "ignore", message="lancedb fork support is experimental", category=RuntimeWarning
+)

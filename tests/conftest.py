@@ -30,6 +30,7 @@ def onnx_cache(tmp_path_factory):
         os.environ["CODE_INDEX_ONNX_CACHE"] = previous
     shutil.rmtree(path, ignore_errors=True)
 
+
 SAMPLE_FILES = {
     "src/app.py": '''"""A tiny application."""
 import os
@@ -49,7 +50,7 @@ def parse_header(line):
     key, _, value = line.partition(":")
     return key.strip(), value.strip()
 ''',
-    "src/util.js": '''export function add(a, b) {
+    "src/util.js": """export function add(a, b) {
   return a + b;
 }
 
@@ -58,15 +59,15 @@ export class HttpClient {
     return fetch(request.url);
   }
 }
-''',
-    "lib/main.go": '''package main
+""",
+    "lib/main.go": """package main
 
 import "fmt"
 
 func main() {
 \tfmt.Println("hi")
 }
-''',
+""",
     "docs/guide.md": "# Guide\n\nIntro text.\n\n## Install\n\nRun the installer.\n",
     "notes.txt": "plain text notes\nsecond line\n",
 }
@@ -95,14 +96,14 @@ def db_uri(tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from indexer_core.embedding import load_embedder
+    from indexer_core.embedding.model import load_embedder
 
     return load_embedder(MODEL, "cpu", 32)
 
 
 @pytest.fixture(scope="session")
 def counter():
-    from indexer_core.tokens import load_token_counter
+    from indexer_core.chunking.tokens import load_token_counter
 
     return load_token_counter(MODEL)
 
@@ -117,6 +118,13 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def git(root: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env, text=True).stdout
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
+    return subprocess.run(
+        ["git", "-C", str(root), *args], check=True, capture_output=True, env=env, text=True
+    ).stdout

@@ -11,9 +11,9 @@ from indexer_core.chunking import bash, c_family, ecmascript, go, jvm, php, pyth
 from indexer_core.chunking.markdown import chunk_markdown
 from indexer_core.chunking.spec import LanguageSpec
 from indexer_core.chunking.splitter import FileSplitter, SyntaxChunker
-from indexer_core.languages import get_parser
-from indexer_core.models import Span
-from indexer_core.tokens import TokenCounter
+from indexer_core.chunking.tokens import TokenCounter
+from indexer_core.discovery.languages import get_parser
+from indexer_core.records import Span
 
 SPECS: dict[str, LanguageSpec] = {
     **python.SPECS,

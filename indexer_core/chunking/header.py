@@ -10,8 +10,8 @@ from the left, never by touching the content.
 from __future__ import annotations
 
 from indexer_core.chunking.linecost import text_tokens
-from indexer_core.names import chunk_names, word_parts
-from indexer_core.tokens import TokenCounter
+from indexer_core.chunking.tokens import TokenCounter
+from indexer_core.search.names import chunk_names, word_parts
 
 HEADER_TOKEN_RESERVE = 48
 NAME_WORDS_LIMIT = 60  # characters of the name line
@@ -41,7 +41,10 @@ def format_header(
 
 
 def fitted_header(
-    path: str, language: str, scope: tuple[str, ...] | list[str], counter: TokenCounter,
+    path: str,
+    language: str,
+    scope: tuple[str, ...] | list[str],
+    counter: TokenCounter,
     name: str = "",
 ) -> str:
     """The header, shortened until it fits `HEADER_TOKEN_RESERVE` tokens.

@@ -17,8 +17,8 @@ from itertools import accumulate, repeat
 
 import numpy as np
 
+from indexer_core.chunking.tokens import TokenCounter
 from indexer_core.chunking.wordpiece import WordPieceVocab
-from indexer_core.tokens import TokenCounter
 
 _EXOTIC = re.compile(r"[^\t\n\r\x20-\x7e]")  # non-ASCII or control characters
 _WORDS_ONLY = bytes(c if chr(c).isascii() and chr(c).isalnum() else 32 for c in range(256))

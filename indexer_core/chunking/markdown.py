@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from indexer_core.chunking.splitter import FileSplitter
-from indexer_core.models import Span
+from indexer_core.records import Span
 
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")

@@ -26,8 +26,8 @@ from tree_sitter import Node
 from indexer_core.chunking.header import HEADER_TOKEN_RESERVE
 from indexer_core.chunking.linecost import prefix_costs, safe_count
 from indexer_core.chunking.spec import METHOD_PARENTS, LanguageSpec
-from indexer_core.models import Span
-from indexer_core.tokens import TokenCounter
+from indexer_core.chunking.tokens import TokenCounter
+from indexer_core.records import Span
 
 MAX_CONTAINER_DEPTH = 40  # deeper containers are split like functions
 NAME_LIMIT = 100  # characters of a merged chunk's name

@@ -7,7 +7,6 @@ still being chunked. Each partition's materialization is recorded the moment it 
 failure loses nothing done elsewhere and "re-execute from failure" redoes only what failed.
 """
 
-
 import os
 import re
 import time
@@ -15,11 +14,13 @@ from concurrent.futures import Future
 
 import dagster as dg
 
-from indexer_core import query_encoder, registry
-from indexer_core.embedding import load_embedder
-from indexer_core.embedding_pipeline import EmbeddingWorker
-from indexer_core.housekeeping import compact_manifest
-from indexer_core.indexing import chunk_partition, embed_partition
+from indexer_core.embedding import query_encoder
+from indexer_core.embedding.model import load_embedder
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.embed_worker import EmbeddingWorker
+from indexer_core.storage import registry
+from indexer_core.storage.housekeeping import compact_manifest
 from orchestration.metadata import chunk_metadata, embed_metadata
 from orchestration.partitions import index_partitions, split_partition_key
 from orchestration.resources import CodeIndexResource
@@ -47,7 +48,9 @@ def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResourc
     roots = registry.repositories(code_index.db_uri)
     missing = sorted({split_partition_key(k)[0] for k in keys} - roots.keys())
     if missing:
-        raise dg.Failure(f"repositories not registered in {code_index.db_uri}: {', '.join(missing)}")
+        raise dg.Failure(
+            f"repositories not registered in {code_index.db_uri}: {', '.join(missing)}"
+        )
     plan = [(key, _mapping_key(i, key)) for i, key in enumerate(keys)]
     yield dg.Output(plan, output_name="plan")
     for key, mapping_key in plan:
@@ -55,17 +58,32 @@ def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResourc
 
 
 @dg.op(description="Scans one shard, re-chunks its changed files, records files and chunks.")
-def chunk_shard(context: dg.OpExecutionContext, code_index: CodeIndexResource, partition_key: str) -> str:
+def chunk_shard(
+    context: dg.OpExecutionContext, code_index: CodeIndexResource, partition_key: str
+) -> str:
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo)
-    report = chunk_partition(code_index.db_uri, repo, root, shard, code_index.settings(), rehash=code_index.rehash)
+    report = chunk_partition(
+        code_index.db_uri, repo, root, shard, code_index.settings(), rehash=code_index.rehash
+    )
     metadata = chunk_metadata(report, code_index.db_uri)
     tags = {DATA_VERSION_TAG: report.data_version}
-    context.log_event(dg.AssetMaterialization("files", partition=partition_key, metadata={
-        "files": report.files, "skipped_files": len(report.skipped), "skipped": metadata["skipped"],
-        "data_version": report.data_version,
-    }, tags=tags))
-    context.log_event(dg.AssetMaterialization("chunks", partition=partition_key, metadata=metadata, tags=tags))
+    context.log_event(
+        dg.AssetMaterialization(
+            "files",
+            partition=partition_key,
+            metadata={
+                "files": report.files,
+                "skipped_files": len(report.skipped),
+                "skipped": metadata["skipped"],
+                "data_version": report.data_version,
+            },
+            tags=tags,
+        )
+    )
+    context.log_event(
+        dg.AssetMaterialization("chunks", partition=partition_key, metadata=metadata, tags=tags)
+    )
     context.log.info(
         f"{partition_key}: {report.parsed} parsed, {report.unchanged} unchanged, {report.deleted} deleted, "
         f"{len(report.skipped)} skipped, +{report.chunks_added}/-{report.chunks_removed} chunks in {report.seconds:.1f}s"
@@ -93,7 +111,9 @@ def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, k
         embedder = load_embedder(code_index.model, code_index.device, code_index.batch_size)
         for key in keys:
             repo, shard = split_partition_key(key)
-            _record(context, code_index, key, embed_partition(code_index.db_uri, repo, shard, embedder))
+            _record(
+                context, code_index, key, embed_partition(code_index.db_uri, repo, shard, embedder)
+            )
     return
     yield  # a generator that emits no outputs: the records came from chunk_shard
 
@@ -105,15 +125,23 @@ def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, k
 )
 def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexResource, plan: list):
     if _sequential(context):
-        context.log.info("in-process executor: partitions are embedded after chunking, by chunks_done")
+        context.log.info(
+            "in-process executor: partitions are embedded after chunking, by chunks_done"
+        )
         return
     embedder = load_embedder(code_index.model, code_index.device, code_index.batch_size)
-    context.log.info(f"model {embedder.model_name} on {embedder.device}, batch {embedder.batch_size}")
+    context.log.info(
+        f"model {embedder.model_name} on {embedder.device}, batch {embedder.batch_size}"
+    )
     prefix = context.get_step_execution_context().step.handle.to_key().rpartition(".")[0]
     chunk_step = f"{prefix}.chunk_shard" if prefix else "chunk_shard"
     pending = {f"{chunk_step}[{mapping_key}]": key for key, mapping_key in plan}
     run = context.instance.get_run_by_id(context.run_id)
-    rerun_steps = set(run.step_keys_to_execute) if run and run.parent_run_id and run.step_keys_to_execute else None
+    rerun_steps = (
+        set(run.step_keys_to_execute)
+        if run and run.parent_run_id and run.step_keys_to_execute
+        else None
+    )
     ready: list[str] = []
     failed: list[str] = []
     if rerun_steps is not None:  # re-execution: partitions not rerun were chunked by the parent run
@@ -159,7 +187,9 @@ def _export_for_queries(context: dg.OpExecutionContext, embedder) -> None:
         context.log.warning(f"no ONNX export of the model for queries: {type(exc).__name__}: {exc}")
         return
     if path is not None:
-        context.log.info(f"exported the model for queries in {time.perf_counter() - started:.1f}s: {path}")
+        context.log.info(
+            f"exported the model for queries in {time.perf_counter() - started:.1f}s: {path}"
+        )
 
 
 def _sequential(context: dg.OpExecutionContext) -> bool:
@@ -186,13 +216,25 @@ def _record_written(context, code_index: CodeIndexResource, queued: list, wait: 
 
 
 def _record(context, code_index: CodeIndexResource, key: str, report) -> None:
-    context.log_event(dg.AssetMaterialization("vectors", partition=key, metadata=embed_metadata(report, code_index.db_uri)))
-    context.log.info(f"{key}: {report.embedded} embedded, {report.reused} from cache, {report.unchanged} unchanged")
+    context.log_event(
+        dg.AssetMaterialization(
+            "vectors", partition=key, metadata=embed_metadata(report, code_index.db_uri)
+        )
+    )
+    context.log.info(
+        f"{key}: {report.embedded} embedded, {report.reused} from cache, {report.unchanged} unchanged"
+    )
 
 
-def _collect_finished_steps(context, cursor, pending: dict[str, str], ready: list[str], failed: list[str]):
+def _collect_finished_steps(
+    context, cursor, pending: dict[str, str], ready: list[str], failed: list[str]
+):
     """Moves chunk steps that succeeded (or failed) since `cursor` out of `pending`."""
-    event_types = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
+    event_types = {
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+        dg.DagsterEventType.STEP_SKIPPED,
+    }
     while True:
         conn = context.instance.get_records_for_run(
             run_id=context.run_id, cursor=cursor, of_type=event_types, limit=1000

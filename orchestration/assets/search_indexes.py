@@ -9,8 +9,8 @@ above a row threshold; below it search is a flat, exact scan.
 import dagster as dg
 from pydantic import Field
 
-from indexer_core import search_index
-from indexer_core.search_index import IndexBuild
+from indexer_core.search import indexes as search_index
+from indexer_core.search.indexes import IndexBuild
 from orchestration.resources import CodeIndexResource
 
 GROUP = "search"
@@ -58,7 +58,9 @@ def chunk_search_index(code_index: CodeIndexResource) -> dg.MaterializeResult:
     ),
 )
 def vector_ann_index(config: AnnIndexConfig, code_index: CodeIndexResource) -> dg.MaterializeResult:
-    return _result(search_index.build_vector_index(code_index.db_uri, config.min_rows), code_index.db_uri)
+    return _result(
+        search_index.build_vector_index(code_index.db_uri, config.min_rows), code_index.db_uri
+    )
 
 
 search_index_assets = [chunk_search_index, vector_ann_index]

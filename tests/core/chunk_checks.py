@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from indexer_core.chunking.header import embed_text, fitted_header, name_words
-from indexer_core.models import Span
-from indexer_core.tokens import TokenCounter
+from indexer_core.chunking.tokens import TokenCounter
+from indexer_core.records import Span
 
 _PART = re.compile(r" \(part \d+/\d+\)$")
 TOP_KINDS = {"module", "preamble", "text"}
@@ -22,7 +22,9 @@ def check_invariants(
     lines = text.split("\n")
     # Token bound: the exact text that will be embedded fits the model.
     texts = [
-        embed_text(fitted_header(path, language, s.scope, counter, name_words(s.kind, s.name)), s.content)
+        embed_text(
+            fitted_header(path, language, s.scope, counter, name_words(s.kind, s.name)), s.content
+        )
         for s in spans
     ]
     for span, n in zip(spans, counter.count_many(texts)):

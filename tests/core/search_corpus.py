@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 FILES = {
-    "pkg/http_client.py": '''
+    "pkg/http_client.py": """
 import socket
 
 
@@ -64,8 +64,8 @@ class HttpClient:
 
     def __exit__(self, *exc_info):
         self.close()
-''',
-    "pkg/mail.py": '''
+""",
+    "pkg/mail.py": """
 class MailQueue:
     def __init__(self):
         self.pending = []
@@ -83,8 +83,8 @@ def compute_checksum(payload):
     for byte in payload:
         total = (total * 31 + byte) % 65521
     return total
-''',
-    "go/server.go": '''package server
+""",
+    "go/server.go": """package server
 
 import "strings"
 
@@ -104,8 +104,8 @@ func (s *Server) Route(path string, handler string) {
 \t}
 \ts.routes[path] = handler
 }
-''',
-    "web/app.js": '''
+""",
+    "web/app.js": """
 export class EventBus {
   constructor() {
     this.listeners = new Map();
@@ -121,11 +121,11 @@ export async function fetchUserProfile(userId) {
   const response = await fetch(`/api/users/${userId}`);
   return response.json();
 }
-''',
-    "docs/it's quoted.py": '''
+""",
+    "docs/it's quoted.py": """
 def quoted_path_marker():
     return "a file whose path holds a single quote"
-''',
+""",
 }
 
 
@@ -139,9 +139,12 @@ def write_repo(root: Path) -> Path:
 
 def build_index(tmp: Path, repo: str = "demo") -> str:
     """Chunk, embed and index the repository; returns the database URI."""
-    from indexer_core import registry, search_index
-    from indexer_core.embedding import load_embedder
-    from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+    from indexer_core.embedding.model import load_embedder
+    from indexer_core.indexing.chunk_step import chunk_partition
+    from indexer_core.indexing.embed_step import embed_partition
+    from indexer_core.indexing.settings import IndexSettings
+    from indexer_core.search import indexes as search_index
+    from indexer_core.storage import registry
 
     root = write_repo(tmp / "repo")
     db_uri = str(tmp / "lancedb")

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from indexer_core import changes
-from indexer_core.changes import detect_changes
-from indexer_core.indexing import IndexSettings, chunk_partition, partition_versions
-from indexer_core.partitioning import shard_of
-from indexer_core.watching import TreeWatch, scanned_directories
+from indexer_core.indexing import staleness as changes
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.partitioning import shard_of
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.indexing.staleness import detect_changes, partition_versions
+from indexer_core.indexing.watching import TreeWatch, scanned_directories
 from tests.conftest import git, write_tree
 
 SHARDS = 8
@@ -60,7 +61,9 @@ def test_cached_view_tracks_edits_runs_and_matches_the_full_derivation(db_uri, t
     assert not after.stale and after.disk_versions == _full(db_uri, root, SETTINGS)
 
 
-def test_rebuilt_table_with_the_same_version_and_rows_is_not_served_from_cache(db_uri, tmp_path) -> None:
+def test_rebuilt_table_with_the_same_version_and_rows_is_not_served_from_cache(
+    db_uri, tmp_path
+) -> None:
     """Same operations on another tree give the same table version and row count; the
     versions directory's identity still tells the rebuilt table apart."""
     root = write_tree(tmp_path / "repo", _tree("a"))
@@ -132,7 +135,10 @@ def test_tree_watch_answers_no_change_only_when_nothing_happened(tmp_path) -> No
 def test_watched_detection_skips_the_scan_until_something_changes(db_uri, tmp_path) -> None:
     root = write_tree(tmp_path / "repo", _tree("a"))
     _index(db_uri, root)
-    ticks = [detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True) for _ in range(4)]
+    ticks = [
+        detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True)
+        for _ in range(4)
+    ]
     assert [t.scanned for t in ticks] == [True, True, False, False]
     assert all(not t.stale for t in ticks) and ticks[3].files_seen == 20
     assert ticks[3].disk_versions == _full(db_uri, root, SETTINGS)
@@ -145,15 +151,21 @@ def test_watched_detection_skips_the_scan_until_something_changes(db_uri, tmp_pa
     quiet = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True)
     assert not quiet.scanned and list(quiet.stale) == [shard_of("pkg/mod_5.py", SHARDS)]
     chunk_partition(db_uri, "repo", str(root), shard_of("pkg/mod_5.py", SHARDS), SETTINGS)
-    assert not detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True).stale
+    assert not detect_changes(
+        db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True
+    ).stale
 
     # The timer still forces a full scan, even when the watch saw nothing.
-    forced = detect_changes(db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True, full_scan_every=0)
+    forced = detect_changes(
+        db_uri, "repo", str(root), SETTINGS, include_vectors=False, watch=True, full_scan_every=0
+    )
     assert forced.scanned
 
 
 @needs_inotify
-def test_watch_in_a_git_checkout_sees_a_file_made_in_a_new_empty_directory(db_uri, tmp_path) -> None:
+def test_watch_in_a_git_checkout_sees_a_file_made_in_a_new_empty_directory(
+    db_uri, tmp_path
+) -> None:
     """git lists files, not directories: a new directory with nothing in it must still be
     watched, or a file made in it later would wait for the timed full scan."""
     root = write_tree(tmp_path / "repo", {**_tree("a", 4), ".gitignore": "build/\n"})
@@ -162,13 +174,20 @@ def test_watch_in_a_git_checkout_sees_a_file_made_in_a_new_empty_directory(db_ur
     git(root, "commit", "-qm", "init")
     settings = IndexSettings(shards=SHARDS)  # use_git: the scan lists files through git
     _index(db_uri, root, settings)
-    quiet = [detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True) for _ in range(3)]
+    quiet = [
+        detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
+        for _ in range(3)
+    ]
     assert [t.scanned for t in quiet] == [True, True, False]
     (root / "fresh" / "deeper").mkdir(parents=True)
-    assert detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True).scanned
+    assert detect_changes(
+        db_uri, "repo", str(root), settings, include_vectors=False, watch=True
+    ).scanned
     settle = detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
     assert settle.scanned and not settle.stale  # the new watches were added after that scan
-    assert not detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True).scanned
+    assert not detect_changes(
+        db_uri, "repo", str(root), settings, include_vectors=False, watch=True
+    ).scanned
     (root / "fresh" / "deeper" / "late.py").write_text("def late():\n    return 1\n")
     seen = detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
     assert seen.scanned and list(seen.stale) == [shard_of("fresh/deeper/late.py", SHARDS)]
@@ -177,4 +196,6 @@ def test_watch_in_a_git_checkout_sees_a_file_made_in_a_new_empty_directory(db_ur
     detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
     detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True)
     (root / "build" / "out.o").write_bytes(b"\0" * 16)
-    assert not detect_changes(db_uri, "repo", str(root), settings, include_vectors=False, watch=True).scanned
+    assert not detect_changes(
+        db_uri, "repo", str(root), settings, include_vectors=False, watch=True
+    ).scanned

@@ -16,19 +16,28 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from indexer_core import chunk_catalog, storage
-from indexer_core.chunk_catalog import CATALOG_COLUMNS, ChunkCatalog
-from indexer_core.indexing import IndexSettings, chunk_partition
-from indexer_core.names import word_parts
-from indexer_core.row_ids import ROW_ID
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.search import catalog as chunk_catalog
+from indexer_core.search.catalog import CATALOG_COLUMNS, ChunkCatalog
+from indexer_core.search.names import word_parts
+from indexer_core.search.row_ids import ROW_ID
+from indexer_core.storage import tables as storage
 
 STDLIB = Path(shutil.__file__).parent
 MODULES = ["textwrap.py", "shlex.py", "json/decoder.py", "json/encoder.py", "fnmatch.py"]
 SETTINGS = IndexSettings(shards=1, use_git=False)
 SENTENCES = [
-    "wrap the text of a paragraph", "split a shell command line", "decode a json string",
-    "encode the object as json", "match a file name against a pattern", "the width of the line",
-    "read the next token", "escape the string", "indent each line of the text", "scan once",
+    "wrap the text of a paragraph",
+    "split a shell command line",
+    "decode a json string",
+    "encode the object as json",
+    "match a file name against a pattern",
+    "the width of the line",
+    "read the next token",
+    "escape the string",
+    "indent each line of the text",
+    "scan once",
 ]
 
 
@@ -56,8 +65,15 @@ def _queries(catalog: ChunkCatalog) -> tuple[list[str], list[str]]:
     """Identifier queries (every name, and `Scope.name` forms) and sentences of name words."""
     rows = [r for r in catalog.names.rows if r is not None]
     names = sorted({r["name"] for r in rows if r["name"]})
-    identifiers = names + ["JSONDecoder.decode", "TextWrapper.wrap", "shlex.split", "py_scanstring",
-                           "encode_basestring", "_fold", "read_token"]
+    identifiers = names + [
+        "JSONDecoder.decode",
+        "TextWrapper.wrap",
+        "shlex.split",
+        "py_scanstring",
+        "encode_basestring",
+        "_fold",
+        "read_token",
+    ]
     sentences = SENTENCES + [" ".join(["the"] + word_parts(n) + ["of it"]) for n in names[::3]]
     return identifiers, sentences
 
@@ -71,10 +87,20 @@ def _state(catalog: ChunkCatalog, identifiers: list[str], sentences: list[str]) 
         "rows": {cid: {c: rows[slot][c] for c in CATALOG_COLUMNS} for cid, slot in live.items()},
         "row_ids": {cid: int(catalog.row_ids[slot]) for cid, slot in live.items()},
         "by_row": dict(catalog.by_row.chunk_of),
-        "groups": sorted((tuple(catalog.groups.members[g]), catalog.groups.spans[g]) for g in groups),
-        "group_of": {cid: tuple(catalog.groups.members[g]) for cid, g in catalog.groups.group_of.items()},
-        "names": {q: [(rows[i]["chunk_id"], s) for i, s in catalog.names.rank(q, limit=200)] for q in identifiers},
-        "words": {q: [(rows[i]["chunk_id"], s) for i, s in catalog.words.rank(q, limit=200)] for q in sentences},
+        "groups": sorted(
+            (tuple(catalog.groups.members[g]), catalog.groups.spans[g]) for g in groups
+        ),
+        "group_of": {
+            cid: tuple(catalog.groups.members[g]) for cid, g in catalog.groups.group_of.items()
+        },
+        "names": {
+            q: [(rows[i]["chunk_id"], s) for i, s in catalog.names.rank(q, limit=200)]
+            for q in identifiers
+        },
+        "words": {
+            q: [(rows[i]["chunk_id"], s) for i, s in catalog.words.rank(q, limit=200)]
+            for q in sentences
+        },
         "idf": dict(catalog.words.idf),
         "name_mass": {cid: float(catalog.words.name_mass[slot]) for cid, slot in live.items()},
         "live": catalog.names.live,
@@ -87,6 +113,7 @@ def _check(previous: ChunkCatalog, table, monkeypatch) -> ChunkCatalog:
     table.checkout_latest()
     version = table.version
     with monkeypatch.context() as patch:
+
         def no_full_load(*args, **kwargs):
             raise AssertionError("refreshed fell back to a full load")
 
@@ -98,7 +125,9 @@ def _check(previous: ChunkCatalog, table, monkeypatch) -> ChunkCatalog:
     for key in want:
         assert got[key] == want[key], key
     truth = table.search().select(["chunk_id"]).with_row_id(True).limit(None).to_arrow()
-    assert updated.by_row.chunk_of == dict(zip(truth.column(ROW_ID).to_pylist(), truth.column("chunk_id").to_pylist()))
+    assert updated.by_row.chunk_of == dict(
+        zip(truth.column(ROW_ID).to_pylist(), truth.column("chunk_id").to_pylist())
+    )
     assert updated.version == version
     return updated
 
@@ -125,12 +154,22 @@ def test_updates_after_edits_deletes_rewrites_and_compaction_equal_a_fresh_load(
     before = {cid: int(catalog.row_ids[slot]) for cid, slot in catalog.row_of.items()}
 
     # An edit in one file, a new file: the changed file's rows are all rewritten.
-    _edit(root / "lib/textwrap.py", "def dedent(text):", "def undent_text(text):\n    return text\n\n\ndef dedent(text):")
-    (root / "lib/extra.py").write_text("def parse_header(line):\n    return line.split(':', 1)\n\n\n"
-                                       "class HeaderParser:\n    def parse_all(self, lines):\n        return lines\n")
+    _edit(
+        root / "lib/textwrap.py",
+        "def dedent(text):",
+        "def undent_text(text):\n    return text\n\n\ndef dedent(text):",
+    )
+    (root / "lib/extra.py").write_text(
+        "def parse_header(line):\n    return line.split(':', 1)\n\n\n"
+        "class HeaderParser:\n    def parse_all(self, lines):\n        return lines\n"
+    )
     _index(db_uri, root)
     catalog = _check(catalog, table, monkeypatch)
-    moved = [cid for cid, slot in catalog.row_of.items() if cid in before and before[cid] != catalog.row_ids[slot]]
+    moved = [
+        cid
+        for cid, slot in catalog.row_of.items()
+        if cid in before and before[cid] != catalog.row_ids[slot]
+    ]
     assert moved  # rows rewritten by merge_insert, kept by the update with new row ids
 
     # A deleted file, and a long function renamed: its parts regroup under the new name.
@@ -144,10 +183,15 @@ def test_updates_after_edits_deletes_rewrites_and_compaction_equal_a_fresh_load(
     # a plain function renamed, and one part of a grouped function moved out of its group.
     grouped = next(iter(catalog.groups.group_of))
     plain = next(cid for cid in catalog.row_of if cid not in catalog.groups.group_of)
-    table.update(where=f"chunk_id = '{plain}'", values={"name": "renamed_token_reader", "kind": "method"})
+    table.update(
+        where=f"chunk_id = '{plain}'", values={"name": "renamed_token_reader", "kind": "method"}
+    )
     table.update(where=f"chunk_id = '{grouped}'", values={"name": "other_scan (part 1/2)"})
     catalog = _check(catalog, table, monkeypatch)
-    assert catalog.meta(plain)["name"] == "renamed_token_reader" and grouped not in catalog.groups.group_of
+    assert (
+        catalog.meta(plain)["name"] == "renamed_token_reader"
+        and grouped not in catalog.groups.group_of
+    )
 
     # A twin of a chunk (same name, path and first line, another id) ties with it in the
     # name ranking; the chunk deleted and written again unchanged is a move, like a rewrite
@@ -160,7 +204,10 @@ def test_updates_after_edits_deletes_rewrites_and_compaction_equal_a_fresh_load(
     table.add(row.select(table.schema.names))
     catalog = _check(catalog, table, monkeypatch)
     assert catalog.row_of[plain] < catalog.row_of["f" * 24]
-    tied = [cid for cid, _ in _state(catalog, ["renamed_token_reader"], [])["names"]["renamed_token_reader"]]
+    tied = [
+        cid
+        for cid, _ in _state(catalog, ["renamed_token_reader"], [])["names"]["renamed_token_reader"]
+    ]
     assert tied[:2] == sorted([plain, "f" * 24])
 
     # Compaction moves every row to a new address.
@@ -169,8 +216,9 @@ def test_updates_after_edits_deletes_rewrites_and_compaction_equal_a_fresh_load(
     catalog = _check(catalog, table, monkeypatch)
     assert all(held[cid] != catalog.row_ids[slot] for cid, slot in catalog.row_of.items())
     picked = list(catalog.row_of)[:5]
-    assert catalog.contents(table, picked) == dict(zip(
-        picked, [_content(table, cid) for cid in picked]))
+    assert catalog.contents(table, picked) == dict(
+        zip(picked, [_content(table, cid) for cid in picked])
+    )
 
 
 def test_an_update_leaves_the_catalogue_a_query_holds_unchanged(repo, monkeypatch):
@@ -202,7 +250,9 @@ def test_a_chunk_id_twice_falls_back_to_a_full_load(repo):
     table = _table(db_uri)
     catalog = ChunkCatalog.load(table, table.version)
     cid = next(iter(catalog.row_of))
-    table.add(table.search().where(f"chunk_id = '{cid}'").limit(1).to_arrow().select(table.schema.names))
+    table.add(
+        table.search().where(f"chunk_id = '{cid}'").limit(1).to_arrow().select(table.schema.names)
+    )
     table.checkout_latest()
     updated = catalog.refreshed(table, table.version)
     assert updated.exact is False and cid in updated.row_of

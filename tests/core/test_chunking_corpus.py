@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from indexer_core.chunking import chunk_text
-from indexer_core.tokens import load_token_counter
+from indexer_core.chunking.tokens import load_token_counter
 from tests.core.chunk_checks import check_invariants
 
 

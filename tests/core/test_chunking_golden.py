@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from indexer_core.chunking import chunk_text
-from indexer_core.tokens import TokenCounter, load_token_counter
+from indexer_core.chunking.tokens import TokenCounter, load_token_counter
 from tests.core.chunk_checks import check_invariants
 from tests.core.chunk_samples import SAMPLES
 

@@ -7,8 +7,8 @@ import random
 import pytest
 
 from indexer_core.chunking import chunk_text
-from indexer_core.languages import get_parser, language_for_path
-from indexer_core.tokens import TokenCounter, load_token_counter
+from indexer_core.chunking.tokens import TokenCounter, load_token_counter
+from indexer_core.discovery.languages import get_parser, language_for_path
 from tests.core.chunk_checks import check_invariants
 from tests.core.chunk_samples import SAMPLES
 
@@ -158,8 +158,12 @@ def test_parsers_are_cached_and_load_for_every_language() -> None:
 @pytest.mark.parametrize("statements", [14, 17, 20, 26, 33])
 def test_over_budget_function_splits_into_balanced_parts(statements: int) -> None:
     """A function just over budget: no lone signature line, no tiny last part."""
-    body = "".join(f"    value_{i} = compute_something(value_{i - 1}, {i})\n" for i in range(1, statements))
-    text = f"def long_function(alpha, beta):\n    value_0 = alpha + beta\n{body}    return value_0\n"
+    body = "".join(
+        f"    value_{i} = compute_something(value_{i - 1}, {i})\n" for i in range(1, statements)
+    )
+    text = (
+        f"def long_function(alpha, beta):\n    value_0 = alpha + beta\n{body}    return value_0\n"
+    )
     counter = counter_with(100)
     spans = chunk_text(text, "x.py", "python", counter)
     check_invariants(text, "x.py", "python", counter, spans)

@@ -2,9 +2,9 @@
 
 import codecs
 
-from indexer_core import skip_reasons
-from indexer_core.decoding import DecodedText, Undecodable, decode_source
-from indexer_core.hashing import blob_id
+from indexer_core.discovery import skip_reasons
+from indexer_core.discovery.decoding import DecodedText, Undecodable, decode_source
+from indexer_core.discovery.hashing import blob_id
 
 
 def test_utf16_with_bom_is_decoded() -> None:

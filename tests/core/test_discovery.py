@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer_core import skip_reasons
-from indexer_core.discovery import DiscoveryConfig, RepositoryNotFound, scan_repository
-from indexer_core.hashing import StatRecord, blob_id
+from indexer_core.discovery import skip_reasons
+from indexer_core.discovery.hashing import StatRecord, blob_id
+from indexer_core.discovery.listing import DiscoveryConfig, RepositoryNotFound, scan_repository
 from tests.conftest import git, write_tree
 
 ODD_NAMES = [
@@ -34,19 +34,28 @@ def _reasons(scan) -> dict[str, str]:
 
 
 def test_nested_gitignore_with_negation_outside_git(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {
-        ".gitignore": "*.log\nbuild/\n",
-        "a.py": "x = 1\n",
-        "debug.log": "noise\n",
-        "build/out.py": "y = 2\n",
-        "sub/.gitignore": "!keep.log\nlocal.py\n",
-        "sub/keep.log": "kept\n",
-        "sub/local.py": "z = 3\n",
-        "sub/other.py": "w = 4\n",
-        ".codeindexignore": "sub/other.py\n",
-    })
+    root = write_tree(
+        tmp_path,
+        {
+            ".gitignore": "*.log\nbuild/\n",
+            "a.py": "x = 1\n",
+            "debug.log": "noise\n",
+            "build/out.py": "y = 2\n",
+            "sub/.gitignore": "!keep.log\nlocal.py\n",
+            "sub/keep.log": "kept\n",
+            "sub/local.py": "z = 3\n",
+            "sub/other.py": "w = 4\n",
+            ".codeindexignore": "sub/other.py\n",
+        },
+    )
     scan = scan_repository(root, DiscoveryConfig(use_git=False))
-    assert _paths(scan) == {".gitignore", ".codeindexignore", "a.py", "sub/.gitignore", "sub/keep.log"}
+    assert _paths(scan) == {
+        ".gitignore",
+        ".codeindexignore",
+        "a.py",
+        "sub/.gitignore",
+        "sub/keep.log",
+    }
     reasons = _reasons(scan)
     assert reasons["debug.log"] == skip_reasons.IGNORED
     assert reasons["build/"] == skip_reasons.IGNORED
@@ -55,8 +64,10 @@ def test_nested_gitignore_with_negation_outside_git(tmp_path: Path) -> None:
 
 
 def test_git_checkout_uses_git_listing_and_blob_ids(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {".gitignore": "ignored/\n", "a.py": "a = 1\n", "b.py": "b = 1\n",
-                                 "ignored/x.py": "x\n"})
+    root = write_tree(
+        tmp_path,
+        {".gitignore": "ignored/\n", "a.py": "a = 1\n", "b.py": "b = 1\n", "ignored/x.py": "x\n"},
+    )
     git(root, "init", "-q")
     (root / ".git" / "info" / "exclude").write_text("secret.py\n")
     (root / "secret.py").write_text("s = 1\n")
@@ -69,7 +80,9 @@ def test_git_checkout_uses_git_listing_and_blob_ids(tmp_path: Path) -> None:
     assert _paths(scan) == {".gitignore", "a.py", "b.py", "new.py"}
     hashes = {f.path: f.file_hash for f in scan.files}
     for rel in ("a.py", "b.py", "new.py"):
-        expected = subprocess.run(["git", "-C", str(root), "hash-object", rel], capture_output=True, text=True, check=True).stdout.strip()
+        expected = subprocess.run(
+            ["git", "-C", str(root), "hash-object", rel], capture_output=True, text=True, check=True
+        ).stdout.strip()
         assert hashes[rel] == expected
     assert scan.hashed == 2  # only the modified and the untracked file were read
 
@@ -87,12 +100,15 @@ def test_stat_fast_path_skips_hashing_unchanged_files(tmp_path: Path) -> None:
 def test_skip_reasons_by_name_size_and_link(tmp_path: Path) -> None:
     outside = tmp_path / "outside.py"
     outside.write_text("secret = 1\n")
-    root = write_tree(tmp_path / "repo", {
-        "package-lock.json": "{}",
-        "dist/app.min.js": "var a=1;",
-        "big.py": "x = 1\n" * 1000,
-        "ok.py": "ok = 1\n",
-    })
+    root = write_tree(
+        tmp_path / "repo",
+        {
+            "package-lock.json": "{}",
+            "dist/app.min.js": "var a=1;",
+            "big.py": "x = 1\n" * 1000,
+            "ok.py": "ok = 1\n",
+        },
+    )
     os.symlink(outside, root / "escape.py")
     os.symlink(root / "ok.py", root / "alias.py")
     os.symlink(root / "loop_a", root / "loop_b")
@@ -136,7 +152,10 @@ def test_missing_repository_is_a_clear_error(tmp_path: Path) -> None:
         scan_repository(tmp_path / "does-not-exist")
 
 
-@pytest.mark.skipif(not hasattr(os, "setuid") or os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
+@pytest.mark.skipif(
+    not hasattr(os, "setuid") or os.geteuid() != 0,
+    reason="needs root to drop to an unprivileged user",
+)
 def test_unreadable_file_is_recorded_not_fatal(tmp_path: Path) -> None:
     """As root every file is readable, so the scan runs as `nobody` against a chmod 000 file."""
     import tempfile
@@ -153,7 +172,13 @@ def test_unreadable_file_is_recorded_not_fatal(tmp_path: Path) -> None:
         "print(sorted(f.path for f in s.files), sorted((x.path, x.reason) for x in s.skipped))"
     )
     project = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project, check=False,
-                         env={**os.environ, "PYTHONPATH": str(project)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(project)},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['open.py'] [('locked.py', 'unreadable')]"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer_core.embedding import Embedder, tokenizer_threads
+from indexer_core.embedding.model import Embedder, tokenizer_threads
 
 
 def _texts() -> list[str]:
@@ -101,6 +101,8 @@ def test_pipelined_encode_raises_other_errors(embedder: Embedder) -> None:
         def __call__(self, features):
             raise RuntimeError("device-side assert triggered")
 
-    pipelined = Embedder(embedder.model_name, Broken(embedder.model), "cpu", batch_size=8, tokenizer_threads=2)
+    pipelined = Embedder(
+        embedder.model_name, Broken(embedder.model), "cpu", batch_size=8, tokenizer_threads=2
+    )
     with pytest.raises(RuntimeError, match="device-side assert"):
         pipelined.encode(_texts()[:20])

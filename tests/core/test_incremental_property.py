@@ -11,8 +11,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexer_core import storage
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import tables as storage
 
 SETTINGS = IndexSettings(shards=3)
 NAMES = ["a.py", "b.py", "pkg/c.py", "pkg/d.js", "it's e.py", "f.md"]
@@ -55,15 +57,23 @@ def _index(db_uri: str, root: Path, embedder) -> None:
 def _snapshot(db_uri: str) -> tuple[set, dict]:
     db = storage.connect(db_uri)
     chunks = db.open_table(storage.CHUNKS).to_arrow()
-    rows = set(zip(*(chunks.column(c).to_pylist() for c in ("path", "start_line", "end_line", "content"))))
+    rows = set(
+        zip(*(chunks.column(c).to_pylist() for c in ("path", "start_line", "end_line", "content")))
+    )
     vectors: pa.Table = db.open_table(storage.VECTORS).to_arrow()
-    by_id = dict(zip(vectors.column("chunk_id").to_pylist(), np.asarray(vectors.column("vector").to_pylist())))
+    by_id = dict(
+        zip(
+            vectors.column("chunk_id").to_pylist(), np.asarray(vectors.column("vector").to_pylist())
+        )
+    )
     assert len(by_id) == vectors.num_rows, "duplicate chunk ids in vectors"
     assert set(by_id) == set(chunks.column("chunk_id").to_pylist()), "chunks and vectors disagree"
     return rows, by_id
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(steps=st.lists(st.lists(operation, min_size=1, max_size=4), min_size=1, max_size=3))
 def test_incremental_equals_from_scratch(embedder, steps) -> None:
     work = Path(tempfile.mkdtemp(prefix="incr-"))

@@ -7,18 +7,24 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from indexer_core import integrity, skip_reasons, storage
-from indexer_core.embedding import load_embedder
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
-from indexer_core.model_location import resolve_model_path
-from indexer_core.partitioning import shard_of
+from indexer_core.discovery import skip_reasons
+from indexer_core.embedding.model import load_embedder
+from indexer_core.embedding.model_location import resolve_model_path
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.partitioning import shard_of
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import integrity
+from indexer_core.storage import tables as storage
 from tests.conftest import MODEL, write_tree
 
 SETTINGS = IndexSettings(shards=1)
 
 
 def _index(db_uri: str, root: Path, embedder, settings: IndexSettings = SETTINGS):
-    reports = [chunk_partition(db_uri, "repo", str(root), s, settings) for s in range(settings.shards)]
+    reports = [
+        chunk_partition(db_uri, "repo", str(root), s, settings) for s in range(settings.shards)
+    ]
     embeds = [embed_partition(db_uri, "repo", s, embedder) for s in range(settings.shards)]
     return reports, embeds
 
@@ -32,7 +38,13 @@ def test_full_index_then_noop_rerun(db_uri, sample_repo, embedder) -> None:
     assert chunked.parsed == 5 and chunked.files == 5 and chunked.chunks_added > 5
     assert embedded.embedded == chunked.chunks_total and embedded.chunks == chunked.chunks_total
     chunks = _table(db_uri, storage.CHUNKS)
-    assert set(chunks.column("language").to_pylist()) == {"python", "javascript", "go", "markdown", "text"}
+    assert set(chunks.column("language").to_pylist()) == {
+        "python",
+        "javascript",
+        "go",
+        "markdown",
+        "text",
+    }
     app = [r for r in chunks.to_pylist() if r["path"] == "src/app.py"]
     module = next(r for r in app if r["kind"] == "module")
     function = next(r for r in app if r["name"] == "parse_header")
@@ -43,18 +55,29 @@ def test_full_index_then_noop_rerun(db_uri, sample_repo, embedder) -> None:
     (again,), (again_embed,) = _index(db_uri, sample_repo, embedder)
     assert again.parsed == 0 and again.unchanged == 5 and not again.changed
     assert again_embed.embedded == 0 and again_embed.unchanged == chunked.chunks_total
-    for check in (integrity.check_one_vector_per_chunk(db_uri), integrity.check_unique_chunk_ids(db_uri),
-                  integrity.check_vectors_sane(db_uri, embedder.dim)):
+    for check in (
+        integrity.check_one_vector_per_chunk(db_uri),
+        integrity.check_unique_chunk_ids(db_uri),
+        integrity.check_vectors_sane(db_uri, embedder.dim),
+    ):
         assert check.passed, check.description
 
 
 def test_edit_delete_and_rename_touch_only_what_changed(db_uri, sample_repo, embedder) -> None:
     _index(db_uri, sample_repo, embedder)
-    (sample_repo / "src/app.py").write_text((sample_repo / "src/app.py").read_text() + "\n\ndef extra():\n    return 42\n")
+    (sample_repo / "src/app.py").write_text(
+        (sample_repo / "src/app.py").read_text() + "\n\ndef extra():\n    return 42\n"
+    )
     (sample_repo / "notes.txt").unlink()
     shutil.move(sample_repo / "lib/main.go", sample_repo / "lib/renamed.go")
     (report,), (embedded,) = _index(db_uri, sample_repo, embedder)
-    assert (report.modified, report.deleted, report.added, report.renamed, report.parsed) == (1, 2, 1, 1, 2)
+    assert (report.modified, report.deleted, report.added, report.renamed, report.parsed) == (
+        1,
+        2,
+        1,
+        1,
+        2,
+    )
     paths = set(_table(db_uri, storage.CHUNKS).column("path").to_pylist())
     assert "notes.txt" not in paths and "lib/main.go" not in paths and "lib/renamed.go" in paths
     vector_paths = set(_table(db_uri, storage.VECTORS).column("path").to_pylist())
@@ -65,16 +88,19 @@ def test_edit_delete_and_rename_touch_only_what_changed(db_uri, sample_repo, emb
 
 
 def test_hostile_files_are_recorded_not_fatal(db_uri, tmp_path, embedder) -> None:
-    root = write_tree(tmp_path / "hostile", {
-        "bin.py": b"\x00\x01\x02binary",
-        "latin1.py": b"name = 'caf\xe9'\n",
-        "utf16.py": "\ufeffx = 1\n".encode("utf-16"),
-        "min.js": "var a=1;" * 4000,
-        "empty.py": "",
-        "comments.py": "# only\n# comments\n",
-        "crlf.py": b"def f():\r\n    return 1\r\n",
-        "ok.py": "def ok():\n    return 1\n",
-    })
+    root = write_tree(
+        tmp_path / "hostile",
+        {
+            "bin.py": b"\x00\x01\x02binary",
+            "latin1.py": b"name = 'caf\xe9'\n",
+            "utf16.py": "\ufeffx = 1\n".encode("utf-16"),
+            "min.js": "var a=1;" * 4000,
+            "empty.py": "",
+            "comments.py": "# only\n# comments\n",
+            "crlf.py": b"def f():\r\n    return 1\r\n",
+            "ok.py": "def ok():\n    return 1\n",
+        },
+    )
     (report,), _ = _index(db_uri, root, embedder)
     reasons = {s.path: s.reason for s in report.skipped}
     assert reasons == {"bin.py": skip_reasons.BINARY, "min.js": skip_reasons.MINIFIED}
@@ -91,7 +117,13 @@ def test_hostile_files_are_recorded_not_fatal(db_uri, tmp_path, embedder) -> Non
 
 
 def test_every_chunk_fits_the_model_untruncated(db_uri, sample_repo, embedder) -> None:
-    write_tree(sample_repo, {"big.py": "def huge():\n" + "".join(f"    value_{i} = compute({i}, 'x' * {i})\n" for i in range(600))})
+    write_tree(
+        sample_repo,
+        {
+            "big.py": "def huge():\n"
+            + "".join(f"    value_{i} = compute({i}, 'x' * {i})\n" for i in range(600))
+        },
+    )
     _index(db_uri, sample_repo, embedder)
     chunks = _table(db_uri, storage.CHUNKS)
     tokenizer = embedder.model.tokenizer
@@ -102,7 +134,9 @@ def test_every_chunk_fits_the_model_untruncated(db_uri, sample_repo, embedder) -
 
 def test_model_change_reembeds_without_reparsing(db_uri, sample_repo, embedder) -> None:
     (first,), _ = _index(db_uri, sample_repo, embedder)
-    other = load_embedder(str(resolve_model_path(MODEL)), "cpu", 16)  # same weights, another model name
+    other = load_embedder(
+        str(resolve_model_path(MODEL)), "cpu", 16
+    )  # same weights, another model name
     assert other.model_name != embedder.model_name
     settings = IndexSettings(shards=1, model=other.model_name)
     (report,), (embedded,) = _index(db_uri, sample_repo, other, settings)
@@ -126,12 +160,14 @@ def test_embedding_cache_serves_moved_code(db_uri, tmp_path, embedder) -> None:
     assert report.embedded == 0 and report.reused == 1
 
 
-def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(db_uri, tmp_path, sample_repo, embedder) -> None:
+def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(
+    db_uri, tmp_path, sample_repo, embedder
+) -> None:
     """The pipelined worker (write of one partition while the next is encoded) gives the
     same vectors as `embed_partition`, takes known texts from the cache, and lets go of
     each partition's lock once its write is done."""
-    from indexer_core.embedding_pipeline import EmbeddingWorker
-    from indexer_core.locking import partition_lock
+    from indexer_core.indexing.embed_worker import EmbeddingWorker
+    from indexer_core.storage.locking import partition_lock
 
     settings = IndexSettings(shards=4)
     for shard in range(4):
@@ -145,8 +181,11 @@ def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(db_uri, t
     for shard in range(4):
         with partition_lock(db_uri, "repo", shard):  # released: this does not wait
             pass
-    for check in (integrity.check_one_vector_per_chunk(db_uri), integrity.check_unique_chunk_ids(db_uri),
-                  integrity.check_vectors_sane(db_uri, embedder.dim)):
+    for check in (
+        integrity.check_one_vector_per_chunk(db_uri),
+        integrity.check_unique_chunk_ids(db_uri),
+        integrity.check_vectors_sane(db_uri, embedder.dim),
+    ):
         assert check.passed, check.description
 
     # The same tree indexed by embed_partition gives the same vector for every chunk.
@@ -171,7 +210,9 @@ def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(db_uri, t
     for name in ("fork1", "fork2"):
         fork = tmp_path / name
         shutil.copytree(sample_repo, fork)
-        (fork / "extra.py").write_text("def brand_new_helper(values):\n    return sorted(set(values))\n")
+        (fork / "extra.py").write_text(
+            "def brand_new_helper(values):\n    return sorted(set(values))\n"
+        )
         chunk_partition(db_uri, name, str(fork), 0, IndexSettings(shards=1))
     worker = EmbeddingWorker(db_uri, embedder)
     first, second = worker.submit("fork1", 0), worker.submit("fork2", 0)
@@ -184,9 +225,9 @@ def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(db_uri, t
 def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) -> None:
     """A run leaves a fragment per shard in `files`; compacting them changes no row, no
     version the sensor compares, and a later edit is still found."""
-    from indexer_core.changes import detect_changes
-    from indexer_core.housekeeping import compact_manifest
-    from indexer_core.indexing import read_manifest
+    from indexer_core.indexing.manifest import read_manifest
+    from indexer_core.indexing.staleness import detect_changes
+    from indexer_core.storage.housekeeping import compact_manifest
 
     tree = {f"pkg/mod_{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(24)}
     root = write_tree(tmp_path / "repo", tree)
@@ -198,7 +239,10 @@ def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) ->
     before = read_manifest(db_uri, "repo").sort_by("path")
     report = compact_manifest(db_uri)
     assert report is not None and report.fragments_before >= 5 and report.fragments_after == 1
-    assert storage.connect(db_uri).open_table(storage.FILES).stats()["fragment_stats"]["num_fragments"] == 1
+    assert (
+        storage.connect(db_uri).open_table(storage.FILES).stats()["fragment_stats"]["num_fragments"]
+        == 1
+    )
     assert read_manifest(db_uri, "repo").sort_by("path").equals(before)
     assert compact_manifest(db_uri) is None  # nothing left to merge
     assert not detect_changes(db_uri, "repo", str(root), settings, include_vectors=False).stale
@@ -207,12 +251,14 @@ def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) ->
     assert list(changed.stale) == [shard_of("pkg/mod_3.py", 8)] and changed.files_hashed == 1
 
 
-def test_embedding_worker_close_with_cancel_settles_every_future(db_uri, sample_repo, embedder) -> None:
+def test_embedding_worker_close_with_cancel_settles_every_future(
+    db_uri, sample_repo, embedder
+) -> None:
     """A consumer that fails closes its worker with `cancel`: partitions not yet started are
     cancelled (nobody waits on them forever); the one already running finishes and is written."""
     from concurrent.futures import CancelledError
 
-    from indexer_core.embedding_pipeline import EmbeddingWorker
+    from indexer_core.indexing.embed_worker import EmbeddingWorker
 
     settings = IndexSettings(shards=4)
     for shard in range(4):

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer_core import query_encoder
-from indexer_core.model_location import resolve_model_path
-from indexer_core.search import load_query_encoder, query_embedder, search
+from indexer_core.embedding import query_encoder
+from indexer_core.embedding.model_location import resolve_model_path
+from indexer_core.search.query import load_query_encoder, query_embedder, search
 from tests.conftest import MODEL
 from tests.core.search_corpus import build_index
 
@@ -41,7 +41,12 @@ def exported(embedder) -> Path:
 def test_the_packaged_models_layout() -> None:
     layout = query_encoder.model_layout(resolve_model_path(MODEL))
     assert layout is not None
-    assert (layout.pooling, layout.normalize, layout.dim, layout.max_tokens) == ("mean", True, 384, 256)
+    assert (layout.pooling, layout.normalize, layout.dim, layout.max_tokens) == (
+        "mean",
+        True,
+        384,
+        256,
+    )
 
 
 def test_onnx_vectors_equal_the_models_own(embedder, exported: Path) -> None:
@@ -49,10 +54,14 @@ def test_onnx_vectors_equal_the_models_own(embedder, exported: Path) -> None:
     assert isinstance(encoder, query_encoder.OnnxQueryEncoder)
     assert encoder.dim == embedder.dim and encoder.model_name == MODEL
     np.testing.assert_allclose(encoder.encode(TEXTS), embedder.encode(TEXTS), atol=1e-5)
-    np.testing.assert_allclose(encoder.encode_query(TEXTS[0]), embedder.encode_query(TEXTS[0]), atol=1e-5)
+    np.testing.assert_allclose(
+        encoder.encode_query(TEXTS[0]), embedder.encode_query(TEXTS[0]), atol=1e-5
+    )
 
 
-def test_search_uses_the_export_and_ranks_as_torch_does(tmp_path: Path, embedder, exported: Path) -> None:
+def test_search_uses_the_export_and_ranks_as_torch_does(
+    tmp_path: Path, embedder, exported: Path
+) -> None:
     db = build_index(tmp_path)
     assert isinstance(query_embedder(db), query_encoder.OnnxQueryEncoder)
     for mode in ("vector", "hybrid"):
@@ -62,7 +71,9 @@ def test_search_uses_the_export_and_ranks_as_torch_does(tmp_path: Path, embedder
         assert [round(h.score, 4) for h in fast] == [round(h.score, 4) for h in slow]
 
 
-def test_a_search_process_with_the_export_never_imports_torch(tmp_path: Path, exported: Path) -> None:
+def test_a_search_process_with_the_export_never_imports_torch(
+    tmp_path: Path, exported: Path
+) -> None:
     db = build_index(tmp_path)
     script = (
         "import sys\n"
@@ -70,7 +81,9 @@ def test_a_search_process_with_the_export_never_imports_torch(tmp_path: Path, ex
         f"hits = search({db!r}, 'checksum of a payload', k=3)\n"
         "print(hits[0].name, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["compute_checksum", "False", "False"]
 
@@ -91,7 +104,9 @@ def _model_dir(tmp_path: Path, modules: list[dict], pooling: dict) -> Path:
         (target / name).write_text((source / name).read_text())
     (target / "modules.json").write_text(json.dumps(modules))
     (target / "1_Pooling").mkdir()
-    (target / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, **pooling}))
+    (target / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 384, **pooling})
+    )
     return target
 
 
@@ -101,28 +116,49 @@ def _model_dir(tmp_path: Path, modules: list[dict], pooling: dict) -> Path:
         # A Dense layer after pooling: not a layout the ONNX path reproduces.
         (["Transformer", "Pooling", "Dense", "Normalize"], {"pooling_mode_mean_tokens": True}),
         # Two pooling modes at once (concatenated by sentence-transformers).
-        (["Transformer", "Pooling"], {"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True}),
+        (
+            ["Transformer", "Pooling"],
+            {"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True},
+        ),
         # A pooling mode it does not implement.
         (["Transformer", "Pooling"], {"pooling_mode_mean_sqrt_len_tokens": True}),
     ],
 )
-def test_other_layouts_keep_the_torch_path(tmp_path: Path, modules: list[str], pooling: dict) -> None:
+def test_other_layouts_keep_the_torch_path(
+    tmp_path: Path, modules: list[str], pooling: dict
+) -> None:
     paths = {"Transformer": "", "Pooling": "1_Pooling"}
-    listed = [{"idx": i, "name": str(i), "path": paths.get(t, f"{i}_{t}"), "type": f"sentence_transformers.models.{t}"}
-              for i, t in enumerate(modules)]
+    listed = [
+        {
+            "idx": i,
+            "name": str(i),
+            "path": paths.get(t, f"{i}_{t}"),
+            "type": f"sentence_transformers.models.{t}",
+        }
+        for i, t in enumerate(modules)
+    ]
     assert query_encoder.model_layout(_model_dir(tmp_path, listed, pooling)) is None
 
 
 def test_the_packaged_layout_read_from_a_copy(tmp_path: Path) -> None:
     listed = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ]
-    layout = query_encoder.model_layout(_model_dir(tmp_path, listed, {"pooling_mode_cls_token": True}))
+    layout = query_encoder.model_layout(
+        _model_dir(tmp_path, listed, {"pooling_mode_cls_token": True})
+    )
     assert layout is not None and (layout.pooling, layout.normalize) == ("cls", False)
 
 
-def test_a_damaged_export_is_dropped_and_the_model_serves(tmp_path: Path, monkeypatch, embedder) -> None:
+def test_a_damaged_export_is_dropped_and_the_model_serves(
+    tmp_path: Path, monkeypatch, embedder
+) -> None:
     monkeypatch.setenv("CODE_INDEX_ONNX_CACHE", str(tmp_path / "cache"))
     path = query_encoder.export_path(MODEL, resolve_model_path(MODEL))
     path.parent.mkdir(parents=True)

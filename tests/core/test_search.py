@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer_core.search import (
+from indexer_core.search.query import (
     IndexModelMismatch,
     SearchFilters,
     get_chunk,
@@ -69,9 +69,13 @@ def test_filters_language_kind_repo(db):
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
 def test_path_glob_including_a_quote(db, mode):
-    hits = search(db, "quoted path marker", k=5, mode=mode, filters=SearchFilters(path_glob="docs/it's*.py"))
+    hits = search(
+        db, "quoted path marker", k=5, mode=mode, filters=SearchFilters(path_glob="docs/it's*.py")
+    )
     assert hits and {h.path for h in hits} == {"docs/it's quoted.py"}
-    js = search(db, "subscribe a listener", k=10, mode=mode, filters=SearchFilters(path_glob="web/*.js"))
+    js = search(
+        db, "subscribe a listener", k=10, mode=mode, filters=SearchFilters(path_glob="web/*.js")
+    )
     assert js and all(h.path.startswith("web/") for h in js)
 
 

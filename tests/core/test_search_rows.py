@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from indexer_core import storage
-from indexer_core.chunk_catalog import ChunkCatalog
-from indexer_core.row_ids import RowIdMap
+from indexer_core.search.catalog import ChunkCatalog
+from indexer_core.search.row_ids import RowIdMap
+from indexer_core.storage import tables as storage
 
 
 def _chunk(i: int, content: str | None = None) -> dict:
     return {
-        "chunk_id": f"{i:016x}", "repo": "demo", "path": f"pkg/m{i}.py", "file_id": f"{i:016x}", "shard": 0,
-        "language": "python", "kind": "function", "name": f"fn_{i}", "scope": "", "parent_id": "",
-        "start_line": 1, "end_line": 3, "content": content or f"def fn_{i}(): pass", "embed_text": "",
-        "file_hash": "", "content_hash": "",
+        "chunk_id": f"{i:016x}",
+        "repo": "demo",
+        "path": f"pkg/m{i}.py",
+        "file_id": f"{i:016x}",
+        "shard": 0,
+        "language": "python",
+        "kind": "function",
+        "name": f"fn_{i}",
+        "scope": "",
+        "parent_id": "",
+        "start_line": 1,
+        "end_line": 3,
+        "content": content or f"def fn_{i}(): pass",
+        "embed_text": "",
+        "file_hash": "",
+        "content_hash": "",
     }
 
 
@@ -22,7 +34,11 @@ def _table(tmp_path, n: int = 6):
     db = storage.connect(str(tmp_path / "db"))
     table = db.create_table(storage.CHUNKS, schema=storage.CHUNKS_SCHEMA)
     for start in range(0, n, 3):  # several fragments
-        table.add(pa.Table.from_pylist([_chunk(i) for i in range(start, start + 3)], schema=storage.CHUNKS_SCHEMA))
+        table.add(
+            pa.Table.from_pylist(
+                [_chunk(i) for i in range(start, start + 3)], schema=storage.CHUNKS_SCHEMA
+            )
+        )
     return table
 
 
@@ -32,7 +48,8 @@ def test_catalog_holds_hit_metadata_and_reads_content_by_row(tmp_path):
     assert catalog.meta(f"{4:016x}")["path"] == "pkg/m4.py"
     assert catalog.meta("ffff") is None
     assert catalog.contents(table, [f"{i:016x}" for i in (1, 4)]) == {
-        f"{1:016x}": "def fn_1(): pass", f"{4:016x}": "def fn_4(): pass",
+        f"{1:016x}": "def fn_1(): pass",
+        f"{4:016x}": "def fn_4(): pass",
     }
 
 
@@ -41,7 +58,9 @@ def test_content_of_rows_rewritten_or_deleted_after_the_catalog(tmp_path):
     catalog = ChunkCatalog.load(table, table.version)
     table.delete(f"chunk_id = '{2:016x}'")
     table.delete(f"chunk_id = '{4:016x}'")
-    table.add(pa.Table.from_pylist([_chunk(4, "def fn_4(): return 4")], schema=storage.CHUNKS_SCHEMA))
+    table.add(
+        pa.Table.from_pylist([_chunk(4, "def fn_4(): return 4")], schema=storage.CHUNKS_SCHEMA)
+    )
     table.optimize()  # compaction moves every surviving row to new addresses
     got = catalog.contents(table, [f"{i:016x}" for i in (1, 2, 4)])
     assert got == {f"{1:016x}": "def fn_1(): pass", f"{4:016x}": "def fn_4(): return 4"}
@@ -61,9 +80,13 @@ def test_row_id_map_follows_adds_deletes_rewrites_and_compaction(tmp_path):
     table = _table(tmp_path, 30)
     known = RowIdMap.load(table, table.version)
     steps = [
-        lambda: table.add(pa.Table.from_pylist([_chunk(40), _chunk(41)], schema=storage.CHUNKS_SCHEMA)),
+        lambda: table.add(
+            pa.Table.from_pylist([_chunk(40), _chunk(41)], schema=storage.CHUNKS_SCHEMA)
+        ),
         lambda: table.delete(f"chunk_id IN ('{3:016x}', '{40:016x}')"),
-        lambda: table.update(where=f"chunk_id = '{7:016x}'", values={"content": "def fn_7(): return 7"}),
+        lambda: table.update(
+            where=f"chunk_id = '{7:016x}'", values={"content": "def fn_7(): return 7"}
+        ),
         lambda: table.optimize(),  # every row at a new address: loaded afresh
     ]
     for step in steps:

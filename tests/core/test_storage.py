@@ -3,17 +3,26 @@
 import pyarrow as pa
 import pytest
 
-from indexer_core import storage
-from indexer_core.indexing import file_id
+from indexer_core.chunking.files import file_id
+from indexer_core.storage import tables as storage
 
 
 def _chunk_rows(repo: str, paths: list[str], shard: int = 0) -> pa.Table:
     rows = []
     for i, path in enumerate(paths):
-        rows.append({name: "" for name in storage.CHUNKS_SCHEMA.names} | {
-            "chunk_id": f"{i:024x}", "repo": repo, "path": path, "file_id": file_id(repo, path),
-            "shard": shard, "start_line": 1, "end_line": 1, "content": path,
-        })
+        rows.append(
+            {name: "" for name in storage.CHUNKS_SCHEMA.names}
+            | {
+                "chunk_id": f"{i:024x}",
+                "repo": repo,
+                "path": path,
+                "file_id": file_id(repo, path),
+                "shard": shard,
+                "start_line": 1,
+                "end_line": 1,
+                "content": path,
+            }
+        )
     return pa.Table.from_pylist(rows, schema=storage.CHUNKS_SCHEMA)
 
 
@@ -21,9 +30,13 @@ def test_replace_rows_is_idempotent_and_one_commit(db_uri: str) -> None:
     db = storage.connect(db_uri)
     table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
     paths = ["a.py", "it's.py", "x' OR '1'='1.py"]
-    storage.replace_rows(table, "chunk_id", _chunk_rows("r", paths), storage.partition_filter("r", 0))
+    storage.replace_rows(
+        table, "chunk_id", _chunk_rows("r", paths), storage.partition_filter("r", 0)
+    )
     version = table.version
-    storage.replace_rows(table, "chunk_id", _chunk_rows("r", paths), storage.partition_filter("r", 0))
+    storage.replace_rows(
+        table, "chunk_id", _chunk_rows("r", paths), storage.partition_filter("r", 0)
+    )
     assert table.version == version + 1
     assert sorted(table.to_arrow().column("path").to_pylist()) == sorted(paths)
 
@@ -36,7 +49,9 @@ def test_delete_of_a_quoted_path_touches_only_that_file(db_uri: str) -> None:
     victim = "x' OR '1'='1.py"
     where = f"{storage.partition_filter('r', 0)} AND {storage.id_list_filter('file_id', [file_id('r', victim)])}"
     storage.replace_rows(table, "chunk_id", _chunk_rows("r", [])[:0], where)
-    assert sorted(table.to_arrow().column("path").to_pylist()) == sorted(p for p in paths if p != victim)
+    assert sorted(table.to_arrow().column("path").to_pylist()) == sorted(
+        p for p in paths if p != victim
+    )
 
 
 def test_filters_refuse_what_they_cannot_quote() -> None:
@@ -69,8 +84,10 @@ def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
 def test_open_chunks_adds_the_search_text_column_to_an_older_table(db_uri: str) -> None:
     db = storage.connect(db_uri)
     old_schema = pa.schema([f for f in storage.CHUNKS_SCHEMA if f.name != "search_text"])
-    rows = _chunk_rows("r", ["pkg/a.py"]).drop_columns(["search_text"]).set_column(
-        old_schema.get_field_index("name"), "name", pa.array(["readAll"])
+    rows = (
+        _chunk_rows("r", ["pkg/a.py"])
+        .drop_columns(["search_text"])
+        .set_column(old_schema.get_field_index("name"), "name", pa.array(["readAll"]))
     )
     db.create_table(storage.CHUNKS, rows, schema=old_schema)
     table = storage.open_chunks(db)
@@ -79,12 +96,14 @@ def test_open_chunks_adds_the_search_text_column_to_an_older_table(db_uri: str) 
     (text,) = table.to_arrow().column("search_text").to_pylist()
     assert "pkg/a.py" in text and "readAll" in text
     storage.open_chunks(db)  # a second open changes nothing
-    storage.replace_rows(table, "chunk_id", _chunk_rows("r", ["b.py"]), storage.partition_filter("r", 0))
+    storage.replace_rows(
+        table, "chunk_id", _chunk_rows("r", ["b.py"]), storage.partition_filter("r", 0)
+    )
     assert table.to_arrow().column("path").to_pylist() == ["b.py"]
 
 
 def test_search_text_splits_camel_case_words() -> None:
-    from indexer_core.names import expand_identifiers, search_text
+    from indexer_core.search.names import expand_identifiers, search_text
 
     assert expand_identifiers("ip.IsUnspecified() && utf8Decode(HTTPServer)") == (
         "ip.IsUnspecified Is Unspecified() && utf8Decode utf8 Decode(HTTPServer HTTP Server)"
@@ -124,4 +143,6 @@ def test_open_or_create_gives_up_on_a_table_that_never_appears(tmp_path, monkeyp
     monkeypatch.setattr(storage, "_OPEN_ATTEMPTS", 3)
     (tmp_path / "db" / f"{storage.CHUNKS}.lance").mkdir(parents=True)  # listed, never written
     with pytest.raises(ValueError, match="not found"):
-        storage.open_or_create(storage.connect(str(tmp_path / "db")), storage.CHUNKS, storage.CHUNKS_SCHEMA)
+        storage.open_or_create(
+            storage.connect(str(tmp_path / "db")), storage.CHUNKS, storage.CHUNKS_SCHEMA
+        )

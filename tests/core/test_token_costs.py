@@ -13,8 +13,8 @@ import pytest
 
 from indexer_core.chunking.header import fitted_header, format_header, name_words
 from indexer_core.chunking.linecost import prefix_costs, text_tokens
+from indexer_core.chunking.tokens import TokenCounter, load_token_counter
 from indexer_core.chunking.wordpiece import WordPieceVocab
-from indexer_core.tokens import TokenCounter, load_token_counter
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
@@ -65,7 +65,9 @@ def test_header_counts_are_exact(counter: TokenCounter) -> None:
         fitted = fitted_header("src/pkg/" + "deep/" * 30 + "m.py", "python", scope, counter)
         assert counter.count(fitted) <= 48
         for name in ("read all", name_words("method", "x" * 90), name_words("function", "aB" * 80)):
-            named = fitted_header("src/pkg/" + "deep/" * 30 + "m.py", "python", scope, counter, name)
+            named = fitted_header(
+                "src/pkg/" + "deep/" * 30 + "m.py", "python", scope, counter, name
+            )
             assert counter.count(named) <= 48, (scope, name)
     assert "name: http client send all, close\n" in format_header(
         "a.py", "python", (), name_words("method", "HTTPClient.sendAll, close")

@@ -13,10 +13,11 @@ import shutil
 
 import pytest
 
-from indexer_core import changes
-from indexer_core.changes import detect_changes
-from indexer_core.indexing import IndexSettings, chunk_partition, partition_versions
-from indexer_core.watching import TreeWatch
+from indexer_core.indexing import staleness as changes
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.indexing.staleness import detect_changes, partition_versions
+from indexer_core.indexing.watching import TreeWatch
 from tests.conftest import git, write_tree
 
 pytestmark = pytest.mark.skipif(
@@ -58,7 +59,8 @@ def check(db, root, settings):
     assert full.disk_versions == slow
     assert watched.disk_versions == slow, (
         f"watched tick (scanned={watched.scanned}) stale={sorted(watched.stale)} "
-        f"but full scan stale={sorted(full.stale)}")
+        f"but full scan stale={sorted(full.stale)}"
+    )
     assert watched.stale == full.stale
     return watched
 
@@ -112,7 +114,9 @@ def test_plain_mode_git_info_exclude_edited(db, tmp_path):
 
 # ---------------------------------------------------------------- git index / exclude changes
 def _git_repo(tmp_path, extra=None):
-    root = write_tree(tmp_path / "repo", {**tree("a"), ".gitignore": "vendor/\n*.gen.py\n", **(extra or {})})
+    root = write_tree(
+        tmp_path / "repo", {**tree("a"), ".gitignore": "vendor/\n*.gen.py\n", **(extra or {})}
+    )
     git(root, "init", "-q")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "init")
@@ -169,7 +173,9 @@ def test_symlinked_gitignore_git_does_not_follow(db, tmp_path):
     root = _git_repo(tmp_path)
     (root / ".gitignore").unlink()
     (tmp_path / "rules").write_text("gen/\n")
-    (root / ".gitignore").symlink_to(tmp_path / "rules")  # git >= 2.32 ignores it; pathspec follows it
+    (root / ".gitignore").symlink_to(
+        tmp_path / "rules"
+    )  # git >= 2.32 ignores it; pathspec follows it
     (root / "gen").mkdir()
     git(root, "add", "-A")
     git(root, "commit", "-qm", "symlinked ignore")
@@ -184,8 +190,9 @@ def test_spurious_stale_after_reconcile_rehash(db, tmp_path):
     """A same-size edit whose mtime is put back (cp -p, rsync -a, touch -r): both paths keep the
     old hash by the size+mtime fast path; the daily `rehash=True` run then records the true hash.
     The full scan now agrees with the index; the watched tick keeps the old version until the timer."""
-    from indexer_core.indexing import chunk_partition
-    from indexer_core.partitioning import shard_of
+    from indexer_core.indexing.chunk_step import chunk_partition
+    from indexer_core.indexing.partitioning import shard_of
+
     root = write_tree(tmp_path / "repo", tree("a"))
     index(db, root, PLAIN)
     target = root / "pkg" / "mod_2.py"
@@ -200,7 +207,9 @@ def test_spurious_stale_after_reconcile_rehash(db, tmp_path):
 
 @pytest.fixture
 def plain(db, tmp_path):
-    root = write_tree(tmp_path / "repo", {**tree("a"), "pkg/sub/deep.py": "D = 1\n", ".gitignore": "gen/\n"})
+    root = write_tree(
+        tmp_path / "repo", {**tree("a"), "pkg/sub/deep.py": "D = 1\n", ".gitignore": "gen/\n"}
+    )
     index(db, root, PLAIN)
     settle(db, root, PLAIN)
     return root
@@ -302,12 +311,16 @@ def test_file_moved_in_with_preserved_mtime_and_atomic_save(db, plain, tmp_path)
 
 def test_event_during_the_scan(db, plain, monkeypatch):
     real = changes.scan_repository
+
     def scan_then_write(*a, **k):
         result = real(*a, **k)
-        (plain / "pkg" / "mod_5.py").write_text("during = 1\n")  # after the listing, before covered()
+        (plain / "pkg" / "mod_5.py").write_text(
+            "during = 1\n"
+        )  # after the listing, before covered()
         (plain / "pkg" / "newdir").mkdir(exist_ok=True)
         (plain / "pkg" / "newdir" / "n.py").write_text("N = 1\n")
         return result
+
     (plain / "pkg" / "mod_6.py").write_text("trigger = 1\n")
     monkeypatch.setattr(changes, "scan_repository", scan_then_write)
     tick(db, plain, PLAIN)
@@ -316,8 +329,11 @@ def test_event_during_the_scan(db, plain, monkeypatch):
 
 
 def test_two_settings_keys_on_one_root(db, plain):
-    other = IndexSettings(shards=SHARDS, use_git=False, max_file_bytes=1_000_000) \
-        if "max_file_bytes" in IndexSettings.__dataclass_fields__ else IndexSettings(shards=SHARDS * 2, use_git=False)
+    other = (
+        IndexSettings(shards=SHARDS, use_git=False, max_file_bytes=1_000_000)
+        if "max_file_bytes" in IndexSettings.__dataclass_fields__
+        else IndexSettings(shards=SHARDS * 2, use_git=False)
+    )
     settle(db, plain, other)
     (plain / "pkg" / "mod_0.py").write_text("K = 1\n")
     check(db, plain, other)
@@ -329,7 +345,9 @@ def test_eviction(db, plain, tmp_path, monkeypatch):
     for i in range(3):
         r = write_tree(tmp_path / f"r{i}", tree(str(i), 2))
         tick(db, r, PLAIN)
-    assert all(w.watched == 0 or w._fd is not None for w in (t.watch for t in changes._WATCHED.values()))
+    assert all(
+        w.watched == 0 or w._fd is not None for w in (t.watch for t in changes._WATCHED.values())
+    )
     (plain / "pkg" / "mod_0.py").write_text("E = 1\n")
     check(db, plain, PLAIN)
 

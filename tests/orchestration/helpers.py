@@ -7,9 +7,15 @@ import dagster as dg
 from orchestration.runner import register_repository
 
 
-def materializations(instance: dg.DagsterInstance, run_id: str, asset: str) -> list[dg.EventLogEntry]:
+def materializations(
+    instance: dg.DagsterInstance, run_id: str, asset: str
+) -> list[dg.EventLogEntry]:
     entries = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-    return [e for e in entries if e.dagster_event.event_specific_data.materialization.asset_key.to_user_string() == asset]
+    return [
+        e
+        for e in entries
+        if e.dagster_event.event_specific_data.materialization.asset_key.to_user_string() == asset
+    ]
 
 
 def partition_of(entry: dg.EventLogEntry) -> str:

@@ -15,14 +15,23 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CODE_INDEX_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
-           "CODE_INDEX_SHARDS": "2",  # fewer step processes: this test is about the command, not sharding
-           "CODE_INDEX_ONNX_CACHE": str(tmp_path / "onnx")}  # its own: the index run must make the export
+    env = {
+        **os.environ,
+        "CODE_INDEX_HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "CODE_INDEX_SHARDS": "2",  # fewer step processes: this test is about the command, not sharding
+        "CODE_INDEX_ONNX_CACHE": str(tmp_path / "onnx"),
+    }  # its own: the index run must make the export
     env.pop("DAGSTER_HOME", None)
     env.pop("CODE_INDEX_DB", None)
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args], cwd=tmp_path, env=env, check=False,
-        capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "orchestration.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -33,10 +42,16 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
     assert "succeeded" in out.stdout
     # The embedding step left the model's ONNX export, so the searches below start without torch.
     assert list((tmp_path / "onnx").glob("*/model.onnx"))
-    hits = json.loads(_cli(tmp_path, "search", "parse a header line into key and value", "--json", "-k", "3").stdout)
+    hits = json.loads(
+        _cli(
+            tmp_path, "search", "parse a header line into key and value", "--json", "-k", "3"
+        ).stdout
+    )
     assert hits and hits[0]["path"] == "src/app.py"
     assert {"path", "start_line", "end_line", "kind", "name", "score"} <= set(hits[0])
-    text_hits = json.loads(_cli(tmp_path, "search", "HttpClient", "--mode", "text", "--json").stdout)
+    text_hits = json.loads(
+        _cli(tmp_path, "search", "HttpClient", "--mode", "text", "--json").stdout
+    )
     assert text_hits[0]["path"] == "src/util.js"
     filtered = json.loads(_cli(tmp_path, "search", "hello", "--language", "go", "--json").stdout)
     assert filtered and all(h["path"].endswith(".go") for h in filtered)
@@ -47,7 +62,11 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
     home = tmp_path / "home" / "dagster_home"
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
-        assert runs and runs[0].job_name == "index_job" and runs[0].status == dg.DagsterRunStatus.SUCCESS
+        assert (
+            runs
+            and runs[0].job_name == "index_job"
+            and runs[0].status == dg.DagsterRunStatus.SUCCESS
+        )
 
 
 def test_missing_path_is_a_clear_error(tmp_path) -> None:

@@ -19,6 +19,8 @@ print("loaded")
 
 
 def test_loading_the_definitions_raises_no_beta_warning() -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT], check=False, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], check=False, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("loaded")

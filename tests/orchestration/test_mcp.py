@@ -26,25 +26,39 @@ def _payload(result) -> object:
     assert not result.isError, result.content
     if result.structuredContent is not None:
         data = result.structuredContent
-        return data.get("result", data) if isinstance(data, dict) and set(data) == {"result"} else data
+        return (
+            data.get("result", data) if isinstance(data, dict) and set(data) == {"result"} else data
+        )
     return json.loads(result.content[0].text)
 
 
 async def _session_calls(db: str, home: str) -> dict:
     env = {
-        **os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "DAGSTER_HOME": home,
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "DAGSTER_HOME": home,
         "CODE_INDEX_SHARDS": "1",
     }
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "orchestration.cli", "mcp", "--db", db], env=env, cwd=str(ROOT)
+        command=sys.executable,
+        args=["-m", "orchestration.cli", "mcp", "--db", db],
+        env=env,
+        cwd=str(ROOT),
     )
     out: dict = {}
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         out["tools"] = sorted(t.name for t in (await session.list_tools()).tools)
-        out["search"] = _payload(await session.call_tool("search_code", {"query": "parse_header", "limit": 3}))
-        out["filtered"] = _payload(await session.call_tool(
-            "search_code", {"query": "parse a header", "limit": 5, "language": "go", "path_glob": "go/*"}))
+        out["search"] = _payload(
+            await session.call_tool("search_code", {"query": "parse_header", "limit": 3})
+        )
+        out["filtered"] = _payload(
+            await session.call_tool(
+                "search_code",
+                {"query": "parse a header", "limit": 5, "language": "go", "path_glob": "go/*"},
+            )
+        )
         chunk_id = out["search"][0]["chunk_id"]
         out["chunk"] = _payload(await session.call_tool("get_chunk", {"chunk_id": chunk_id}))
         out["missing"] = await session.call_tool("get_chunk", {"chunk_id": "0" * 24})

@@ -11,8 +11,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from indexer_core import storage
-from indexer_core.partitioning import shard_of
+from indexer_core.indexing.partitioning import shard_of
+from indexer_core.storage import tables as storage
 from orchestration.assets.index import code_index_assets
 from orchestration.definitions import defs
 from orchestration.partitions import keys_for_repo, shard_count
@@ -39,7 +39,9 @@ def test_one_partition_through_materialize(dagster_home, db_uri, sample_repo) ->
         setup_repo(instance, db_uri, sample_repo)
         key = keys_for_repo("demo")[0]
         result = dg.materialize(
-            [code_index_assets], partition_key=key, instance=instance,
+            [code_index_assets],
+            partition_key=key,
+            instance=instance,
             resources={"code_index": CodeIndexResource(db_uri=db_uri)},
         )
         assert result.success
@@ -48,7 +50,14 @@ def test_one_partition_through_materialize(dagster_home, db_uri, sample_repo) ->
         assert [partition_of(e) for e in chunk_records] == [key]
         assert [partition_of(e) for e in vector_records] == [key]
         meta = metadata_of(chunk_records[0])
-        for field in ("files", "bytes_parsed", "skipped_files", "seconds", "mb_per_second", "dagster/partition_row_count"):
+        for field in (
+            "files",
+            "bytes_parsed",
+            "skipped_files",
+            "seconds",
+            "mb_per_second",
+            "dagster/partition_row_count",
+        ):
             assert field in meta
         db = storage.connect(db_uri)
         chunks = db.open_table(storage.CHUNKS).count_rows()
@@ -63,11 +72,21 @@ def _index_with_spawned_steps(tmp_path: Path, root: Path, db_uri: str) -> None:
     model has even loaded; spawned steps reproduce what a large repository looks like, where
     chunking outlasts the model load, so the overlap must show.
     """
-    env = {**os.environ, "CODE_INDEX_START_METHOD": "spawn", "CODE_INDEX_MAX_CONCURRENT": "3",
-           "CODE_INDEX_DB": db_uri, "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "CODE_INDEX_START_METHOD": "spawn",
+        "CODE_INDEX_MAX_CONCURRENT": "3",
+        "CODE_INDEX_DB": db_uri,
+        "HF_HUB_OFFLINE": "1",
+    }
     out = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "index", str(root), "--name", "demo", "-q"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
 
@@ -100,11 +119,15 @@ def test_multiprocess_run_embeds_while_chunking(dagster_home, db_uri, tmp_path) 
         victim = vectors.to_arrow().column("chunk_id")[0].as_py()
         vectors.delete(f"chunk_id = '{victim}'")
         row = vectors.to_arrow().slice(0, 1)
-        zero = pa.FixedSizeListArray.from_arrays(pa.array([0.0] * 384, pa.float32()), 384)  # LanceDB refuses NaN
+        zero = pa.FixedSizeListArray.from_arrays(
+            pa.array([0.0] * 384, pa.float32()), 384
+        )  # LanceDB refuses NaN
         row = row.set_column(row.schema.get_field_index("vector"), "vector", zero)
         vectors.merge_insert("chunk_id").when_matched_update_all().execute(row)
         check = defs.resolve_job_def("check_job").execute_in_process(
-            instance=instance, resources={"code_index": CodeIndexResource(db_uri=db_uri)}, raise_on_error=False,
+            instance=instance,
+            resources={"code_index": CodeIndexResource(db_uri=db_uri)},
+            raise_on_error=False,
         )
         failed = {e.check_name for e in check.get_asset_check_evaluations() if not e.passed}
         assert failed == {"one_vector_per_chunk", "vectors_sane"}
@@ -118,18 +141,26 @@ def test_missing_repository_fails_with_its_name(dagster_home, db_uri, tmp_path) 
             child.unlink()
         root.rmdir()
         result = dg.materialize(
-            [code_index_assets], partition_key=keys_for_repo("gone")[0], instance=instance,
-            resources={"code_index": CodeIndexResource(db_uri=db_uri)}, raise_on_error=False,
+            [code_index_assets],
+            partition_key=keys_for_repo("gone")[0],
+            instance=instance,
+            resources={"code_index": CodeIndexResource(db_uri=db_uri)},
+            raise_on_error=False,
         )
         assert not result.success
         failures = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        assert any(str(root) in e.dagster_event.event_specific_data.error.to_string() for e in failures)
+        assert any(
+            str(root) in e.dagster_event.event_specific_data.error.to_string() for e in failures
+        )
 
 
 def test_definitions_validate_on_workspace(dagster_home) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=PROJECT, capture_output=True, text=True, check=False,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Validation successful" in out.stdout + out.stderr
@@ -143,10 +174,25 @@ def test_dagster_asset_materialize_command_one_partition(dagster_home, db_uri, s
     shard = shard_of("src/app.py", shard_count())
     key = keys_for_repo("demo")[shard]
     out = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "orchestration.definitions",
-         "--select", "files,chunks,vectors", "--partition", key],
-        cwd=PROJECT, env={**os.environ, "CODE_INDEX_DB": db_uri, "HF_HUB_OFFLINE": "1"},
-        capture_output=True, text=True, timeout=900, check=False,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "orchestration.definitions",
+            "--select",
+            "files,chunks,vectors",
+            "--partition",
+            key,
+        ],
+        cwd=PROJECT,
+        env={**os.environ, "CODE_INDEX_DB": db_uri, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     with dg.DagsterInstance.get() as instance:
@@ -156,4 +202,8 @@ def test_dagster_asset_materialize_command_one_partition(dagster_home, db_uri, s
         assert recorded == {key}
     db = storage.connect(db_uri)
     shards = set(db.open_table(storage.CHUNKS).to_arrow().column("shard").to_pylist())
-    assert shards == {shard} and db.open_table(storage.VECTORS).count_rows() == db.open_table(storage.CHUNKS).count_rows()
+    assert (
+        shards == {shard}
+        and db.open_table(storage.VECTORS).count_rows()
+        == db.open_table(storage.CHUNKS).count_rows()
+    )

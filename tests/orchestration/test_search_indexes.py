@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from indexer_core import storage
-from indexer_core.search import search
-from indexer_core.search_index import fts_ready, has_vector_index
+from indexer_core.search.indexes import fts_ready, has_vector_index
+from indexer_core.search.query import search
+from indexer_core.storage import tables as storage
 from orchestration.assets.search_indexes import chunk_search_index, vector_ann_index
 from orchestration.resources import CodeIndexResource
 from tests.core.search_corpus import build_index

@@ -7,8 +7,10 @@ import json
 
 import dagster as dg
 
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
-from indexer_core.partitioning import shard_of
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.partitioning import shard_of
+from indexer_core.indexing.settings import IndexSettings
 from orchestration.jobs import SHARDS_TAG
 from orchestration.partitions import keys_for_repo, shard_count
 from orchestration.resources import CodeIndexResource
@@ -19,7 +21,9 @@ from tests.orchestration.helpers import setup_repo
 
 
 def _tick(instance, db_uri, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"code_index": CodeIndexResource(db_uri=db_uri)})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"code_index": CodeIndexResource(db_uri=db_uri)}
+    )
     return repository_changes(context), context
 
 
@@ -56,7 +60,9 @@ def test_sensor_requests_only_changed_shards(dagster_home, db_uri, sample_repo, 
         assert json.loads(cursor)["demo"]
 
 
-def test_sensor_sees_vectors_missing_for_the_model(dagster_home, db_uri, sample_repo, embedder) -> None:
+def test_sensor_sees_vectors_missing_for_the_model(
+    dagster_home, db_uri, sample_repo, embedder
+) -> None:
     with dg.DagsterInstance.get() as instance:
         setup_repo(instance, db_uri, sample_repo)
         settings = IndexSettings(shards=shard_count())
@@ -69,14 +75,20 @@ def test_sensor_sees_vectors_missing_for_the_model(dagster_home, db_uri, sample_
 def test_schedule_reconciles_every_repository(dagster_home, db_uri, sample_repo) -> None:
     with dg.DagsterInstance.get() as instance:
         setup_repo(instance, db_uri, sample_repo)
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(2026, 11, 26, 3), resources={"code_index": CodeIndexResource(db_uri=db_uri)})
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime.datetime(2026, 11, 26, 3),
+            resources={"code_index": CodeIndexResource(db_uri=db_uri)},
+        )
         (request,) = list(daily_reconcile(context))
         assert request.run_config["resources"]["code_index"]["config"]["rehash"] is True
         assert request.tags[SHARDS_TAG].split(",") == keys_for_repo("demo")
 
 
-def test_sensor_registers_configured_repositories(dagster_home, db_uri, sample_repo, monkeypatch) -> None:
-    from indexer_core import registry
+def test_sensor_registers_configured_repositories(
+    dagster_home, db_uri, sample_repo, monkeypatch
+) -> None:
+    from indexer_core.storage import registry
 
     monkeypatch.setenv("CODE_INDEX_REPOS", f"configured={sample_repo}")
     with dg.DagsterInstance.get() as instance:

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from indexer_core import storage
+from indexer_core.storage import tables as storage
 from orchestration.partitions import keys_for_repo
 from orchestration.runner import register_repository, run_index
 from tests.conftest import git
@@ -49,12 +49,34 @@ def _services(env: dict, webserver: bool):
         if webserver:
             log = open(Path(env["DAGSTER_HOME"]) / "webserver.log", "w")  # noqa: SIM115 - closed in finally
             logs.append(log)
-            procs.append(subprocess.Popen([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-                                           "-p", str(port)], cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "dagster-webserver"),
+                        "-w",
+                        "workspace.yaml",
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                    ],
+                    cwd=PROJECT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         log = open(Path(env["DAGSTER_HOME"]) / "daemon.log", "w")  # noqa: SIM115 - closed in finally
         logs.append(log)
-        procs.append(subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"], cwd=PROJECT,
-                                      env=env, stdout=log, stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+                cwd=PROJECT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         yield port
     finally:
         for proc in procs:
@@ -72,8 +94,11 @@ def _graphql(port: int, query: str, variables: dict, deadline: float) -> dict:
     body = json.dumps({"query": query, "variables": variables}).encode()
     while True:
         try:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/graphql",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read())
         except OSError:
@@ -83,8 +108,14 @@ def _graphql(port: int, query: str, variables: dict, deadline: float) -> dict:
 
 
 def _env(dagster_home: Path, db_uri: str, **extra: str) -> dict:
-    return {**os.environ, "DAGSTER_HOME": str(dagster_home), "CODE_INDEX_DB": db_uri, "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": str(PROJECT), **extra}
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "CODE_INDEX_DB": db_uri,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(PROJECT),
+        **extra,
+    }
 
 
 @pytest.mark.slow
@@ -95,8 +126,10 @@ def test_backfill_launched_through_graphql(dagster_home, db_uri, sample_repo) ->
     env = _env(dagster_home, db_uri, CODE_INDEX_SENSORS="off")
     with _services(env, webserver=True) as port:
         deadline = time.time() + 600
-        params = {"assetSelection": [{"path": [name]} for name in ("files", "chunks", "vectors")],
-                  "partitionNames": keys}
+        params = {
+            "assetSelection": [{"path": [name]} for name in ("files", "chunks", "vectors")],
+            "partitionNames": keys,
+        }
         reply = _graphql(port, LAUNCH_BACKFILL, {"params": params}, deadline)
         result = reply["data"]["launchPartitionBackfill"]
         assert result["__typename"] == "LaunchBackfillSuccess", reply
@@ -109,16 +142,26 @@ def test_backfill_launched_through_graphql(dagster_home, db_uri, sample_repo) ->
                 time.sleep(3)
             assert backfill.status.value in ("COMPLETED", "COMPLETED_SUCCESS"), backfill.status
             runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-            assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS  # one run for the range
-            recorded = {e.dagster_event.event_specific_data.materialization.partition
-                        for e in materializations(instance, runs[0].run_id, "vectors")}
+            assert (
+                len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.SUCCESS
+            )  # one run for the range
+            recorded = {
+                e.dagster_event.event_specific_data.materialization.partition
+                for e in materializations(instance, runs[0].run_id, "vectors")
+            }
             assert recorded == set(keys)
     db = storage.connect(db_uri)
-    assert db.open_table(storage.VECTORS).count_rows() == db.open_table(storage.CHUNKS).count_rows() > 0
+    assert (
+        db.open_table(storage.VECTORS).count_rows()
+        == db.open_table(storage.CHUNKS).count_rows()
+        > 0
+    )
 
 
 @pytest.mark.slow
-def test_daemon_sensor_reindexes_an_edit_in_a_git_checkout(dagster_home, db_uri, sample_repo) -> None:
+def test_daemon_sensor_reindexes_an_edit_in_a_git_checkout(
+    dagster_home, db_uri, sample_repo
+) -> None:
     git(sample_repo, "init", "-q")
     git(sample_repo, "add", "-A")
     git(sample_repo, "commit", "-qm", "init")
@@ -133,15 +176,31 @@ def test_daemon_sensor_reindexes_an_edit_in_a_git_checkout(dagster_home, db_uri,
         with dg.DagsterInstance.get() as instance:
             new_run = None
             while time.time() < deadline and new_run is None:
-                runs = [r for r in instance.get_runs() if r.run_id not in before and r.job_name == "index_job"]
+                runs = [
+                    r
+                    for r in instance.get_runs()
+                    if r.run_id not in before and r.job_name == "index_job"
+                ]
                 done = [r for r in runs if r.is_finished]
                 new_run = done[0] if done else None
                 time.sleep(3)
             assert new_run is not None and new_run.status == dg.DagsterRunStatus.SUCCESS
-            assert len(new_run.tags["code-index/shards"].split(",")) == 1  # only the edited file's shard
-            contents = storage.connect(db_uri).open_table(storage.CHUNKS).to_arrow().column("content").to_pylist()
+            assert (
+                len(new_run.tags["code-index/shards"].split(",")) == 1
+            )  # only the edited file's shard
+            contents = (
+                storage.connect(db_uri)
+                .open_table(storage.CHUNKS)
+                .to_arrow()
+                .column("content")
+                .to_pylist()
+            )
             assert any("freshly_added_function" in c for c in contents)
             # Later ticks see no change and request nothing more.
             time.sleep(12)
-            index_runs = [r for r in instance.get_runs() if r.run_id not in before and r.job_name == "index_job"]
+            index_runs = [
+                r
+                for r in instance.get_runs()
+                if r.run_id not in before and r.job_name == "index_job"
+            ]
             assert len(index_runs) == 1

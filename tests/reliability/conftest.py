@@ -12,8 +12,13 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a child process that imports this worktree's packages."""
-    return {**os.environ, "PYTHONPATH": str(PROJECT), "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false", **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -24,7 +29,7 @@ def small_repo(tmp_path: Path) -> Path:
         path = root / f"pkg{i % 4}" / f"mod{i}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         funcs = "".join(
-            f"def func_{i}_{j}(value):\n    \"\"\"Doc {i} {j}.\"\"\"\n"
+            f'def func_{i}_{j}(value):\n    """Doc {i} {j}."""\n'
             + "".join(f"    value = value * {k} + {j}\n" for k in range(12))
             + "    return value\n\n\n"
             for j in range(8)
@@ -33,5 +38,6 @@ def small_repo(tmp_path: Path) -> Path:
     for i in range(10):
         (root / "web").mkdir(exist_ok=True)
         (root / "web" / f"w{i}.js").write_text(
-            "".join(f"export function f{i}_{j}(a) {{\n  return a + {j};\n}}\n\n" for j in range(20)))
+            "".join(f"export function f{i}_{j}(a) {{\n  return a + {j};\n}}\n\n" for j in range(20))
+        )
     return root

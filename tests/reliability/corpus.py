@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from indexer_core import skip_reasons
+from indexer_core.discovery import skip_reasons
 
 INDEXED = "indexed"
 
@@ -72,13 +72,22 @@ def build_corpus(root: Path, outside: Path, big: bool = True) -> dict[str, str]:
     put("ok.py", "def ok():\n    return 1\n")
     # Binary, including behind source extensions.
     put("bin/elf.py", b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 16, skip_reasons.BINARY)
-    put("bin/image.js", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(4096), skip_reasons.BINARY)
+    put(
+        "bin/image.js",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(4096),
+        skip_reasons.BINARY,
+    )
     put("bin/random.bin", b"\x00" + os.urandom(8192), skip_reasons.BINARY)
     put("bin/late_nul.c", b"int x;\n" * 2000 + b"\x00\x00", INDEXED)  # NUL after the sniff window
     # Encodings.
     put("enc/latin1.py", b"name = 'caf\xe9'\n")
     put("enc/invalid_utf8.py", b"x = '\xff\xfe\xfd'\n\xc3\x28 = 1\n")
-    put("enc/mixed.js", "const a = 'é';\n".encode() + "const b = 'é';\n".encode("latin-1") + "const c = 'ü';\n".encode("cp1252"))
+    put(
+        "enc/mixed.js",
+        "const a = 'é';\n".encode()
+        + "const b = 'é';\n".encode("latin-1")
+        + "const c = 'ü';\n".encode("cp1252"),
+    )
     put("enc/utf16.py", "x = 'utf-16 text'\n".encode("utf-16"))  # with its BOM
     put("enc/utf16be_nobom.py", "y = 1\n".encode("utf-16-be"), skip_reasons.BINARY)  # NULs, no BOM
     put("enc/utf8_bom.py", b"\xef\xbb\xbfdef bom():\n    return 'bom'\n")
@@ -90,7 +99,9 @@ def build_corpus(root: Path, outside: Path, big: bool = True) -> dict[str, str]:
     # Size and shape.
     if big:
         put("big/minified.js", b"var a=1;" * (50 * 1024 * 1024 // 8), skip_reasons.MINIFIED)
-        body = b"".join(b"    v%d = compute(v%d, %d) + offset\n" % (i, i - 1, i) for i in range(1, 150_000))
+        body = b"".join(
+            b"    v%d = compute(v%d, %d) + offset\n" % (i, i - 1, i) for i in range(1, 150_000)
+        )
         put("big/one_function.py", b"def huge(offset):\n    v0 = 0\n" + body + b"    return v0\n")
     put("deep/nested.py", "x = " + "[\n" * 10_000 + "1" + "\n]" * 10_000 + "\n")
     put("deep/nested.js", "function f() {\n" + "{\n" * 10_000 + "x();\n" + "}\n" * 10_000 + "}\n")

@@ -28,7 +28,10 @@ class HashEmbedder:
         out = np.empty((len(texts), self.dim), np.float32)
         for start in range(0, len(texts), self.batch_size):
             for i, text in enumerate(texts[start : start + self.batch_size], start):
-                seed = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+                seed = int.from_bytes(
+                    hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                    "big",
+                )
                 vector = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
                 out[i] = vector / np.linalg.norm(vector)
             if self.delay:

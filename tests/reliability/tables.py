@@ -6,13 +6,15 @@ from collections import Counter
 
 import numpy as np
 
-from indexer_core import storage
+from indexer_core.storage import tables as storage
 
 
 def chunk_set(db_uri: str) -> set[tuple]:
     """(repo, path, start_line, end_line, content) of every chunk: what a clean run must equal."""
     table = storage.connect(db_uri).open_table(storage.CHUNKS)
-    rows = storage.read_rows(table, None, ["repo", "path", "start_line", "end_line", "content"]).to_pylist()
+    rows = storage.read_rows(
+        table, None, ["repo", "path", "start_line", "end_line", "content"]
+    ).to_pylist()
     return {(r["repo"], r["path"], r["start_line"], r["end_line"], r["content"]) for r in rows}
 
 
@@ -32,8 +34,16 @@ def manifest(db_uri: str) -> dict[str, tuple[str, str]]:
 def assert_clean(db_uri: str) -> None:
     """No duplicate chunk id, no orphan vector, no chunk without its vector."""
     db = storage.connect(db_uri)
-    chunk_ids = storage.read_rows(db.open_table(storage.CHUNKS), None, ["chunk_id"]).column("chunk_id").to_pylist()
-    vector_ids = storage.read_rows(db.open_table(storage.VECTORS), None, ["chunk_id"]).column("chunk_id").to_pylist()
+    chunk_ids = (
+        storage.read_rows(db.open_table(storage.CHUNKS), None, ["chunk_id"])
+        .column("chunk_id")
+        .to_pylist()
+    )
+    vector_ids = (
+        storage.read_rows(db.open_table(storage.VECTORS), None, ["chunk_id"])
+        .column("chunk_id")
+        .to_pylist()
+    )
     dupes = [c for c, n in Counter(chunk_ids).items() if n > 1]
     vdupes = [c for c, n in Counter(vector_ids).items() if n > 1]
     assert not dupes, f"duplicate chunk ids: {dupes[:5]}"
@@ -42,7 +52,9 @@ def assert_clean(db_uri: str) -> None:
     orphans = set(vector_ids) - set(chunk_ids)
     assert not missing, f"{len(missing)} chunks without a vector"
     assert not orphans, f"{len(orphans)} vectors without a chunk"
-    files = storage.read_rows(db.open_table(storage.FILES), None, ["path"]).column("path").to_pylist()
+    files = (
+        storage.read_rows(db.open_table(storage.FILES), None, ["path"]).column("path").to_pylist()
+    )
     assert len(files) == len(set(files)), "duplicate manifest rows"
 
 

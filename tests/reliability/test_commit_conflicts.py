@@ -19,19 +19,26 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from indexer_core import storage
-from indexer_core.housekeeping import optimize_table
+from indexer_core.storage import tables as storage
+from indexer_core.storage.housekeeping import optimize_table
 
-SCHEMA = pa.schema([("id", pa.string()), ("repo", pa.string()), ("shard", pa.int32()), ("gen", pa.int64())])
+SCHEMA = pa.schema(
+    [("id", pa.string()), ("repo", pa.string()), ("shard", pa.int32()), ("gen", pa.int64())]
+)
 HOUR = timedelta(hours=1)  # the default grace: nothing a concurrent writer uses is cleaned up
 
 
 def _rows(shard: int, gen: int) -> pa.Table:
     n = 40 - gen % 9  # the row count changes, so each write also deletes rows
-    return pa.table({
-        "id": [f"{shard:02x}{i:04x}" for i in range(n)], "repo": ["r"] * n,
-        "shard": [shard] * n, "gen": [gen] * n,
-    }, schema=SCHEMA)
+    return pa.table(
+        {
+            "id": [f"{shard:02x}{i:04x}" for i in range(n)],
+            "repo": ["r"] * n,
+            "shard": [shard] * n,
+            "gen": [gen] * n,
+        },
+        schema=SCHEMA,
+    )
 
 
 def _write(table, shard: int, gen: int) -> None:
@@ -49,7 +56,11 @@ def _assert_exactly(db_uri: str, last_gen: dict[int, int]) -> None:
     rows = storage.connect(db_uri).open_table("t").to_arrow().to_pylist()
     ids = Counter(r["id"] for r in rows)
     assert not [i for i, n in ids.items() if n > 1], "duplicate ids"
-    expected = {(r["id"], r["shard"], r["gen"]) for s, g in last_gen.items() for r in _rows(s, g).to_pylist()}
+    expected = {
+        (r["id"], r["shard"], r["gen"])
+        for s, g in last_gen.items()
+        for r in _rows(s, g).to_pylist()
+    }
     assert {(r["id"], r["shard"], r["gen"]) for r in rows} == expected
 
 
@@ -62,7 +73,9 @@ def test_retry_recovers_from_a_real_compaction_conflict(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as first:
         stale.optimize(cleanup_older_than=HOUR)
     message = str(first.value)
-    assert "Retryable commit conflict" in message and "preempted by concurrent transaction" in message
+    assert (
+        "Retryable commit conflict" in message and "preempted by concurrent transaction" in message
+    )
     assert storage.is_commit_conflict(first.value)
     with pytest.raises(RuntimeError, match="Retryable commit conflict"):
         stale.optimize(cleanup_older_than=HOUR)  # the same handle loses again: it must move on
@@ -76,12 +89,16 @@ def test_retry_recovers_from_a_real_compaction_conflict(tmp_path: Path) -> None:
     storage.with_commit_retry(compact, table=stale)
     assert len(calls) == 2  # one more conflict, then a compaction planned on the latest version
     _assert_exactly(db_uri, {0: 0, 1: 1, 2: 0, 3: 0})
-    assert not storage.is_commit_conflict(RuntimeError("lance error: Invalid user input: no column x"))
+    assert not storage.is_commit_conflict(
+        RuntimeError("lance error: Invalid user input: no column x")
+    )
     assert not storage.is_commit_conflict(ValueError("conflict"))
 
 
 @pytest.mark.filterwarnings("ignore:optimize.cleanup_older_than=0")
-def test_parallel_partition_writers_and_housekeeping_lose_no_write(tmp_path: Path, monkeypatch) -> None:
+def test_parallel_partition_writers_and_housekeeping_lose_no_write(
+    tmp_path: Path, monkeypatch
+) -> None:
     db_uri, shards, generations = str(tmp_path / "db"), 4, 12
     _table(db_uri, shards)
     conflicts: list[str] = []

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
 from tests.reliability.conftest import PROJECT, child_env
 from tests.reliability.fakes import HashEmbedder
 from tests.reliability.tables import assert_clean, snapshot
@@ -22,9 +24,22 @@ REPO = "crashy"
 
 def _start(db_uri: str, root: Path, shards: int, first: int, last: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.worker", db_uri, str(root), REPO, str(shards),
-         str(first), str(last)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=PROJECT, env=child_env(),
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.worker",
+            db_uri,
+            str(root),
+            REPO,
+            str(shards),
+            str(first),
+            str(last),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT,
+        env=child_env(),
     )
 
 
@@ -47,7 +62,9 @@ def _clean(tmp_path: Path, root: Path, shards: int) -> str:
 
 
 @pytest.mark.slow
-def test_two_writers_of_the_same_partition_leave_clean_tables(tmp_path: Path, small_repo: Path) -> None:
+def test_two_writers_of_the_same_partition_leave_clean_tables(
+    tmp_path: Path, small_repo: Path
+) -> None:
     db_uri = str(tmp_path / "db")
     for round_ in range(2):  # a first index, then an edit both writers see
         if round_:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
 from tests.reliability.conftest import PROJECT, child_env
 from tests.reliability.fakes import HashEmbedder
 from tests.reliability.tables import assert_clean, chunk_set, snapshot
@@ -39,9 +41,23 @@ def kill_during(db_uri: str, root: Path, phase: str, nth: int, delay: float) -> 
     Returns what happened: "killed" or "finished" (the work ended before the aim).
     """
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.worker", db_uri, str(root), REPO, str(SHARDS), "0",
-         str(SHARDS - 1), "0.02"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=PROJECT, env=child_env(),
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.worker",
+            db_uri,
+            str(root),
+            REPO,
+            str(SHARDS),
+            "0",
+            str(SHARDS - 1),
+            "0.02",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=PROJECT,
+        env=child_env(),
     )
     seen = 0
     for line in child.stdout:
@@ -66,12 +82,21 @@ def _edit(root: Path, rng: random.Random, step: int) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_then_rerun_equals_clean_run(tmp_path: Path, small_repo: Path) -> None:
+def test_sigkill_at_random_points_then_rerun_equals_clean_run(
+    tmp_path: Path, small_repo: Path
+) -> None:
     rng = random.Random(7)
     db_uri = str(tmp_path / "db")
     # (phase, nth announcement, start from an empty index?): first runs and incremental ones.
-    aims = [("chunk", 1, True), ("embed", 2, False), ("write", 1, False), ("write", 3, True),
-            ("write", 2, False), ("chunk", 2, False), ("write", 6, True)]
+    aims = [
+        ("chunk", 1, True),
+        ("embed", 2, False),
+        ("write", 1, False),
+        ("write", 3, True),
+        ("write", 2, False),
+        ("chunk", 2, False),
+        ("write", 6, True),
+    ]
     outcomes = []
     for step, (phase, nth, fresh) in enumerate(aims):
         if fresh:
@@ -98,22 +123,33 @@ _DAGSTER_RUN = (
 
 def _dagster_child(root: Path, db_uri: str) -> subprocess.Popen:
     """A Dagster run (multiprocess executor, real model) in its own process group."""
-    return subprocess.Popen([sys.executable, "-c", _DAGSTER_RUN, str(root), db_uri], cwd=PROJECT,
-                            env=child_env(CODE_INDEX_SHARDS="2"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _DAGSTER_RUN, str(root), db_uri],
+        cwd=PROJECT,
+        env=child_env(CODE_INDEX_SHARDS="2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.slow
-def test_sigkill_of_a_dagster_run_then_rerun_converges(tmp_path: Path, small_repo: Path, dagster_home) -> None:
+def test_sigkill_of_a_dagster_run_then_rerun_converges(
+    tmp_path: Path, small_repo: Path, dagster_home
+) -> None:
     """Kill the whole run (runner and step processes) once chunks start landing; rerun it."""
-    from indexer_core import storage
+    from indexer_core.storage import tables as storage
 
     db_uri, rng = str(tmp_path / "db"), random.Random(11)
     child = _dagster_child(small_repo, db_uri)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and child.poll() is None:
         names = storage.table_names(storage.connect(db_uri)) if Path(db_uri).exists() else set()
-        if storage.CHUNKS in names and storage.connect(db_uri).open_table(storage.CHUNKS).count_rows():
+        if (
+            storage.CHUNKS in names
+            and storage.connect(db_uri).open_table(storage.CHUNKS).count_rows()
+        ):
             break
         time.sleep(0.2)
     time.sleep(rng.uniform(0.0, 3.0))
@@ -128,6 +164,8 @@ def test_sigkill_of_a_dagster_run_then_rerun_converges(tmp_path: Path, small_rep
     assert_clean(db_uri)
     clean_uri = str(tmp_path / "clean")
     for shard in range(2):
-        chunk_partition(clean_uri, "crashy", str(small_repo), shard, IndexSettings(shards=2, use_git=False))
+        chunk_partition(
+            clean_uri, "crashy", str(small_repo), shard, IndexSettings(shards=2, use_git=False)
+        )
     assert chunk_set(db_uri) == chunk_set(clean_uri)
     assert killed, "the run finished before the kill: nothing was tested"

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from indexer_core import skip_reasons
+from indexer_core.discovery import skip_reasons
 from tests.orchestration.helpers import materializations, metadata_of
 from tests.reliability.conftest import PROJECT, child_env
 from tests.reliability.corpus import INDEXED, build_corpus
@@ -28,8 +28,15 @@ _RUN = (
 
 
 def _python(*args: str, timeout: float = 400) -> str:
-    out = subprocess.run([sys.executable, *args], check=False, capture_output=True, text=True, cwd=PROJECT,
-                         env=child_env(CODE_INDEX_SHARDS=SHARDS), timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env=child_env(CODE_INDEX_SHARDS=SHARDS),
+        timeout=timeout,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
@@ -38,7 +45,9 @@ def _python(*args: str, timeout: float = 400) -> str:
 def test_hostile_subset_through_the_dagster_job(tmp_path: Path, dagster_home: Path) -> None:
     root, db_uri = tmp_path / "repo", str(tmp_path / "db")
     expected = build_corpus(root, tmp_path / "outside", big=False)
-    shutil.rmtree(root / "deep")  # covered by the direct test; here it would only slow the CPU model
+    shutil.rmtree(
+        root / "deep"
+    )  # covered by the direct test; here it would only slow the CPU model
     expected = {p: r for p, r in expected.items() if not p.startswith("deep/")}
     # Nothing races this run: those two files are plain files here.
     expected["race/vanishes.py"] = expected["race/becomes_dir.py"] = INDEXED

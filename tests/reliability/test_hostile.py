@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer_core import indexing, registry, skip_reasons
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.chunking import files as chunk_files
+from indexer_core.discovery import skip_reasons
+from indexer_core.indexing import chunk_step as indexing
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import registry
 from orchestration import cli
 from tests.reliability.conftest import PROJECT, child_env
 from tests.reliability.corpus import INDEXED, LIMIT, build_corpus
@@ -46,7 +51,7 @@ def _status_json(db_uri: str, capsys: pytest.CaptureFixture) -> dict:
 
 def _racing_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Between scan and parse: one file is deleted, another replaced by a directory."""
-    real = indexing.read_file_bytes
+    real = chunk_files.read_file_bytes
 
     def racing(root, rel):
         full = Path(root) / rel
@@ -57,11 +62,13 @@ def _racing_reads(monkeypatch: pytest.MonkeyPatch) -> None:
             full.mkdir()
         return real(root, rel)
 
-    monkeypatch.setattr(indexing, "read_file_bytes", racing)
+    monkeypatch.setattr(chunk_files, "read_file_bytes", racing)
 
 
 @pytest.mark.slow
-def test_every_hostile_file_is_indexed_or_skipped_with_reason(tmp_path, monkeypatch, capsys) -> None:
+def test_every_hostile_file_is_indexed_or_skipped_with_reason(
+    tmp_path, monkeypatch, capsys
+) -> None:
     root, db_uri = tmp_path / "repo", str(tmp_path / "db")
     expected = build_corpus(root, tmp_path / "outside", big=True)
     _racing_reads(monkeypatch)
@@ -70,10 +77,19 @@ def test_every_hostile_file_is_indexed_or_skipped_with_reason(tmp_path, monkeypa
     assert _outcomes(reports, db_uri) == expected
     assert_clean(db_uri)
     chunks = chunk_set(db_uri)
-    assert not any("OUTSIDE_SECRET_MARKER" in c[4] for c in chunks), "a symlink outside was followed"
+    assert not any("OUTSIDE_SECRET_MARKER" in c[4] for c in chunks), (
+        "a symlink outside was followed"
+    )
     paths = {c[1] for c in chunks}
-    assert {"names/new\nline.py", "names/'; DROP TABLE chunks; --.py", "big/one_function.py",
-            "deep/nested.py", "enc/utf16.py", "eol/lone_cr.py", "syntax/broken.kt"} <= paths
+    assert {
+        "names/new\nline.py",
+        "names/'; DROP TABLE chunks; --.py",
+        "big/one_function.py",
+        "deep/nested.py",
+        "enc/utf16.py",
+        "eol/lone_cr.py",
+        "syntax/broken.kt",
+    } <= paths
     assert not any("\r" in c[4] for c in chunks if c[1].startswith("eol/"))
 
     # The same verdicts in `code-index status --json`; a vanished file is simply gone.
@@ -100,7 +116,9 @@ def test_every_hostile_file_is_indexed_or_skipped_with_reason(tmp_path, monkeypa
     assert_clean(db_uri)
 
 
-@pytest.mark.skipif(not hasattr(os, "setuid") or os.geteuid() != 0, reason="needs root to drop to nobody")
+@pytest.mark.skipif(
+    not hasattr(os, "setuid") or os.geteuid() != 0, reason="needs root to drop to nobody"
+)
 def test_unreadable_file_is_listed_and_run_continues(tmp_path) -> None:
     """As `nobody`, a chmod 000 file is skipped as unreadable; its neighbours are indexed."""
     base = Path(tempfile.mkdtemp(prefix="reliability-unreadable-"))
@@ -135,11 +153,21 @@ def test_unreadable_file_is_listed_and_run_continues(tmp_path) -> None:
             "print(json.dumps({'skipped': [(x.path, x.reason) for x in r.skipped], 'files': r.files,\n"
             "                  'status': [(x['path'], x['reason']) for x in s['skipped_files']]}))\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=PROJECT,
-                             env={**child_env(), "HOME": str(base)}, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=PROJECT,
+            env={**child_env(), "HOME": str(base)},
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        assert result == {"skipped": [["locked.py", skip_reasons.UNREADABLE]], "files": 1,
-                          "status": [["locked.py", skip_reasons.UNREADABLE]]}
+        assert result == {
+            "skipped": [["locked.py", skip_reasons.UNREADABLE]],
+            "files": 1,
+            "status": [["locked.py", skip_reasons.UNREADABLE]],
+        }
     finally:
         shutil.rmtree(base, ignore_errors=True)

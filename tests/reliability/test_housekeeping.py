@@ -7,9 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from indexer_core import storage
-from indexer_core.housekeeping import optimize_index
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import tables as storage
+from indexer_core.storage.housekeeping import optimize_index
 from tests.reliability.fakes import HashEmbedder
 from tests.reliability.tables import assert_clean, snapshot
 
@@ -42,16 +44,21 @@ def test_housekeeping_job_and_schedule_are_defined(tmp_path: Path, small_repo: P
     db_uri = str(tmp_path / "db")
     _index(db_uri, small_repo)
     job = defs.resolve_job_def("housekeeping_job")
-    result = job.execute_in_process(run_config={
-        "resources": {"code_index": {"config": {"db_uri": db_uri}}},
-        "ops": {"optimize_tables": {"config": {"grace_minutes": 0}}},
-    }, instance=dg.DagsterInstance.ephemeral())
+    result = job.execute_in_process(
+        run_config={
+            "resources": {"code_index": {"config": {"db_uri": db_uri}}},
+            "ops": {"optimize_tables": {"config": {"grace_minutes": 0}}},
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     assert defs.resolve_schedule_def("weekly_housekeeping").cron_schedule == "0 4 * * 0"
     assert len(storage.connect(db_uri).open_table(storage.CHUNKS).list_versions()) == 1
 
 
-def test_sensor_starts_housekeeping_once_a_table_is_crowded(tmp_path: Path, small_repo: Path, monkeypatch) -> None:
+def test_sensor_starts_housekeeping_once_a_table_is_crowded(
+    tmp_path: Path, small_repo: Path, monkeypatch
+) -> None:
     from orchestration import housekeeping as hk
     from orchestration.resources import CodeIndexResource
 
@@ -59,12 +66,17 @@ def test_sensor_starts_housekeeping_once_a_table_is_crowded(tmp_path: Path, smal
     _index(db_uri, small_repo)
     monkeypatch.setattr(hk, "MAX_FRAGMENTS", 3)
     with dg.DagsterInstance.ephemeral() as instance:
+
         def tick():
-            context = dg.build_sensor_context(instance=instance, resources={"code_index": CodeIndexResource(db_uri=db_uri)})
+            context = dg.build_sensor_context(
+                instance=instance, resources={"code_index": CodeIndexResource(db_uri=db_uri)}
+            )
             return hk.housekeeping_when_crowded(context)
 
         assert isinstance(tick(), dg.SkipReason)  # one run: a fragment or two per table
-        for step in range(4):  # four incremental runs, each editing another file: a fragment more each
+        for step in range(
+            4
+        ):  # four incremental runs, each editing another file: a fragment more each
             (small_repo / f"pkg{step}/mod{step}.py").write_text(f"def step():\n    return {step}\n")
             _index(db_uri, small_repo)
         assert storage.CHUNKS in hk.crowded_tables(db_uri, 3)
@@ -79,8 +91,10 @@ def _versions(n: int) -> list[str]:
     return [f"def edited():\n    return {i} * 7 + {i}\n" for i in range(n)]
 
 
-def test_cache_pruning_drops_the_oldest_stale_vectors_and_keeps_live_ones(tmp_path: Path, small_repo: Path) -> None:
-    from indexer_core.housekeeping import prune_embedding_cache
+def test_cache_pruning_drops_the_oldest_stale_vectors_and_keeps_live_ones(
+    tmp_path: Path, small_repo: Path
+) -> None:
+    from indexer_core.storage.housekeeping import prune_embedding_cache
 
     db_uri = str(tmp_path / "db")
     target = small_repo / "pkg0/mod0.py"
@@ -96,7 +110,9 @@ def test_cache_pruning_drops_the_oldest_stale_vectors_and_keeps_live_ones(tmp_pa
     assert (pruning.stale, pruning.kept, pruning.pruned) == (4, 2, 2)
     assert db.open_table(storage.EMBEDDING_CACHE).count_rows() == cache_rows - 2
     # Every live vector is still in the cache: a rebuild of the vectors table reuses them all.
-    assert pruning.live == len(set(db.open_table(storage.VECTORS).to_arrow().column("content_hash").to_pylist()))
+    assert pruning.live == len(
+        set(db.open_table(storage.VECTORS).to_arrow().column("content_hash").to_pylist())
+    )
 
     def embedded_after_writing(text: str) -> int:
         target.write_text(text)
@@ -105,11 +121,15 @@ def test_cache_pruning_drops_the_oldest_stale_vectors_and_keeps_live_ones(tmp_pa
 
     assert embedded_after_writing(edits[3]) == 0  # among the two newest stale: kept, reused
     assert embedded_after_writing(edits[0]) == 1  # the oldest: pruned, embedded again
-    assert prune_embedding_cache(db_uri, stale_floor=10, live_share=0.0).pruned == 0  # under the allowance
+    assert (
+        prune_embedding_cache(db_uri, stale_floor=10, live_share=0.0).pruned == 0
+    )  # under the allowance
 
 
-def test_housekeeping_prunes_the_cache_before_compacting(tmp_path: Path, small_repo: Path, monkeypatch) -> None:
-    from indexer_core import housekeeping
+def test_housekeeping_prunes_the_cache_before_compacting(
+    tmp_path: Path, small_repo: Path, monkeypatch
+) -> None:
+    from indexer_core.storage import housekeeping
 
     db_uri = str(tmp_path / "db")
     for text in _versions(3):

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import sys
 
-from indexer_core import storage
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import tables as storage
 from tests.reliability.fakes import HashEmbedder
 
 

@@ -16,15 +16,15 @@ from contextlib import ExitStack
 
 import numpy as np
 
-from indexer_core import storage
-from indexer_core.indexing import (
+from indexer_core.indexing.embed_step import (
     EmbeddingWork,
     EmbedReport,
     commit_embedding,
     encode_missing,
     plan_embedding,
 )
-from indexer_core.locking import partition_lock
+from indexer_core.storage import tables as storage
+from indexer_core.storage.locking import partition_lock
 
 KNOWN_KEYS_LIMIT = 2_000_000  # cache rows; ~100 bytes each in memory
 
@@ -75,7 +75,9 @@ class EmbeddingWorker:
         hold = ExitStack()
         try:
             hold.enter_context(partition_lock(self.db_uri, repo, shard))
-            work = plan_embedding(self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._in_flight)
+            work = plan_embedding(
+                self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._in_flight
+            )
             encode_missing(work, self.embedder)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
             hold.close()

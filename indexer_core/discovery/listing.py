@@ -18,17 +18,28 @@ from pathlib import Path
 
 import pathspec
 
-from indexer_core import skip_reasons
-from indexer_core.hashing import StatRecord, blob_id
-from indexer_core.models import FileEntry, SkippedFile
+from indexer_core.discovery import skip_reasons
+from indexer_core.discovery.hashing import StatRecord, blob_id
+from indexer_core.records import FileEntry, SkippedFile
 
 IGNORE_FILE = ".codeindexignore"
 
 GENERATED_NAMES = frozenset(
     {
-        "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "npm-shrinkwrap.json",
-        "Cargo.lock", "poetry.lock", "Pipfile.lock", "uv.lock", "Gemfile.lock",
-        "composer.lock", "go.sum", "flake.lock", "packages.lock.json", "bun.lockb",
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "npm-shrinkwrap.json",
+        "Cargo.lock",
+        "poetry.lock",
+        "Pipfile.lock",
+        "uv.lock",
+        "Gemfile.lock",
+        "composer.lock",
+        "go.sum",
+        "flake.lock",
+        "packages.lock.json",
+        "bun.lockb",
     }
 )
 GENERATED_SUFFIXES = (".min.js", ".min.css", ".min.mjs", ".js.map", ".css.map", ".map", ".pyc")
@@ -52,7 +63,9 @@ class Scan:
     skipped: list[SkippedFile] = field(default_factory=list)
     used_git: bool = False
     hashed: int = 0  # how many files had to be read and hashed (the rest came from git or stat)
-    directories: list[str] = field(default_factory=list)  # walked (not ignored) directories, "" = root
+    directories: list[str] = field(
+        default_factory=list
+    )  # walked (not ignored) directories, "" = root
 
 
 class RepositoryNotFound(FileNotFoundError):
@@ -73,7 +86,9 @@ def scan_repository(
     """
     root_path = Path(root)
     if not root_path.is_dir():
-        raise RepositoryNotFound(f"repository path {str(root)!r} does not exist or is not a directory")
+        raise RepositoryNotFound(
+            f"repository path {str(root)!r} does not exist or is not a directory"
+        )
     root_real = os.path.realpath(root_path)
     root_text = str(root_path)  # string joins: a Path per file costs more than its lstat
     scan = Scan(root=root_text)
@@ -109,10 +124,14 @@ def scan_repository(
             try:
                 file_hash = blob_id(_read_bytes(root_path / rel))
             except FileNotFoundError:
-                selected_skips.append(SkippedFile(rel, skip_reasons.VANISHED, "deleted while scanning"))
+                selected_skips.append(
+                    SkippedFile(rel, skip_reasons.VANISHED, "deleted while scanning")
+                )
                 continue
             except OSError as exc:
-                selected_skips.append(SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc)))
+                selected_skips.append(
+                    SkippedFile(rel, skip_reasons.UNREADABLE, exc.strerror or str(exc))
+                )
                 continue
             scan.hashed += 1
         files.append(FileEntry(rel, size, mtime_ns, file_hash))
@@ -136,7 +155,9 @@ def read_file_bytes(root: str | os.PathLike[str], rel: str) -> bytes:
     return _read_bytes(Path(root) / rel)
 
 
-def _examine(root: str, root_real: str, rel: str, config: DiscoveryConfig) -> os.stat_result | SkippedFile:
+def _examine(
+    root: str, root_real: str, rel: str, config: DiscoveryConfig
+) -> os.stat_result | SkippedFile:
     """Stat one candidate: symlinks, special files, size cap, generated names, readability.
 
     Returns the file's `lstat` when it is to be indexed. This runs once per file on every
@@ -157,12 +178,18 @@ def _examine(root: str, root_real: str, rel: str, config: DiscoveryConfig) -> os
             return _classify_symlink(full, root_real, rel)
         if stat.S_ISDIR(mode):
             return SkippedFile(rel, skip_reasons.NOT_REGULAR, "a directory where git lists a file")
-        return SkippedFile(rel, skip_reasons.NOT_REGULAR, "not a regular file (FIFO, socket or device)")
+        return SkippedFile(
+            rel, skip_reasons.NOT_REGULAR, "not a regular file (FIFO, socket or device)"
+        )
     if st.st_size > config.max_file_bytes:
-        return SkippedFile(rel, skip_reasons.TOO_LARGE, f"{st.st_size} bytes > limit {config.max_file_bytes}")
+        return SkippedFile(
+            rel, skip_reasons.TOO_LARGE, f"{st.st_size} bytes > limit {config.max_file_bytes}"
+        )
     name = rel.rpartition("/")[2]
     if name in GENERATED_NAMES or name.endswith(GENERATED_SUFFIXES):
-        return SkippedFile(rel, skip_reasons.GENERATED, "lock file or minified/compiled artefact by name")
+        return SkippedFile(
+            rel, skip_reasons.GENERATED, "lock file or minified/compiled artefact by name"
+        )
     # Readable by anyone (the usual 0644) needs no second system call; otherwise ask the kernel.
     if not mode & stat.S_IROTH and not os.access(full, os.R_OK):
         return SkippedFile(rel, skip_reasons.UNREADABLE, "permission denied")
@@ -181,7 +208,9 @@ def _classify_symlink(full: str, root_real: str, rel: str) -> SkippedFile:
         return SkippedFile(rel, skip_reasons.SYMLINK_OUTSIDE, f"dangling symlink: {exc.strerror}")
     if target != root_real and not target.startswith(root_real + os.sep):
         return SkippedFile(rel, skip_reasons.SYMLINK_OUTSIDE, "points outside the repository")
-    return SkippedFile(rel, skip_reasons.SYMLINK, "points inside the repository; target indexed at its own path")
+    return SkippedFile(
+        rel, skip_reasons.SYMLINK, "points inside the repository; target indexed at its own path"
+    )
 
 
 def _valid_utf8_name(rel: str) -> bool:
@@ -212,7 +241,8 @@ def _git_listing(root: Path) -> dict[str, str | None] | None:
     try:
         top = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
-            capture_output=True, check=True,
+            capture_output=True,
+            check=True,
         ).stdout.strip()
         if os.path.realpath(os.fsdecode(top)) != os.path.realpath(root):
             return None
@@ -249,12 +279,23 @@ def scan_state_files(root: str | os.PathLike[str], use_git: bool = True) -> list
         return paths
     try:
         listed = subprocess.run(
-            ["git", "-C", root_text, "rev-parse", "--git-path", "index", "--git-path", "info/exclude"],
-            capture_output=True, check=True,
+            [
+                "git",
+                "-C",
+                root_text,
+                "rev-parse",
+                "--git-path",
+                "index",
+                "--git-path",
+                "info/exclude",
+            ],
+            capture_output=True,
+            check=True,
         ).stdout
         configured = subprocess.run(
             ["git", "-C", root_text, "config", "--path", "--get", "core.excludesFile"],
-            capture_output=True, check=False,  # exit status 1: not set, git's default applies
+            capture_output=True,
+            check=False,  # exit status 1: not set, git's default applies
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return paths
@@ -262,7 +303,9 @@ def scan_state_files(root: str | os.PathLike[str], use_git: bool = True) -> list
     if configured:
         paths.append(os.fsdecode(configured))
     else:
-        config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.join(
+            os.path.expanduser("~"), ".config"
+        )
         paths.append(os.path.join(config_home, "git", "ignore"))
     return paths
 
@@ -294,7 +337,12 @@ def _walk(
     base_specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     exclude = root / ".git" / "info" / "exclude"
     if exclude.is_file():
-        base_specs.append(("", pathspec.GitIgnoreSpec.from_lines(exclude.read_text(errors="replace").splitlines())))
+        base_specs.append(
+            (
+                "",
+                pathspec.GitIgnoreSpec.from_lines(exclude.read_text(errors="replace").splitlines()),
+            )
+        )
     stack.append(("", base_specs))
     root_text = str(root)
     while stack:
@@ -304,7 +352,9 @@ def _walk(
             with os.scandir(dir_path) as listing:
                 entries = list(listing)  # unsorted: the scan sorts its results once at the end
         except OSError as exc:
-            skipped.append(SkippedFile(rel_dir or ".", skip_reasons.UNREADABLE, exc.strerror or str(exc)))
+            skipped.append(
+                SkippedFile(rel_dir or ".", skip_reasons.UNREADABLE, exc.strerror or str(exc))
+            )
             continue
         if directories is not None:
             directories.append(rel_dir)
@@ -325,7 +375,9 @@ def _walk(
             if not (is_dir or files):
                 continue
             if specs and _ignored(specs, rel, is_dir):
-                skipped.append(SkippedFile(rel + ("/" if is_dir else ""), skip_reasons.IGNORED, ".gitignore"))
+                skipped.append(
+                    SkippedFile(rel + ("/" if is_dir else ""), skip_reasons.IGNORED, ".gitignore")
+                )
                 continue
             if is_dir:
                 subdirs.append((rel, specs))
@@ -335,7 +387,10 @@ def _walk(
 
 
 def _with_gitignore(
-    dir_path: str, rel_dir: str, specs: list[tuple[str, pathspec.GitIgnoreSpec]], skipped: list[SkippedFile]
+    dir_path: str,
+    rel_dir: str,
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]],
+    skipped: list[SkippedFile],
 ) -> list[tuple[str, pathspec.GitIgnoreSpec]]:
     """The ignore rules in force below `rel_dir`: the parents' plus this directory's .gitignore."""
     gitignore = f"{dir_path}/.gitignore"

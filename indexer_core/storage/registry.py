@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from indexer_core import storage
+from indexer_core.storage import tables as storage
 
 REPOSITORIES = "repositories"
 SCHEMA = pa.schema([("repo", pa.string()), ("root", pa.string()), ("registered_at", pa.float64())])
@@ -33,11 +33,15 @@ def register(db_uri: str, repo: str, root: str | os.PathLike[str]) -> str:
     storage.check_repo_name(repo)
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"repository path {str(root)!r} does not exist or is not a directory")
+        raise FileNotFoundError(
+            f"repository path {str(root)!r} does not exist or is not a directory"
+        )
     absolute = str(path.resolve())
     db = storage.connect(db_uri)
     table = storage.open_or_create(db, REPOSITORIES, SCHEMA)
-    row = pa.table({"repo": [repo], "root": [absolute], "registered_at": [time.time()]}, schema=SCHEMA)
+    row = pa.table(
+        {"repo": [repo], "root": [absolute], "registered_at": [time.time()]}, schema=SCHEMA
+    )
     storage.replace_rows(table, "repo", row, None)
     return absolute
 

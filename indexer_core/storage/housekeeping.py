@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from indexer_core import storage
+from indexer_core.storage import tables as storage
 
 DEFAULT_GRACE = timedelta(hours=1)
 # The embedding cache keeps the vectors of texts no chunk has any more, so a revert or a
@@ -124,13 +124,19 @@ def prune_embedding_cache(
     Safe beside a running index: a row dropped here that a run was about to use is only
     embedded again, and rows are kept oldest-last, so what a run just wrote goes last.
     """
-    from indexer_core.indexing import cache_key
+    from indexer_core.indexing.embed_step import cache_key
 
     db = storage.connect(db_uri)
     names = storage.table_names(db)
     if storage.EMBEDDING_CACHE not in names or storage.VECTORS not in names:
         return None
-    used = db.open_table(storage.VECTORS).search().select(["content_hash", "model"]).limit(None).to_arrow()
+    used = (
+        db.open_table(storage.VECTORS)
+        .search()
+        .select(["content_hash", "model"])
+        .limit(None)
+        .to_arrow()
+    )
     live = {
         cache_key(h, m)
         for h, m in zip(used.column("content_hash").to_pylist(), used.column("model").to_pylist())
@@ -147,7 +153,9 @@ def prune_embedding_cache(
     for start in range(0, len(drop), _DELETE_BATCH):
         where = storage.id_list_filter("cache_key", drop[start : start + _DELETE_BATCH])
         storage.with_commit_retry(lambda where=where: cache.delete(where), table=cache)
-    return CachePruning(live=len(live), stale=len(stale), kept=len(stale) - len(drop), pruned=len(drop))
+    return CachePruning(
+        live=len(live), stale=len(stale), kept=len(stale) - len(drop), pruned=len(drop)
+    )
 
 
 def optimize_index(db_uri: str, grace: timedelta = DEFAULT_GRACE) -> HousekeepingReport:
@@ -155,7 +163,9 @@ def optimize_index(db_uri: str, grace: timedelta = DEFAULT_GRACE) -> Housekeepin
     is pruned first (`prune_embedding_cache`), so compaction folds its deletions in."""
     cache = prune_embedding_cache(db_uri)
     names = storage.table_names(storage.connect(db_uri))
-    return HousekeepingReport([optimize_table(db_uri, n, grace) for n in TABLES if n in names], cache)
+    return HousekeepingReport(
+        [optimize_table(db_uri, n, grace) for n in TABLES if n in names], cache
+    )
 
 
 # The `files` manifest is small (a row per file) but gets a fragment per shard per run, and a
@@ -163,7 +173,9 @@ def optimize_index(db_uri: str, grace: timedelta = DEFAULT_GRACE) -> Housekeepin
 MANIFEST_MAX_FRAGMENTS = 4
 
 
-def compact_manifest(db_uri: str, max_fragments: int = MANIFEST_MAX_FRAGMENTS) -> TableHousekeeping | None:
+def compact_manifest(
+    db_uri: str, max_fragments: int = MANIFEST_MAX_FRAGMENTS
+) -> TableHousekeeping | None:
     """After a run's chunk steps: merge the `files` table's fragments when it has more than a few.
 
     Cheap (the table holds one small row per file) and it keeps the sensor's tick cheap.

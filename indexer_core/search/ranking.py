@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from indexer_core.names import looks_like_code, query_identifiers
+from indexer_core.search.names import looks_like_code, query_identifiers
 
 RRF_K = 10
 # Weights per query kind (chosen on bench/retrieval_eval.py's dev seed 11, checked on seed 7

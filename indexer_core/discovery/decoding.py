@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
-from indexer_core import skip_reasons
+from indexer_core.discovery import skip_reasons
 
 BINARY_SNIFF_BYTES = 8192
 
@@ -40,7 +40,9 @@ class Undecodable:
     detail: str
 
 
-def decode_source(data: bytes, limits: MinifiedLimits = MinifiedLimits()) -> DecodedText | Undecodable:
+def decode_source(
+    data: bytes, limits: MinifiedLimits = MinifiedLimits()
+) -> DecodedText | Undecodable:
     """Decode bytes to LF-normalised text; binary and minified content get a skip reason.
 
     A BOM picks the encoding (UTF-8/16/32). Without one, a NUL byte in the first block means

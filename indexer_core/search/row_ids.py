@@ -72,7 +72,9 @@ class RowIdMap:
         chunk_of = dict(self.chunk_of)
         for row_id in gone.tolist():
             del chunk_of[row_id]
-        chunk_of.update(zip(ids[new].tolist(), arrow.column("chunk_id").filter(pa.array(new)).to_pylist()))
+        chunk_of.update(
+            zip(ids[new].tolist(), arrow.column("chunk_id").filter(pa.array(new)).to_pylist())
+        )
         return RowIdMap(version, chunk_of, ids)
 
     def chunk_ids(self, table, row_ids: Sequence[int]) -> list[str | None]:
@@ -81,5 +83,7 @@ class RowIdMap:
         extra: dict[int, str] = {}
         if missing:
             arrow = table.take_row_ids(missing).select(["chunk_id"]).with_row_id().to_arrow()
-            extra = dict(zip(arrow.column(ROW_ID).to_pylist(), arrow.column("chunk_id").to_pylist()))
+            extra = dict(
+                zip(arrow.column(ROW_ID).to_pylist(), arrow.column("chunk_id").to_pylist())
+            )
         return [self.chunk_of.get(r) or extra.get(r) for r in row_ids]

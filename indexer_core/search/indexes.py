@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from indexer_core import storage
+from indexer_core.storage import tables as storage
 
 # Below this many vectors a flat (exact) scan answers in a few milliseconds more than an
 # IVF_HNSW_SQ index does, and is exact; above it the scan grows linearly with the table.
@@ -67,12 +67,15 @@ def build_fts_indexes(db_uri: str) -> IndexBuild:
     table = storage.open_chunks(db)
     # Full-text indexes of columns search no longer reads (`content` and `name` before
     # `search_text` existed) would only cost rebuilds.
-    dropped = [n for n, cols in _index_names(table, "FTS").items() if not set(cols) & set(FTS_COLUMNS)]
+    dropped = [
+        n for n, cols in _index_names(table, "FTS").items() if not set(cols) & set(FTS_COLUMNS)
+    ]
     for name in dropped:
         storage.with_commit_retry(lambda name=name: table.drop_index(name), table=table)
     for column in FTS_COLUMNS:
         storage.with_commit_retry(
-            lambda column=column: table.create_index(column, config=FTS(), replace=True), table=table
+            lambda column=column: table.create_index(column, config=FTS(), replace=True),
+            table=table,
         )
     # B-tree indexes make result loading and get_chunk's parent/children lookups point reads.
     for column in SCALAR_COLUMNS:
@@ -80,9 +83,11 @@ def build_fts_indexes(db_uri: str) -> IndexBuild:
             lambda column=column: table.create_scalar_index(column, replace=True), table=table
         )
     return IndexBuild(
-        table=storage.CHUNKS, rows=table.count_rows(),
+        table=storage.CHUNKS,
+        rows=table.count_rows(),
         built=[f"{c}_idx" for c in FTS_COLUMNS + SCALAR_COLUMNS],
-        dropped=dropped, seconds=time.perf_counter() - started,
+        dropped=dropped,
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -104,7 +109,10 @@ def build_vector_index(db_uri: str, min_rows: int | None = None) -> IndexBuild:
         for name in existing:
             table.drop_index(name)
         return IndexBuild(
-            table=storage.VECTORS, rows=rows, built=[], dropped=existing,
+            table=storage.VECTORS,
+            rows=rows,
+            built=[],
+            dropped=existing,
             seconds=time.perf_counter() - started,
             note=f"{rows} rows < {threshold}: flat (exact) search",
         )
@@ -115,8 +123,11 @@ def build_vector_index(db_uri: str, min_rows: int | None = None) -> IndexBuild:
         table=table,
     )
     return IndexBuild(
-        table=storage.VECTORS, rows=rows, built=[f"vector_idx ({ANN_INDEX_TYPE}, cosine)"],
-        dropped=[], seconds=time.perf_counter() - started,
+        table=storage.VECTORS,
+        rows=rows,
+        built=[f"vector_idx ({ANN_INDEX_TYPE}, cosine)"],
+        dropped=[],
+        seconds=time.perf_counter() - started,
         note=f"{rows} rows >= {threshold}: ANN search",
     )
 

@@ -33,19 +33,38 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from indexer_core import storage
-from indexer_core.names import NameIndex, NameWords
-from indexer_core.ranking import PartGroups
-from indexer_core.row_ids import ROW_ID, RowIdMap, member
+from indexer_core.search.names import NameIndex, NameWords
+from indexer_core.search.ranking import PartGroups
+from indexer_core.search.row_ids import ROW_ID, RowIdMap, member
+from indexer_core.storage import tables as storage
 
 CATALOG_COLUMNS = [
-    "chunk_id", "repo", "path", "language", "kind", "name", "scope", "start_line", "end_line", "parent_id",
+    "chunk_id",
+    "repo",
+    "path",
+    "language",
+    "kind",
+    "name",
+    "scope",
+    "start_line",
+    "end_line",
+    "parent_id",
 ]
 # What a search hit shows besides its content: all of it held by the catalog.
 # Slots emptied by dropped rows stay until they outnumber the live rows by this many; then a
 # full load packs them.
 EMPTY_SLOTS_KEPT = 1000
-HIT_META_COLUMNS = ["chunk_id", "repo", "path", "start_line", "end_line", "kind", "name", "language", "parent_id"]
+HIT_META_COLUMNS = [
+    "chunk_id",
+    "repo",
+    "path",
+    "start_line",
+    "end_line",
+    "kind",
+    "name",
+    "language",
+    "parent_id",
+]
 
 
 def _read(table) -> pa.Table:
@@ -86,8 +105,17 @@ class ChunkCatalog:
     @classmethod
     def empty(cls) -> ChunkCatalog:
         names = NameIndex(rows=[])
-        return cls(-1, names, PartGroups(), NameWords.build(names), {}, np.zeros(0, dtype=np.uint64),
-                   np.zeros(0, dtype=bool), RowIdMap(-1, {}), None)
+        return cls(
+            -1,
+            names,
+            PartGroups(),
+            NameWords.build(names),
+            {},
+            np.zeros(0, dtype=np.uint64),
+            np.zeros(0, dtype=bool),
+            RowIdMap(-1, {}),
+            None,
+        )
 
     @classmethod
     def load(cls, table, version: int) -> ChunkCatalog:
@@ -138,8 +166,13 @@ class ChunkCatalog:
         return self._changed(version, dropped, added.to_pylist(), added, new_ids[fresh], moved)
 
     def _changed(
-        self, version: int, dropped: Iterable[int], added: list[dict], added_arrow: pa.Table,
-        added_ids: np.ndarray, moved: tuple[np.ndarray, np.ndarray] | None = None,
+        self,
+        version: int,
+        dropped: Iterable[int],
+        added: list[dict],
+        added_arrow: pa.Table,
+        added_ids: np.ndarray,
+        moved: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> ChunkCatalog:
         """A new catalog: rows at slots `dropped` gone, `added` rows (also as `added_arrow`,
         with row ids `added_ids`) appended, and the rows at slots `moved[0]` at the new row
@@ -163,7 +196,9 @@ class ChunkCatalog:
             if len(slots) * 4 > len(chunk_of):  # a compaction: cheaper to map every row again
                 row_ids[slots] = now
                 live = np.flatnonzero(alive)
-                chunk_of = dict(zip(row_ids[live].tolist(), [names.rows[i]["chunk_id"] for i in live.tolist()]))
+                chunk_of = dict(
+                    zip(row_ids[live].tolist(), [names.rows[i]["chunk_id"] for i in live.tolist()])
+                )
             else:
                 for slot, row_id in zip(slots.tolist(), now.tolist()):
                     del chunk_of[int(row_ids[slot])]
@@ -172,8 +207,17 @@ class ChunkCatalog:
         arrow = added_arrow if self.arrow is None else pa.concat_tables([self.arrow, added_arrow])
         if arrow.column(0).num_chunks > 64:
             arrow = arrow.combine_chunks()
-        return ChunkCatalog(version, names, groups, words, row_of, row_ids, alive,
-                            RowIdMap(version, chunk_of), arrow)
+        return ChunkCatalog(
+            version,
+            names,
+            groups,
+            words,
+            row_of,
+            row_ids,
+            alive,
+            RowIdMap(version, chunk_of),
+            arrow,
+        )
 
     def meta(self, chunk_id: str) -> dict | None:
         """A chunk's hit fields other than content, or None when this version lacks it."""
@@ -196,11 +240,17 @@ class ChunkCatalog:
                 rows = None
             if rows is not None:
                 asked = set(known)
-                for cid, content in zip(rows.column("chunk_id").to_pylist(), rows.column("content").to_pylist()):
+                for cid, content in zip(
+                    rows.column("chunk_id").to_pylist(), rows.column("content").to_pylist()
+                ):
                     if cid in asked:
                         found[cid] = content
         missing = [cid for cid in wanted if cid not in found]
         if missing:
-            rows = storage.read_rows(table, storage.id_list_filter("chunk_id", missing), ["chunk_id", "content"])
-            found.update(zip(rows.column("chunk_id").to_pylist(), rows.column("content").to_pylist()))
+            rows = storage.read_rows(
+                table, storage.id_list_filter("chunk_id", missing), ["chunk_id", "content"]
+            )
+            found.update(
+                zip(rows.column("chunk_id").to_pylist(), rows.column("content").to_pylist())
+            )
         return found

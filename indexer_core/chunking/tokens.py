@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from indexer_core.model_location import resolve_model_path
+from indexer_core.embedding.model_location import resolve_model_path
 
 # Tokens that the model adds around every input ([CLS] and [SEP] for BERT-like models).
 _SPECIAL_TOKEN_RESERVE = 2

@@ -45,8 +45,18 @@ IN_EXCL_UNLINK = 0x04000000
 IN_ISDIR = 0x40000000
 
 WATCH_MASK = (
-    IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
-    | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK
+    IN_MODIFY
+    | IN_ATTRIB
+    | IN_CLOSE_WRITE
+    | IN_MOVED_FROM
+    | IN_MOVED_TO
+    | IN_CREATE
+    | IN_DELETE
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ONLYDIR
+    | IN_DONT_FOLLOW
+    | IN_EXCL_UNLINK
 )
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, name length
 # A directory that cannot be watched for these reasons needs no rescan: its parent's watch
@@ -93,7 +103,12 @@ class ScanStart:
         """The root resolves to the same directory and no state file changed."""
         resolved = os.path.realpath(root)
         now = _signature(resolved)
-        if resolved != self.resolved or now is None or self.root is None or now[:2] != self.root[:2]:
+        if (
+            resolved != self.resolved
+            or now is None
+            or self.root is None
+            or now[:2] != self.root[:2]
+        ):
             return False
         return all(_signature(path) == seen for path, seen in self.state)
 
@@ -103,7 +118,9 @@ class TreeWatch:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.unavailable: str | None = None if _LIBC is not None else "inotify is not available here"
+        self.unavailable: str | None = (
+            None if _LIBC is not None else "inotify is not available here"
+        )
         self._fd: int | None = None
         self._pid = os.getpid()
         self._watches: dict[str, int] = {}  # directory (relative, "" = root) -> watch descriptor
@@ -132,7 +149,9 @@ class TreeWatch:
     def before_scan(self, state_files: Iterable[str] = ()) -> ScanStart:
         """Call after `changed()` and before the scan: what `covered()` will compare against."""
         resolved = os.path.realpath(self.root)
-        return ScanStart(resolved, _signature(resolved), tuple((p, _signature(p)) for p in state_files))
+        return ScanStart(
+            resolved, _signature(resolved), tuple((p, _signature(p)) for p in state_files)
+        )
 
     def covered(self, directories: Iterable[str], start: ScanStart) -> None:
         """After a scan begun at `start`: watch exactly `directories` (relative to the root).

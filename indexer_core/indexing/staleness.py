@@ -13,21 +13,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
-from indexer_core import skip_reasons, storage
-from indexer_core.discovery import Scan, scan_repository, scan_state_files, walk_directories
-from indexer_core.hashing import StatRecord
-from indexer_core.indexing import (
-    MANIFEST_COLUMNS,
-    IndexSettings,
-    chunker_fingerprint,
-    manifest_version,
-)
-from indexer_core.locking import local_path
-from indexer_core.models import FileEntry
-from indexer_core.partitioning import data_version, shard_of
-from indexer_core.watching import TreeWatch, scanned_directories
+from indexer_core.discovery.listing import Scan, scan_repository, scan_state_files, walk_directories
+from indexer_core.indexing.manifest import ManifestSummary, manifest_summary, manifest_version
+from indexer_core.indexing.partitioning import data_version, shard_of
+from indexer_core.indexing.settings import IndexSettings, chunker_fingerprint
+from indexer_core.indexing.watching import TreeWatch, scanned_directories
+from indexer_core.records import FileEntry
+from indexer_core.storage import tables as storage
 
 
 @dataclass
@@ -43,91 +35,9 @@ class ChangeSet:
     unwatched: str | None = None  # why a watch asked for could not be kept (limits, platform)
 
 
-@dataclass(frozen=True)
-class ManifestSummary:
-    """What a sensor tick needs from a repository's `files` rows, derived once per table state.
-
-    `known` feeds the scan's size+mtime fast path; `counted` is every file the data version
-    counts (path -> hash, the rows `manifest_version` keeps); `versions` is each shard's
-    version as the index records it; `current` is the same per shard under today's shard
-    count, so a shard whose files all match `counted` takes its version without re-hashing.
-    """
-
-    known: dict[str, StatRecord]
-    counted: dict[str, str]
-    versions: dict[int, str]
-    current: dict[int, tuple[int, str]]  # shard under settings.shards -> (files, version)
-
-
-def summarize_manifest(manifest: pa.Table | None, settings: IndexSettings) -> ManifestSummary:
-    """Derive the sensor's view of the index from the manifest rows (MANIFEST_COLUMNS)."""
-    if manifest is None:
-        return ManifestSummary({}, {}, {}, {})
-    fingerprint = chunker_fingerprint(settings.model)
-    # Column lists, not a dict per row: a large repository has hundreds of thousands of rows.
-    columns = [manifest.column(c).to_pylist() for c in ("path", "shard", "size", "mtime_ns", "file_hash", "reason")]
-    known: dict[str, StatRecord] = {}
-    counted: dict[str, str] = {}
-    by_shard: dict[int, list[tuple[str, str]]] = {}
-    by_current: dict[int, list[tuple[str, str]]] = {}
-    for path, shard, size, mtime_ns, file_hash, reason in zip(*columns):
-        files = by_shard.setdefault(shard, [])
-        if not file_hash:
-            continue
-        known[path] = StatRecord(size, mtime_ns, file_hash)
-        if reason != skip_reasons.UNREADABLE:  # as manifest_version counts them
-            files.append((path, file_hash))
-            counted[path] = file_hash
-            by_current.setdefault(shard_of(path, settings.shards), []).append((path, file_hash))
-    versions = {shard: data_version(files, fingerprint) for shard, files in by_shard.items()}
-    current = {
-        shard: (len(files), versions[shard] if by_shard.get(shard) == files else data_version(files, fingerprint))
-        for shard, files in by_current.items()
-    }
-    return ManifestSummary(known, counted, versions, current)
-
-
-# (db_uri, repo, chunker fingerprint, shards) -> (table state, summary): a sensor's process
-# asks every tick, and between runs the `files` table does not move.
-_SUMMARIES: dict[tuple[str, str, str, int], tuple[tuple, ManifestSummary]] = {}
-
-
-def manifest_summary(db_uri: str, repo: str, settings: IndexSettings) -> ManifestSummary:
-    """The repository's ManifestSummary, re-read only when the `files` table has changed.
-
-    The table's state is its version and row count (from its manifest, no data read) plus,
-    for a local database, the identity of its versions directory, so a table dropped and
-    rebuilt to the same version and row count still reads as new.
-    """
-    storage.check_repo_name(repo)
-    db = storage.connect(db_uri)
-    if storage.FILES not in storage.table_names(db):
-        return summarize_manifest(None, settings)
-    table = db.open_table(storage.FILES)
-    state = (table.version, table.count_rows(), _versions_dir_identity(db_uri))
-    key = (db_uri, repo, chunker_fingerprint(settings.model), settings.shards)
-    cached = _SUMMARIES.get(key)
-    if cached is not None and state[2] is not None and cached[0] == state:
-        return cached[1]
-    rows = storage.read_rows(table, storage.repo_filter(repo), MANIFEST_COLUMNS)
-    summary = summarize_manifest(rows, settings)
-    _SUMMARIES[key] = (state, summary)
-    return summary
-
-
-def _versions_dir_identity(db_uri: str) -> tuple[int, int, int] | None:
-    """Device, inode and mtime of the `files` table's versions directory; None when not local."""
-    base = local_path(db_uri)
-    if base is None:
-        return None
-    try:
-        st = os.stat(os.path.join(base, f"{storage.FILES}.lance", "_versions"))
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns)
-
-
-def disk_versions(files: list[FileEntry], summary: ManifestSummary, settings: IndexSettings) -> dict[int, str]:
+def disk_versions(
+    files: list[FileEntry], summary: ManifestSummary, settings: IndexSettings
+) -> dict[int, str]:
     """Each shard's data version as the scanned tree stands (what `partition_versions` gives).
 
     A shard whose scanned files are exactly the manifest's counted files, with the same
@@ -151,7 +61,9 @@ def disk_versions(files: list[FileEntry], summary: ManifestSummary, settings: In
         if shard not in changed and matched[shard] == count:
             versions[shard] = version
     if len(versions) < shards:
-        by_shard: dict[int, list[tuple[str, str]]] = {s: [] for s in range(shards) if s not in versions}
+        by_shard: dict[int, list[tuple[str, str]]] = {
+            s: [] for s in range(shards) if s not in versions
+        }
         for entry in files:
             todo = by_shard.get(shard_of(entry.path, shards))
             if todo is not None:
@@ -176,7 +88,8 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
     # Versions plus row counts (both from the manifests, no data read): a table dropped and
     # rebuilt to the same version number would also have to match both counts.
     versions = (
-        chunks_table.version, chunks_table.count_rows(),
+        chunks_table.version,
+        chunks_table.count_rows(),
         vectors_table.version if vectors_table is not None else -1,
         vectors_table.count_rows() if vectors_table is not None else -1,
     )
@@ -188,7 +101,11 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
     vectors: Counter = Counter()
     if vectors_table is not None:
         rows = storage.read_rows(vectors_table, where, ["shard", "model"])
-        vectors = Counter(s for s, m in zip(rows.column("shard").to_pylist(), rows.column("model").to_pylist()) if m == model)
+        vectors = Counter(
+            s
+            for s, m in zip(rows.column("shard").to_pylist(), rows.column("model").to_pylist())
+            if m == model
+        )
     gaps = {s for s in set(chunks) | set(vectors) if chunks.get(s, 0) != vectors.get(s, 0)}
     _GAPS[(db_uri, repo, model)] = (versions, gaps)
     return set(gaps)
@@ -219,7 +136,12 @@ MAX_WATCHED_TREES = 64  # inotify instances are a per-user kernel limit (128 by 
 
 
 def _watched_tree(root: str, settings: IndexSettings) -> _WatchedTree:
-    key = (os.path.abspath(root), settings.discovery(), settings.shards, chunker_fingerprint(settings.model))
+    key = (
+        os.path.abspath(root),
+        settings.discovery(),
+        settings.shards,
+        chunker_fingerprint(settings.model),
+    )
     with _WATCHED_LOCK:
         tree = _WATCHED.pop(key, None) or _WatchedTree(TreeWatch(key[0]))
         _WATCHED[key] = tree
@@ -228,7 +150,9 @@ def _watched_tree(root: str, settings: IndexSettings) -> _WatchedTree:
     return tree
 
 
-def _scan_disk(root: str, settings: IndexSettings, summary: ManifestSummary) -> tuple[dict[int, str], Scan]:
+def _scan_disk(
+    root: str, settings: IndexSettings, summary: ManifestSummary
+) -> tuple[dict[int, str], Scan]:
     scan = scan_repository(root, settings.discovery(), known=summary.known)
     return disk_versions(scan.files, summary, settings), scan
 
@@ -241,21 +165,33 @@ def _watched_disk(
     with tree.lock:  # one tick per tree at a time: a drained event must reach its own scan
         quiet = not tree.watch.changed()  # drains the events; the scan must begin after this
         last = tree.last
-        if quiet and last is not None and last.summary is summary and time.monotonic() - last.at < full_scan_every:
+        if (
+            quiet
+            and last is not None
+            and last.summary is summary
+            and time.monotonic() - last.at < full_scan_every
+        ):
             return dict(last.disk), last.files_seen, 0, False, None
         start = tree.watch.before_scan(scan_state_files(root, settings.use_git))
         began = time.monotonic()
         disk, scan = _scan_disk(root, settings, summary)
         walked = walk_directories(root) if scan.used_git else scan.directories
-        listed = [f.path for f in scan.files] + [s.path for s in scan.skipped if not s.path.endswith("/")]
+        listed = [f.path for f in scan.files] + [
+            s.path for s in scan.skipped if not s.path.endswith("/")
+        ]
         tree.watch.covered(scanned_directories(listed, walked), start)
         tree.last = _LastScan(dict(disk), len(scan.files), began, summary)
         return disk, len(scan.files), scan.hashed, True, tree.watch.unavailable
 
 
 def detect_changes(
-    db_uri: str, repo: str, root: str, settings: IndexSettings | None = None, include_vectors: bool = True,
-    watch: bool = False, full_scan_every: float = FULL_SCAN_EVERY_SECONDS,
+    db_uri: str,
+    repo: str,
+    root: str,
+    settings: IndexSettings | None = None,
+    include_vectors: bool = True,
+    watch: bool = False,
+    full_scan_every: float = FULL_SCAN_EVERY_SECONDS,
 ) -> ChangeSet:
     """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index.
 
@@ -265,16 +201,26 @@ def detect_changes(
     """
     started = time.perf_counter()
     settings = settings or IndexSettings()
-    summary = manifest_summary(db_uri, repo, settings)  # cached while the `files` table is unchanged
+    summary = manifest_summary(
+        db_uri, repo, settings
+    )  # cached while the `files` table is unchanged
     unwatched = None
     if watch:
-        disk, files_seen, files_hashed, scanned, unwatched = _watched_disk(root, settings, summary, full_scan_every)
+        disk, files_seen, files_hashed, scanned, unwatched = _watched_disk(
+            root, settings, summary, full_scan_every
+        )
     else:
         disk, scan = _scan_disk(root, settings, summary)
         files_seen, files_hashed, scanned = len(scan.files), scan.hashed, True
     index = dict(summary.versions)
     changes = ChangeSet(
-        repo, disk, index, files_seen=files_seen, files_hashed=files_hashed, scanned=scanned, unwatched=unwatched
+        repo,
+        disk,
+        index,
+        files_seen=files_seen,
+        files_hashed=files_hashed,
+        scanned=scanned,
+        unwatched=unwatched,
     )
     empty = manifest_version([], chunker_fingerprint(settings.model))
     for shard, version in disk.items():
@@ -285,3 +231,12 @@ def detect_changes(
             changes.stale.setdefault(shard, "chunks without vectors from this model")
     changes.seconds = time.perf_counter() - started
     return changes
+
+
+def partition_versions(
+    db_uri: str, repo: str, root: str, settings: IndexSettings | None = None
+) -> tuple[dict[int, str], Scan]:
+    """Each shard's data version as the repository stands now, by a full scan (no watch):
+    the disk side of `detect_changes`, for callers that want the versions themselves."""
+    settings = settings or IndexSettings()
+    return _scan_disk(root, settings, manifest_summary(db_uri, repo, settings))

@@ -21,12 +21,13 @@ from datetime import timedelta
 
 import pyarrow.compute as pc
 
-from indexer_core import search_index, storage
-from indexer_core.chunk_catalog import ChunkCatalog
-from indexer_core.lancedb_import import import_lancedb
-from indexer_core.names import expand_identifiers
-from indexer_core.ranking import base_name, fuse, query_kind
-from indexer_core.row_ids import ROW_ID, RowIdMap
+from indexer_core.search import indexes as search_index
+from indexer_core.search.catalog import ChunkCatalog
+from indexer_core.search.names import expand_identifiers
+from indexer_core.search.ranking import base_name, fuse, query_kind
+from indexer_core.search.row_ids import ROW_ID, RowIdMap
+from indexer_core.storage import tables as storage
+from indexer_core.storage.lancedb_import import import_lancedb
 
 lancedb = import_lancedb()
 
@@ -36,7 +37,18 @@ MODES = ("hybrid", "vector", "text")
 _OVERFETCH = 5
 _MIN_FETCH = 50
 _CONSISTENCY = timedelta(seconds=2)  # how stale a long-lived server's view may get
-_HIT_COLUMNS = ["chunk_id", "repo", "path", "start_line", "end_line", "kind", "name", "language", "content", "parent_id"]
+_HIT_COLUMNS = [
+    "chunk_id",
+    "repo",
+    "path",
+    "start_line",
+    "end_line",
+    "kind",
+    "name",
+    "language",
+    "content",
+    "parent_id",
+]
 
 
 @dataclass(frozen=True)
@@ -56,7 +68,9 @@ class SearchFilters:
         if self.kind:
             clauses.append(f"kind = {storage.sql_string(self.kind)}")
         if self.path_glob:
-            clauses.append(f"regexp_like(path, {storage.sql_string(glob_to_regex(self.path_glob))})")
+            clauses.append(
+                f"regexp_like(path, {storage.sql_string(glob_to_regex(self.path_glob))})"
+            )
         return " AND ".join(clauses) or None
 
     def accepts_path(self, path: str) -> bool:
@@ -155,7 +169,9 @@ class _OpenIndex:
     def table(self, name: str):
         if name not in self._tables:
             if name not in storage.table_names(self.db):
-                raise storage.StorageError(f"no index in {self.db_uri}: run `code-index index PATH` first")
+                raise storage.StorageError(
+                    f"no index in {self.db_uri}: run `code-index index PATH` first"
+                )
             self._tables[name] = self.db.open_table(name)
         return self._tables[name]
 
@@ -186,7 +202,13 @@ class _OpenIndex:
         with self._lock:
             if self._vector_state is None or self._vector_state[0].version != version:
                 table = self.table(storage.VECTORS)
-                arrow = table.search().select(["chunk_id", "model"]).with_row_id(True).limit(None).to_arrow()
+                arrow = (
+                    table.search()
+                    .select(["chunk_id", "model"])
+                    .with_row_id(True)
+                    .limit(None)
+                    .to_arrow()
+                )
                 if self._vector_state is None:
                     rows = RowIdMap.from_arrow(arrow, version)
                 else:
@@ -221,7 +243,9 @@ def indexed_models(db_uri: str) -> set[str]:
     return open_index(db_uri).models()
 
 
-def query_embedder(db_uri: str, model: str | None = None, embedder=None, version: int | None = None):
+def query_embedder(
+    db_uri: str, model: str | None = None, embedder=None, version: int | None = None
+):
     """The embedder for queries on this index; refuses a model or dimension it was not built with.
 
     The check is remembered per vectors-table version (`version`, when the caller has
@@ -244,8 +268,8 @@ def load_query_encoder(model: str):
     """What embeds queries for an index of `model`: its ONNX export when there is one
     (`query_encoder`: no torch import, ~8 ms a query), else the model itself, which is then
     exported so that the next process starts fast."""
-    from indexer_core import query_encoder
-    from indexer_core.embedding import QUERY_THREADS, load_embedder
+    from indexer_core.embedding import query_encoder
+    from indexer_core.embedding.model import QUERY_THREADS, load_embedder
 
     fast = query_encoder.load_onnx_query_encoder(model, QUERY_THREADS)
     if fast is not None:
@@ -333,7 +357,9 @@ def _lexical_rankings(
     return ranked
 
 
-def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -> list[tuple[str, float]]:
+def _vector_ranking(
+    index: _OpenIndex, query, fetch, filters, model, embedder
+) -> list[tuple[str, float]]:
     table = index.table(storage.VECTORS)
     version = table.version  # read once: the model check and the row-id map share it
     embedder = query_embedder(index.db_uri, model, embedder, version)
@@ -350,17 +376,23 @@ def _vector_ranking(index: _OpenIndex, query, fetch, filters, model, embedder) -
     return [(cid, 1.0 - float(d)) for cid, d in zip(ids, distances) if cid is not None]
 
 
-def _text_ranking(index: _OpenIndex, catalog: ChunkCatalog, query, fetch, filters) -> list[tuple[str, float]]:
+def _text_ranking(
+    index: _OpenIndex, catalog: ChunkCatalog, query, fetch, filters
+) -> list[tuple[str, float]]:
     index.ensure_fts(catalog.version)
     table = index.table(storage.CHUNKS)
     text = expand_identifiers(query)  # as the indexed text: `isUnspecified` also as its words
-    q = table.search(text, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(fetch)
+    q = table.search(text, query_type="fts", fts_columns=list(search_index.FTS_COLUMNS)).limit(
+        fetch
+    )
     where = filters.where()
     if where:
         q = q.where(where, prefilter=True)
     rows = q.select(["_score"]).with_row_id(True).to_arrow()
     ids = catalog.by_row.chunk_ids(table, rows.column(ROW_ID).to_pylist())
-    return [(cid, float(s)) for cid, s in zip(ids, rows.column("_score").to_pylist()) if cid is not None]
+    return [
+        (cid, float(s)) for cid, s in zip(ids, rows.column("_score").to_pylist()) if cid is not None
+    ]
 
 
 def _name_ranking(catalog: ChunkCatalog, query, fetch, filters) -> list[tuple[str, float]]:
@@ -398,13 +430,25 @@ def _load_hits(
         meta = {cid: catalog.meta(cid) for cid, _ in window}
         unknown = [cid for cid, row in meta.items() if row is None]
         if unknown:
-            rows = storage.read_rows(table, storage.id_list_filter("chunk_id", unknown), _HIT_COLUMNS)
+            rows = storage.read_rows(
+                table, storage.id_list_filter("chunk_id", unknown), _HIT_COLUMNS
+            )
             meta.update({row["chunk_id"]: row for row in rows.to_pylist()})
-        chosen = [(cid, group) for cid, group in window if meta.get(cid) and filters.accepts_path(meta[cid]["path"])]
+        chosen = [
+            (cid, group)
+            for cid, group in window
+            if meta.get(cid) and filters.accepts_path(meta[cid]["path"])
+        ]
         chosen = chosen[: k - len(hits)]
-        members = [m for cid, group in chosen for m in (catalog.groups.members[group] if group is not None else [cid])]
+        members = [
+            m
+            for cid, group in chosen
+            for m in (catalog.groups.members[group] if group is not None else [cid])
+        ]
         contents = catalog.contents(table, [m for m in members if m in catalog.row_of])
-        contents.update({cid: row["content"] for cid, row in meta.items() if row and "content" in row})
+        contents.update(
+            {cid: row["content"] for cid, row in meta.items() if row and "content" in row}
+        )
         for cid, group in chosen:
             if cid not in contents:
                 continue  # deleted since the catalog was loaded
@@ -423,15 +467,21 @@ def get_chunk(db_uri: str, chunk_id: str) -> dict | None:
     """One chunk with its parent and its children (the hierarchy kept in `parent_id`)."""
     table = open_index(db_uri).table(storage.CHUNKS)
     columns = _HIT_COLUMNS + ["scope"]
-    found = storage.read_rows(table, storage.id_list_filter("chunk_id", [chunk_id]), columns).to_pylist()
+    found = storage.read_rows(
+        table, storage.id_list_filter("chunk_id", [chunk_id]), columns
+    ).to_pylist()
     if not found:
         return None
     chunk = found[0]
     parent = None
     if chunk["parent_id"]:
-        rows = storage.read_rows(table, storage.id_list_filter("chunk_id", [chunk["parent_id"]]), columns).to_pylist()
+        rows = storage.read_rows(
+            table, storage.id_list_filter("chunk_id", [chunk["parent_id"]]), columns
+        ).to_pylist()
         parent = rows[0] if rows else None
-    children = storage.read_rows(table, storage.id_list_filter("parent_id", [chunk_id]), columns).to_pylist()
+    children = storage.read_rows(
+        table, storage.id_list_filter("parent_id", [chunk_id]), columns
+    ).to_pylist()
     children.sort(key=lambda r: (r["start_line"], r["end_line"]))
     brief = ["chunk_id", "path", "start_line", "end_line", "kind", "name"]
     return {

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer_core.model_location import resolve_model_path
+from indexer_core.embedding.model_location import resolve_model_path
 
 QUERY_THREADS = int(os.environ.get("CODE_INDEX_QUERY_THREADS", "1"))
 # Threads that tokenize ahead of the GPU (0: the model's own encode, one batch at a time).

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import pyarrow as pa
 
-from indexer_core.lancedb_import import import_lancedb
+from indexer_core.storage.lancedb_import import import_lancedb
 
 lancedb = import_lancedb()
 

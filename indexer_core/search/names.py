@@ -21,13 +21,17 @@ _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->|#)[A-Za-z_$][A-Za-z
 _PART_SUFFIX = re.compile(r"\s*\(part \d+/\d+\)$")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SEPARATORS = re.compile(r"\.|::|->|#")
-_SCOPE_IDENT = re.compile(r"(?:class|def|fn|func|function|interface|struct|impl|module|trait)\s+"
-                          r"([A-Za-z_$][A-Za-z0-9_$]*)|^([A-Za-z_$][A-Za-z0-9_$]*)$")
+_SCOPE_IDENT = re.compile(
+    r"(?:class|def|fn|func|function|interface|struct|impl|module|trait)\s+"
+    r"([A-Za-z_$][A-Za-z0-9_$]*)|^([A-Za-z_$][A-Za-z0-9_$]*)$"
+)
 
 
 def word_parts(identifier: str) -> list[str]:
     """Lower-case word parts of an identifier: `HTTPClient.send_all` -> http, client, send, all."""
-    return [p.lower() for piece in re.split(r"[^A-Za-z0-9]+", identifier) for p in _CAMEL.findall(piece)]
+    return [
+        p.lower() for piece in re.split(r"[^A-Za-z0-9]+", identifier) for p in _CAMEL.findall(piece)
+    ]
 
 
 _WORD_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*")
@@ -74,8 +78,10 @@ def scope_names(scope: str) -> list[str]:
 
 def looks_like_code(token: str) -> bool:
     return bool(
-        "_" in token or any(s in token for s in (".", "::", "->", "#"))
-        or re.search(r"[a-z][A-Z]", token) or re.search(r"[A-Z]{2,}[a-z]", token)
+        "_" in token
+        or any(s in token for s in (".", "::", "->", "#"))
+        or re.search(r"[a-z][A-Z]", token)
+        or re.search(r"[A-Z]{2,}[a-z]", token)
     )
 
 
@@ -140,7 +146,9 @@ class NameIndex:
     def build(cls, rows: list[dict]) -> NameIndex:
         return cls(rows=[]).updated((), rows)[0]
 
-    def updated(self, dropped: Iterable[int], added: Iterable[dict]) -> tuple[NameIndex, SlotChange]:
+    def updated(
+        self, dropped: Iterable[int], added: Iterable[dict]
+    ) -> tuple[NameIndex, SlotChange]:
         """A new index with the rows at slots `dropped` removed and `added` appended.
 
         This index is left as it was (a query may still be reading it): lists that change
@@ -177,7 +185,10 @@ class NameIndex:
             row["_keys"], row["_parts"] = _name_fields(row.get("name") or "")
             row["_scopes"], row["_scope_parts"] = _scope_fields(row.get("scope") or "")
             parts.append(row["_parts"])
-            for postings, keys, fresh in ((by_name, row["_keys"], copied[0]), (by_part, row["_parts"], copied[1])):
+            for postings, keys, fresh in (
+                (by_name, row["_keys"], copied[0]),
+                (by_part, row["_parts"], copied[1]),
+            ):
                 for key in keys:
                     if key not in fresh:  # a list of the previous index is copied before it grows
                         fresh.add(key)
@@ -217,16 +228,58 @@ class NameIndex:
                     scores[i] = score
         ranked = [(i, s) for i, s in scores.items() if accept is None or accept(self.rows[i])]
         rows = self.rows
-        ranked.sort(key=lambda item: (-item[1], rows[item[0]]["path"], rows[item[0]]["start_line"],
-                                      rows[item[0]]["chunk_id"]))
+        ranked.sort(
+            key=lambda item: (
+                -item[1],
+                rows[item[0]]["path"],
+                rows[item[0]]["start_line"],
+                rows[item[0]]["chunk_id"],
+            )
+        )
         return ranked[:limit]
 
 
-_STOP = frozenset({
-    "the", "a", "an", "of", "to", "in", "is", "if", "and", "or", "for", "from", "with", "by", "on",
-    "at", "as", "be", "it", "its", "this", "that", "are", "was", "return", "returns", "given",
-    "into", "not", "no", "all", "any", "new", "get", "set", "one", "two",
-})
+_STOP = frozenset(
+    {
+        "the",
+        "a",
+        "an",
+        "of",
+        "to",
+        "in",
+        "is",
+        "if",
+        "and",
+        "or",
+        "for",
+        "from",
+        "with",
+        "by",
+        "on",
+        "at",
+        "as",
+        "be",
+        "it",
+        "its",
+        "this",
+        "that",
+        "are",
+        "was",
+        "return",
+        "returns",
+        "given",
+        "into",
+        "not",
+        "no",
+        "all",
+        "any",
+        "new",
+        "get",
+        "set",
+        "one",
+        "two",
+    }
+)
 
 
 def stem(word: str) -> str:
@@ -250,7 +303,9 @@ def tie_key(chunk_id: str) -> int:
             return int(chunk_id[:16], 16)
     except ValueError:
         pass
-    return int.from_bytes(hashlib.blake2b(chunk_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+    return int.from_bytes(
+        hashlib.blake2b(chunk_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+    )
 
 
 _NO_SLOTS = np.zeros(0, dtype=np.int64)
@@ -324,18 +379,36 @@ class NameWords:
         idf = {w: math.log(1 + n / len(rows)) for w, rows in postings.items()}
         idf_of = np.zeros(len(vocab), dtype=np.float64)
         if idf:
-            idf_of[np.fromiter((vocab[w] for w in idf), dtype=np.int64, count=len(idf))] = list(idf.values())
+            idf_of[np.fromiter((vocab[w] for w in idf), dtype=np.int64, count=len(idf))] = list(
+                idf.values()
+            )
         # Sequential sums in pair order: each name's stems in sorted order, whatever its slot.
         name_mass = np.bincount(all_slots, weights=idf_of[all_stems], minlength=len(index.rows))
         name_mass[name_mass == 0] = 1.0
-        scope_size = np.concatenate([
-            self.scope_size, np.fromiter((max(1, len(r["_scope_stems"])) for r in added), dtype=np.float64),
-        ])
-        tie = np.concatenate([
-            self.tie, np.fromiter((tie_key(r["chunk_id"]) for r in added), dtype=np.uint64),
-        ])
-        return NameWords(index.rows, postings, scope_postings, idf, name_mass, scope_size, tie,
-                         vocab, all_slots, all_stems)
+        scope_size = np.concatenate(
+            [
+                self.scope_size,
+                np.fromiter((max(1, len(r["_scope_stems"])) for r in added), dtype=np.float64),
+            ]
+        )
+        tie = np.concatenate(
+            [
+                self.tie,
+                np.fromiter((tie_key(r["chunk_id"]) for r in added), dtype=np.uint64),
+            ]
+        )
+        return NameWords(
+            index.rows,
+            postings,
+            scope_postings,
+            idf,
+            name_mass,
+            scope_size,
+            tie,
+            vocab,
+            all_slots,
+            all_stems,
+        )
 
     def rank(self, query: str, accept=None, limit: int = 50) -> list[tuple[int, float]]:
         """Slots best first with a 0-1 score (share of the name's IDF mass matched)."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer_core.model_location import resolve_model_path
+from indexer_core.embedding.model_location import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,11 @@ _PROBES = [
     "x",
     "déjà vu: ünïcödé 🙂 " * 40,
 ]
-_POOLING_MODES = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
+_POOLING_MODES = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+}
 
 
 def cache_root() -> Path:
@@ -77,7 +81,11 @@ def model_layout(model_dir: Path) -> ModelLayout | None:
             return None
         pooling = json.loads((model_dir / modules[1]["path"] / "config.json").read_text())
         modes = [name for key, name in _POOLING_MODES.items() if pooling.get(key)]
-        others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and v and k not in _POOLING_MODES]
+        others = [
+            k
+            for k, v in pooling.items()
+            if k.startswith("pooling_mode_") and v and k not in _POOLING_MODES
+        ]
         if len(modes) != 1 or others:
             return None
         config = json.loads((model_dir / "sentence_bert_config.json").read_text())
@@ -97,7 +105,9 @@ def export_path(model: str, model_dir: Path) -> Path:
     digest = hashlib.blake2b(digest_size=10)
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         stat = path.stat()
-        digest.update(f"{path.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(
+            f"{path.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+        )
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)[:60]
     return cache_root() / f"{name}-{digest.hexdigest()}" / "model.onnx"
 
@@ -169,7 +179,9 @@ def load_onnx_query_encoder(model: str, threads: int = 1) -> OnnxQueryEncoder | 
     try:
         return load_from_file(model, layout, path, threads)
     except Exception as exc:  # noqa: BLE001 - a damaged export: drop it, the model serves and exports again
-        log.warning("the ONNX export %s does not load (%s); it is removed and queries use torch", path, exc)
+        log.warning(
+            "the ONNX export %s does not load (%s); it is removed and queries use torch", path, exc
+        )
         path.unlink(missing_ok=True)
         return None
 
@@ -211,7 +223,9 @@ def export_for_queries(embedder, model: str | None = None) -> Path | None:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            out = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
             return out.last_hidden_state
 
     try:
@@ -230,19 +244,30 @@ def export_for_queries(embedder, model: str | None = None) -> Path | None:
         candidate = load_from_file(model, layout, Path(tmp))
         difference = float(np.abs(candidate.encode(_PROBES) - embedder.encode(_PROBES)).max())
         if difference > MAX_DIFFERENCE:
-            log.warning("ONNX export of %s differs from the model by %.2g; queries keep torch", model, difference)
+            log.warning(
+                "ONNX export of %s differs from the model by %.2g; queries keep torch",
+                model,
+                difference,
+            )
             return None
         os.replace(tmp, path)
         return path
     except Exception as exc:  # noqa: BLE001 - any exporter failure only keeps the torch path
-        log.warning("could not export %s for queries (%s: %s); queries keep torch", model, type(exc).__name__, exc)
+        log.warning(
+            "could not export %s for queries (%s: %s); queries keep torch",
+            model,
+            type(exc).__name__,
+            exc,
+        )
         return None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def load_from_file(model: str, layout: ModelLayout, path: Path, threads: int = 1) -> OnnxQueryEncoder:
+def load_from_file(
+    model: str, layout: ModelLayout, path: Path, threads: int = 1
+) -> OnnxQueryEncoder:
     """An encoder over an exported file (one session, `threads` threads for each query)."""
     import onnxruntime
     from tokenizers import Tokenizer

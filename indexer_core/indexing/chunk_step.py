@@ -1,0 +1,251 @@
+"""Chunking one partition (a repository's shard): bring its `files` and `chunks` rows in
+line with the repository on disk.
+
+This is the unit of work of a chunk step, one process each, so what it takes and returns is
+small plain data. It compares against what the tables already hold, re-chunks only files
+whose content hash changed, and ends in single-commit writes that a rerun repeats harmlessly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from indexer_core.chunking.files import chunk_file, chunks_to_arrow, file_id
+from indexer_core.chunking.tokens import load_token_counter
+from indexer_core.discovery import skip_reasons
+from indexer_core.discovery.hashing import StatRecord
+from indexer_core.discovery.listing import scan_repository
+from indexer_core.indexing.manifest import (
+    INDEXED,
+    SKIPPED,
+    manifest_of_partition,
+    manifest_row,
+    manifest_version,
+)
+from indexer_core.indexing.partitioning import shard_of
+from indexer_core.indexing.settings import IndexSettings, chunker_fingerprint
+from indexer_core.records import Chunk, FileEntry, SkippedFile
+from indexer_core.storage import tables as storage
+from indexer_core.storage.locking import partition_lock
+
+
+@dataclass
+class ChunkReport:
+    """What one chunk step did: the per-partition metadata shown in Dagster."""
+
+    repo: str
+    shard: int
+    files: int = 0  # files of this partition now indexed
+    unchanged: int = 0
+    added: int = 0
+    modified: int = 0
+    deleted: int = 0
+    renamed: int = 0
+    parsed: int = 0
+    bytes_parsed: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    chunks_total: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    data_version: str = ""
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.modified or self.deleted or self.chunks_removed)
+
+
+def chunk_partition(
+    db_uri: str,
+    repo: str,
+    root: str,
+    shard: int,
+    settings: IndexSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    rehash: bool = False,
+) -> ChunkReport:
+    """Bring one partition's `chunks` and `files` rows in line with the repository on disk.
+
+    `rehash` ignores the size+mtime fast path and hashes every file (the daily reconcile).
+    Holds the partition's lock, so a concurrent writer of the same partition waits.
+    """
+    with partition_lock(db_uri, repo, shard):
+        return _chunk_partition(
+            db_uri, repo, root, shard, settings or IndexSettings(), progress, rehash
+        )
+
+
+def _chunk_partition(
+    db_uri: str,
+    repo: str,
+    root: str,
+    shard: int,
+    settings: IndexSettings,
+    progress: Callable[[int, int], None] | None,
+    rehash: bool,
+) -> ChunkReport:
+    started = time.perf_counter()
+    storage.check_repo_name(repo)
+    report = ChunkReport(repo=repo, shard=shard)
+    counter = load_token_counter(settings.model)
+    fingerprint = chunker_fingerprint(settings.model)
+    db = storage.connect(db_uri)
+    files_table = storage.open_or_create(db, storage.FILES, storage.FILES_SCHEMA)
+    chunks_table = storage.open_chunks(db)
+
+    previous = manifest_of_partition(files_table, repo, shard)
+    known = {
+        p: StatRecord(r["size"], r["mtime_ns"], r["file_hash"])
+        for p, r in previous.items()
+        if r["file_hash"] and not rehash
+    }
+    scan = scan_repository(
+        root,
+        settings.discovery(),
+        known=known,
+        select=lambda p: shard_of(p, settings.shards) == shard,
+    )
+
+    rows: dict[str, dict] = {}
+    new_chunks: list[Chunk] = []
+    replaced_ids: set[str] = set()  # file ids whose chunk rows this write replaces
+    to_parse: list[FileEntry] = []
+    for entry in scan.files:
+        old = previous.get(entry.path)
+        if old and _settled(old, entry.file_hash, fingerprint):
+            report.unchanged += 1
+            if old["status"] == SKIPPED:
+                report.skipped.append(SkippedFile(entry.path, old["reason"], old["detail"]))
+            rows[entry.path] = {**old, "size": entry.size, "mtime_ns": entry.mtime_ns}
+        else:
+            to_parse.append(entry)
+
+    for done, entry in enumerate(to_parse, 1):
+        outcome = chunk_file(root, repo, entry.path, shard, counter)
+        if progress:
+            progress(done, len(to_parse))
+        fid = file_id(repo, entry.path)
+        old = previous.get(entry.path)
+        if isinstance(outcome, SkippedFile):
+            _record_skip(report, rows, replaced_ids, previous, repo, shard, outcome)
+            if outcome.reason in _CONTENT_REASONS:  # same bytes, same verdict: remember the hash
+                rows[entry.path].update(
+                    size=entry.size,
+                    mtime_ns=entry.mtime_ns,
+                    file_hash=entry.file_hash,
+                    chunker=fingerprint,
+                )
+            continue
+        report.parsed += 1
+        report.bytes_parsed += entry.size
+        if old is None or old["status"] != INDEXED:
+            report.added += 1
+        else:
+            report.modified += 1
+        if outcome.notes:
+            report.notes[entry.path] = outcome.notes
+        replaced_ids.add(fid)
+        new_chunks.extend(outcome.chunks)
+        rows[entry.path] = manifest_row(
+            repo,
+            shard,
+            entry.path,
+            status=INDEXED,
+            detail="; ".join(outcome.notes),
+            language=outcome.language,
+            size=entry.size,
+            mtime_ns=entry.mtime_ns,
+            file_hash=outcome.file_hash,
+            chunks=len(outcome.chunks),
+            chunker=fingerprint,
+        )
+
+    for skip in scan.skipped:
+        _record_skip(report, rows, replaced_ids, previous, repo, shard, skip)
+
+    # Files in the manifest that the scan no longer lists are gone: their rows go too.
+    gone = [p for p in previous if p not in rows]
+    for path in gone:
+        if previous[path]["status"] == INDEXED:
+            report.deleted += 1
+            replaced_ids.add(file_id(repo, path))
+    new_hashes = {
+        r["file_hash"] for p, r in rows.items() if p not in previous and r["status"] == INDEXED
+    }
+    report.renamed = sum(1 for p in gone if previous[p]["file_hash"] in new_hashes)
+
+    if replaced_ids:
+        removed_before = _chunk_count(previous, replaced_ids)
+        storage.replace_rows(
+            chunks_table,
+            "chunk_id",
+            chunks_to_arrow(new_chunks),
+            f"{storage.partition_filter(repo, shard)} AND {storage.id_list_filter('file_id', replaced_ids)}",
+        )
+        report.chunks_added = len(new_chunks)
+        report.chunks_removed = removed_before
+    manifest_rows = [rows[p] for p in sorted(rows)]
+    if _manifest_changed(previous, rows):
+        storage.replace_rows(
+            files_table,
+            "file_id",
+            pa.Table.from_pylist(manifest_rows, schema=storage.FILES_SCHEMA),
+            storage.partition_filter(repo, shard),
+        )
+    report.files = sum(1 for r in manifest_rows if r["status"] == INDEXED)
+    report.data_version = manifest_version(manifest_rows, fingerprint)
+    report.chunks_total = chunks_table.count_rows(storage.partition_filter(repo, shard))
+    report.skipped.sort(key=lambda s: s.path)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+_CONTENT_REASONS = frozenset({skip_reasons.BINARY, skip_reasons.MINIFIED})
+
+
+def _settled(old: dict, file_hash: str, fingerprint: str) -> bool:
+    """The manifest row already reflects these bytes under these chunker settings."""
+    if old["file_hash"] != file_hash or old["chunker"] != fingerprint:
+        return False
+    return (
+        old["status"] == INDEXED
+        and old["reason"] != skip_reasons.UNREADABLE
+        or old["reason"] in _CONTENT_REASONS
+    )
+
+
+def _chunk_count(previous: dict[str, dict], replaced_ids: set[str]) -> int:
+    return sum(
+        r["chunks"]
+        for r in previous.values()
+        if r["file_id"] in replaced_ids and r["status"] == INDEXED
+    )
+
+
+def _record_skip(report, rows, replaced_ids, previous, repo, shard, skip: SkippedFile) -> None:
+    """Record a skip; an unreadable file that was indexed keeps its rows (nothing is lost)."""
+    report.skipped.append(skip)
+    old = previous.get(skip.path)
+    transient = skip.reason == skip_reasons.UNREADABLE
+    if old and old["status"] == INDEXED and transient:
+        rows[skip.path] = {
+            **old,
+            "reason": skip.reason,
+            "detail": f"previous index kept: {skip.detail}",
+        }
+        return
+    if skip.reason == skip_reasons.VANISHED:
+        return  # gone: the deletion pass removes its rows
+    if old and old["status"] == INDEXED:
+        report.deleted += 1
+        replaced_ids.add(file_id(repo, skip.path))
+    rows[skip.path] = manifest_row(repo, shard, skip.path, reason=skip.reason, detail=skip.detail)
+
+
+def _manifest_changed(previous: dict[str, dict], rows: dict[str, dict]) -> bool:
+    return previous.keys() != rows.keys() or any(previous[p] != rows[p] for p in rows)

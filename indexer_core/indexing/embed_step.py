@@ -1,0 +1,282 @@
+"""Embedding one partition: every chunk gets exactly one vector from the configured model.
+
+Vectors are keyed by the hash of the exact text embedded plus the model, so unchanged or
+moved code is never embedded twice: the partition's own vectors and the `embedding_cache`
+table serve every text seen before, and only the rest reach the model. The three steps
+(plan, encode, commit) are separate so a long-lived worker can write one partition while
+it encodes the next (`embed_worker.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from indexer_core.discovery.hashing import stable_id
+from indexer_core.storage import tables as storage
+from indexer_core.storage.locking import partition_lock
+
+
+@dataclass
+class EmbedReport:
+    repo: str
+    shard: int
+    chunks: int = 0
+    embedded: int = 0  # computed by the model in this step
+    reused: int = 0  # taken from the embedding cache
+    removed: int = 0
+    unchanged: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    model: str = ""
+    device: str = ""
+
+
+_CACHE_LOOKUP_BATCH = 2000
+
+
+def embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport:
+    """Give every chunk of a partition exactly one vector from this model, and no more.
+
+    Chunks whose vector exists for the same text and model are left alone; texts seen
+    before (anywhere, by this model) come from the cache; only the rest reach the model.
+    Holds the partition's lock, like `chunk_partition`.
+    """
+    with partition_lock(db_uri, repo, shard):
+        return _embed_partition(db_uri, repo, shard, embedder)
+
+
+def _embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport:
+    work = plan_embedding(db_uri, repo, shard, embedder)
+    encode_missing(work, embedder)
+    return commit_embedding(work)
+
+
+@dataclass
+class EmbeddingWork:
+    """One partition between its reads and its write: what `embed_partition` does in three
+    steps, so that a worker can write one partition while it encodes the next."""
+
+    report: EmbedReport
+    started: float
+    repo: str
+    shard: int
+    model: str
+    dim: int
+    vectors_table: object
+    cache_table: object
+    where: str
+    needed: list[dict]  # chunks that need a vector row
+    stale_ids: set[str]  # vector rows to delete (chunk gone, text changed or another model)
+    first_vectors: bool  # the partition holds no vector yet: nothing to replace
+    cached: dict[str, np.ndarray]  # content hash -> vector, from the cache (then the model)
+    keys: dict[str, str] = field(default_factory=dict)  # content hash -> cache key, made once
+    missing_texts: dict[str, str] = field(default_factory=dict)  # content hash -> text
+    fresh: dict[str, np.ndarray] = field(default_factory=dict)  # computed by the model
+
+    @property
+    def done(self) -> bool:
+        return not self.needed and not self.stale_ids
+
+
+def plan_embedding(
+    db_uri: str,
+    repo: str,
+    shard: int,
+    embedder,
+    known_keys: set[str] | None = None,
+    in_memory: Mapping[str, np.ndarray] | None = None,
+) -> EmbeddingWork:
+    """Read what a partition needs: its chunks, its vectors, and the cache's hits.
+
+    `known_keys`, when given, is the caller's view of the cache's keys (a long-lived worker
+    keeps one): keys outside it are not looked up. A key it lacks that the cache has costs a
+    second computation of that text, never a wrong vector. `in_memory` holds vectors by
+    cache key that the caller computed with this model and may not have written yet; they
+    count as cache hits. Call under the partition's lock.
+    """
+    started = time.perf_counter()
+    report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
+    db = storage.connect(db_uri)
+    where = storage.partition_filter(repo, shard)
+    chunks_table = storage.open_chunks(db)
+    vectors_table = storage.open_vectors(db, embedder.dim)
+    cache_table = storage.open_cache(db, embedder.dim)
+
+    chunks = storage.read_rows(
+        chunks_table,
+        where,
+        [
+            "chunk_id",
+            "path",
+            "file_id",
+            "language",
+            "kind",
+            "start_line",
+            "end_line",
+            "content_hash",
+            "embed_text",
+        ],
+    ).to_pylist()
+    existing = storage.read_rows(
+        vectors_table, where, ["chunk_id", "content_hash", "model"]
+    ).to_pylist()
+    report.chunks = len(chunks)
+    current = {(c["chunk_id"], c["content_hash"]) for c in chunks}
+    present = {
+        (v["chunk_id"], v["content_hash"]) for v in existing if v["model"] == embedder.model_name
+    }
+    stale = [
+        v["chunk_id"]
+        for v in existing
+        if (v["chunk_id"], v["content_hash"]) not in current or v["model"] != embedder.model_name
+    ]
+    needed = [c for c in chunks if (c["chunk_id"], c["content_hash"]) not in present]
+    report.unchanged = len(chunks) - len(needed)
+    work = EmbeddingWork(
+        report=report,
+        started=started,
+        repo=repo,
+        shard=shard,
+        model=embedder.model_name,
+        dim=embedder.dim,
+        vectors_table=vectors_table,
+        cache_table=cache_table,
+        where=where,
+        needed=needed,
+        stale_ids=set(stale) - {c["chunk_id"] for c in needed},
+        first_vectors=not existing,
+        cached={},
+    )
+    if not needed:
+        return work
+    work.keys = {h: cache_key(h, embedder.model_name) for h in {c["content_hash"] for c in needed}}
+    if in_memory:
+        work.cached = {h: in_memory[k] for h, k in work.keys.items() if k in in_memory}
+    wanted = {
+        h: k
+        for h, k in work.keys.items()
+        if h not in work.cached and (known_keys is None or k in known_keys)
+    }
+    if wanted and cache_table.count_rows():
+        work.cached.update(_cache_lookup(cache_table, wanted))
+    for c in needed:
+        if c["content_hash"] not in work.cached:
+            work.missing_texts.setdefault(c["content_hash"], c["embed_text"])
+    return work
+
+
+def encode_missing(work: EmbeddingWork, embedder) -> None:
+    """Run the model on the texts neither the partition nor the cache had."""
+    if not work.missing_texts:
+        return
+    t0 = time.perf_counter()
+    hashes = list(work.missing_texts)
+    vectors = embedder.encode([work.missing_texts[h] for h in hashes])
+    work.report.embed_seconds = time.perf_counter() - t0
+    _check_vectors(vectors, embedder.dim)
+    work.fresh = dict(zip(hashes, vectors))
+
+
+def commit_embedding(work: EmbeddingWork) -> EmbedReport:
+    """Write the new cache rows, then the partition's vectors in one commit."""
+    report, needed = work.report, work.needed
+    if work.done:
+        report.seconds = time.perf_counter() - work.started
+        return report
+    if work.fresh:
+        # Just looked up and not found: new, unless another process embedded the same text
+        # meanwhile, and then a second row with the same key and vector is harmless. An
+        # append costs what it adds; a keyed upsert would join against the whole cache.
+        storage.append_rows(
+            work.cache_table, _cache_rows(work.fresh, work.keys, work.model, work.dim)
+        )
+    cached = {**work.cached, **work.fresh}
+    report.embedded = len(work.fresh)
+    report.reused = len(needed) - sum(1 for c in needed if c["content_hash"] in work.missing_texts)
+    rows = pa.table(
+        {
+            "chunk_id": [c["chunk_id"] for c in needed],
+            "repo": [work.repo] * len(needed),
+            "path": [c["path"] for c in needed],
+            "file_id": [c["file_id"] for c in needed],
+            "shard": pa.array([work.shard] * len(needed), pa.int32()),
+            "language": [c["language"] for c in needed],
+            "kind": [c["kind"] for c in needed],
+            "start_line": pa.array([c["start_line"] for c in needed], pa.int32()),
+            "end_line": pa.array([c["end_line"] for c in needed], pa.int32()),
+            "content_hash": [c["content_hash"] for c in needed],
+            "model": [work.model] * len(needed),
+            "vector": _fixed_list([cached[c["content_hash"]] for c in needed], work.dim),
+        }
+    )
+    if work.stale_ids:
+        storage.replace_rows(
+            work.vectors_table,
+            "chunk_id",
+            rows,
+            f"{work.where} AND {storage.id_list_filter('chunk_id', work.stale_ids)}",
+        )
+    elif rows.num_rows and work.first_vectors:
+        storage.append_rows(
+            work.vectors_table, rows
+        )  # a partition's first vectors: nothing to replace
+    elif rows.num_rows:
+        storage.replace_rows(work.vectors_table, "chunk_id", rows, None)
+    report.removed = len(work.stale_ids)
+    report.seconds = time.perf_counter() - work.started
+    return report
+
+
+def _fixed_list(vectors: list[np.ndarray], dim: int) -> pa.FixedSizeListArray:
+    flat = np.asarray(vectors, dtype=np.float32).reshape(-1) if vectors else np.zeros(0, np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
+
+
+def _check_vectors(vectors: np.ndarray, dim: int) -> None:
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise storage.StorageError(
+            f"model returned vectors of shape {vectors.shape}, expected (n, {dim})"
+        )
+    if not np.isfinite(vectors).all():
+        raise storage.StorageError("model returned NaN or infinite values")
+
+
+def cache_key(content_hash: str, model: str) -> str:
+    return stable_id(content_hash, model)
+
+
+def _cache_lookup(table, keys_by_hash: dict[str, str]) -> dict[str, np.ndarray]:
+    """Vectors in the cache, by content hash, for these (content hash -> cache key)."""
+    keys = {key: h for h, key in keys_by_hash.items()}
+    found: dict[str, np.ndarray] = {}
+    key_list = list(keys)
+    for start in range(0, len(key_list), _CACHE_LOOKUP_BATCH):
+        batch = key_list[start : start + _CACHE_LOOKUP_BATCH]
+        rows = storage.read_rows(
+            table, storage.id_list_filter("cache_key", batch), ["cache_key", "vector"]
+        )
+        for key, vector in zip(
+            rows.column("cache_key").to_pylist(),
+            rows.column("vector").to_numpy(zero_copy_only=False),
+        ):
+            found[keys[key]] = np.asarray(vector, dtype=np.float32)
+    return found
+
+
+def _cache_rows(
+    fresh: dict[str, np.ndarray], keys: dict[str, str], model: str, dim: int
+) -> pa.Table:
+    hashes = list(fresh)
+    return pa.table(
+        {
+            "cache_key": [keys[h] for h in hashes],
+            "content_hash": hashes,
+            "model": [model] * len(hashes),
+            "vector": _fixed_list([fresh[h] for h in hashes], dim),
+        }
+    )
