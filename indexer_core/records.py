@@ -39,6 +39,13 @@ class Span:
     content: str
     parent: int | None = None
     scope: tuple[str, ...] = ()
+    part: int = 1  # which part of a unit too long for one chunk (1-based) ...
+    parts: int = 1  # ... out of how many; 1: the whole unit
+
+    @property
+    def label(self) -> str:
+        """The name as a person reads it: `read`, or `read (part 2/3)` for a part."""
+        return self.name if self.parts == 1 else f"{self.name} (part {self.part}/{self.parts})"
 
 
 @dataclass
@@ -60,5 +67,7 @@ class Chunk:
     content: str
     file_hash: str
     content_hash: str
+    part: int = 1
+    parts: int = 1
     embed_text: str = field(repr=False, default="")
     search_text: str = field(repr=False, default="")

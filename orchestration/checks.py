@@ -1,10 +1,34 @@
-"""Asset checks over the whole tables, run by a job after every index run."""
+"""Asset checks over the whole tables, evaluated at the end of every index run.
+
+They are part of the index graph (`assets/index.py`: the `check_tables` op runs once the
+chunk steps and the embedding consumer are done), so `code-index index`, a UI backfill and
+`dagster asset materialize` all show their results without a daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
 
 import dagster as dg
 
 from indexer_core.embedding.model import load_embedder
+from indexer_core.embedding.model_location import model_dimension
 from indexer_core.storage import integrity
 from orchestration.resources import CodeIndexResource
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        "one_vector_per_chunk",
+        asset="vectors",
+        description="every chunk has exactly one vector and no vector lacks its chunk",
+    ),
+    dg.AssetCheckSpec(
+        "vectors_sane",
+        asset="vectors",
+        description="vector dimension matches the model; no NaN or all-zero vectors",
+    ),
+    dg.AssetCheckSpec("unique_chunk_ids", asset="chunks", description="no duplicate chunk ids"),
+]
 
 
 def _result(outcome: integrity.CheckOutcome, asset: str) -> dg.AssetCheckResult:
@@ -18,41 +42,10 @@ def _result(outcome: integrity.CheckOutcome, asset: str) -> dg.AssetCheckResult:
     )
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            "one_vector_per_chunk",
-            asset="vectors",
-            description="every chunk has exactly one vector and no vector lacks its chunk",
-        ),
-        dg.AssetCheckSpec(
-            "vectors_sane",
-            asset="vectors",
-            description="vector dimension matches the model; no NaN or all-zero vectors",
-        ),
-        dg.AssetCheckSpec("unique_chunk_ids", asset="chunks", description="no duplicate chunk ids"),
-    ],
-)
-def index_integrity(code_index: CodeIndexResource):
+def check_results(code_index: CodeIndexResource) -> Iterator[dg.AssetCheckResult]:
+    """One result per spec of `CHECK_SPECS`, over the tables at `code_index.db_uri`."""
     db_uri = code_index.db_uri
-    dim = _model_dim(code_index)
+    dim = model_dimension(code_index.model) or load_embedder(code_index.model, "cpu", 0).dim
     yield _result(integrity.check_one_vector_per_chunk(db_uri), "vectors")
     yield _result(integrity.check_vectors_sane(db_uri, dim), "vectors")
     yield _result(integrity.check_unique_chunk_ids(db_uri), "chunks")
-
-
-def _model_dim(code_index: CodeIndexResource) -> int:
-    """The configured model's dimension, read from its config without loading weights when possible."""
-    import json
-
-    from indexer_core.embedding.model_location import resolve_model_path
-
-    path = resolve_model_path(code_index.model)
-    config = path / "config.json"
-    pooling = path / "1_Pooling" / "config.json"
-    for candidate, key in ((pooling, "word_embedding_dimension"), (config, "hidden_size")):
-        if candidate.exists():
-            value = json.loads(candidate.read_text()).get(key)
-            if isinstance(value, int):
-                return value
-    return load_embedder(code_index.model, "cpu", 0).dim

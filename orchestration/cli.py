@@ -12,15 +12,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _db(args) -> str:
-    from orchestration.resources import default_db_uri
+    from orchestration import config
 
-    return args.db or default_db_uri()
+    return args.db or config.load().lancedb_uri
 
 
 def cmd_index(args) -> int:
-    from tqdm import tqdm
-
-    from orchestration.runner import index_repository
+    from indexer_core.storage import registry
+    from orchestration import config
+    from orchestration.status import stale_shards
 
     if not os.path.isdir(args.path):
         print(
@@ -28,6 +28,24 @@ def cmd_index(args) -> int:
             file=sys.stderr,
         )
         return 2
+    # The sensor's change detection first: when nothing is stale, no Dagster run starts.
+    repo = args.name or registry.name_for_path(args.path)
+    stale = (
+        None
+        if args.force
+        else stale_shards(_db(args), repo, args.path, config.load().index_settings())
+    )
+    if stale is not None and not stale:
+        print(f"{repo}: up to date (no file changed since the last run; --force runs anyway)")
+        return 0
+    return _run_index(args, repo, sorted(stale) if stale else None)
+
+
+def _run_index(args, repo: str, shards: list[int] | None) -> int:
+    from tqdm import tqdm
+
+    from orchestration.runner import index_repository
+
     bars: dict = {}
 
     def progress(chunked: int, embedded: int, total: int) -> None:
@@ -41,24 +59,33 @@ def cmd_index(args) -> int:
         bars["c"].update(chunked - bars["c"].n)
         bars["v"].update(embedded - bars["v"].n)
 
-    outcome = index_repository(args.path, db_uri=_db(args), name=args.name, on_progress=progress)
+    outcome = index_repository(
+        args.path, db_uri=_db(args), name=repo, shards=shards, on_progress=progress
+    )
     for bar in bars.values():
         bar.close()
+    verdict = "succeeded" if outcome.success else "FAILED"
     print(
-        f"run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:.1f}s; "
+        f"run {outcome.run_id}: {verdict} in {outcome.seconds:.1f}s; "
         f"{len(outcome.chunked)}/{len(outcome.partitions)} partitions chunked, "
         f"{len(outcome.embedded)} embedded"
+    )
+    failed_checks = sorted(name for name, passed in outcome.checks.items() if not passed)
+    print(
+        f"checks: {len(outcome.checks) - len(failed_checks)} of {len(outcome.checks)} passed"
+        + (f"; FAILED: {', '.join(failed_checks)}" if failed_checks else "")
     )
     for failure in outcome.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     from orchestration.status import summarize
 
     print(summarize(_db(args)))
-    return 0 if outcome.success else 1
+    return 0 if outcome.success and not failed_checks else 1
 
 
 def cmd_search(args) -> int:
     from indexer_core.search.query import SearchFilters, search
+    from orchestration import config
 
     filters = SearchFilters(
         repo=args.repo, language=args.language, kind=args.kind, path_glob=args.path
@@ -72,6 +99,7 @@ def cmd_search(args) -> int:
             filters=filters,
             model=args.model,
             min_score=args.min_score,
+            query_options=config.load().query_options(),
         )
     except Exception as exc:  # noqa: BLE001 - a clear one-line error for a person or a script
         print(f"code-index: {exc}", file=sys.stderr)
@@ -119,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="repository name (default: the directory name)")
     p.add_argument("--db", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true", help="run every shard even when nothing changed")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search the index")

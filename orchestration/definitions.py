@@ -6,16 +6,15 @@ import dagster as dg
 
 from orchestration.assets.index import code_index_assets
 from orchestration.assets.search_indexes import search_index_assets
-from orchestration.checks import index_integrity
 from orchestration.housekeeping import (
     housekeeping_job,
     housekeeping_when_crowded,
     weekly_housekeeping,
 )
-from orchestration.jobs import check_job, index_executor, index_job
+from orchestration.jobs import index_executor, index_job
 from orchestration.resources import CodeIndexResource
 from orchestration.schedules import daily_reconcile
-from orchestration.sensors import check_after_index, repository_changes
+from orchestration.sensors import repository_changes
 
 # Dagster copies every sensor with `owners=[]` when it binds the sensor to its job, and warns
 # that the parameter is in beta, once in every process that loads this code location (each
@@ -28,9 +27,8 @@ warnings.filterwarnings(
 
 defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],
-    asset_checks=[index_integrity],
-    jobs=[index_job, check_job, housekeeping_job],
-    sensors=[repository_changes, check_after_index, housekeeping_when_crowded],
+    jobs=[index_job, housekeeping_job],
+    sensors=[repository_changes, housekeeping_when_crowded],
     schedules=[daily_reconcile, weekly_housekeeping],
     resources={"code_index": CodeIndexResource()},
     # Materializations outside index_job (`dagster asset materialize`, the UI's Materialize)

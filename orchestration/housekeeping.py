@@ -7,17 +7,19 @@ stay, so runs and searches in flight keep working. A write that commits while it
 makes the compaction lose its commit; it retries on the latest version.
 """
 
-import os
 from datetime import timedelta
 
 import dagster as dg
 
-from indexer_core.storage.housekeeping import MAX_FRAGMENTS, crowded_tables, optimize_index
+from indexer_core.storage.housekeeping import crowded_tables, optimize_index
+from orchestration.config import load as load_config
 from orchestration.resources import CodeIndexResource
 from orchestration.sensors import DEFAULT_STATUS
 
-HOUSEKEEPING_CRON = os.environ.get("CODE_INDEX_HOUSEKEEPING_CRON", "0 4 * * 0")
-CROWDED_INTERVAL_SECONDS = int(os.environ.get("CODE_INDEX_HOUSEKEEPING_INTERVAL", "300"))
+_settings = load_config()
+HOUSEKEEPING_CRON = _settings.housekeeping_cron
+CROWDED_INTERVAL_SECONDS = _settings.housekeeping_interval
+MAX_FRAGMENTS = _settings.housekeeping_fragments
 _ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -34,7 +36,11 @@ class HousekeepingConfig(dg.Config):
 def optimize_tables(
     context: dg.OpExecutionContext, config: HousekeepingConfig, code_index: CodeIndexResource
 ):
-    report = optimize_index(code_index.db_uri, timedelta(minutes=config.grace_minutes))
+    report = optimize_index(
+        code_index.db_uri,
+        timedelta(minutes=config.grace_minutes),
+        code_index.cache_stale_floor,
+    )
     for t in report.tables:
         context.log.info(
             f"{t.table}: versions {t.versions_before} -> {t.versions_after}, "

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 
 import dagster as dg
 
+from orchestration import config
 from orchestration.assets.index import EMBEDDER_TAG, SHARDS_TAG
 from orchestration.partitions import index_partitions, keys_for_repo
 
 
-def default_max_concurrent() -> int:
-    """One chunk step per core, plus the embedding consumer, which mostly waits or uses the GPU."""
-    return int(os.environ.get("CODE_INDEX_MAX_CONCURRENT", (os.cpu_count() or 1) + 1))
-
-
-def start_method() -> dict:
+def start_method(method: str = "") -> dict:
     """How step processes start (`CODE_INDEX_START_METHOD`: forkserver, the default where the
     platform has it, or spawn).
 
@@ -24,7 +19,7 @@ def start_method() -> dict:
     per step that on a small machine come out of the embedding model's share. Forked from a
     server that preloaded them (`orchestration.step_preload`), a step starts warm.
     """
-    method = os.environ.get("CODE_INDEX_START_METHOD") or (
+    method = method or (
         "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     )
     if method == "forkserver":
@@ -32,11 +27,13 @@ def start_method() -> dict:
     return {method: {}}
 
 
+_settings = config.load()
+# One chunk step per core plus the embedding consumer (it mostly waits, or uses the GPU).
 index_executor = dg.multiprocess_executor.configured(
     {
-        "max_concurrent": default_max_concurrent(),
+        "max_concurrent": _settings.max_concurrent,
         "tag_concurrency_limits": [{"key": EMBEDDER_TAG, "value": "1", "limit": 1}],
-        "start_method": start_method(),
+        "start_method": start_method(_settings.start_method),
     }
 )
 
@@ -46,13 +43,6 @@ index_job = dg.define_asset_job(
     partitions_def=index_partitions,
     executor_def=index_executor,
     description="Index the selected partitions: chunk every shard in parallel, embed each as it lands.",
-)
-
-check_job = dg.define_asset_job(
-    "check_job",
-    selection=dg.AssetSelection.checks_for_assets("chunks", "vectors"),
-    executor_def=dg.in_process_executor,
-    description="Integrity checks over the whole tables (run after every index run).",
 )
 
 

@@ -15,10 +15,12 @@ import sys
 from mcp.server.fastmcp import FastMCP
 
 from indexer_core.search.query import MODES, SearchFilters, get_chunk, search
+from orchestration import config
 
 
 def build_server(db_uri: str) -> FastMCP:
     """A FastMCP server whose tools read the index at `db_uri`."""
+    query_options = config.load().query_options()
     server = FastMCP(
         "code-index",
         instructions=(
@@ -56,6 +58,7 @@ def build_server(db_uri: str) -> FastMCP:
             mode=mode,
             filters=filters,
             min_score=min_score,
+            query_options=query_options,
         )
         return [
             {key: value for key, value in hit.to_dict().items() if key != "content"} for hit in hits

@@ -6,11 +6,7 @@ import dagster as dg
 
 from indexer_core.indexing.chunk_step import ChunkReport
 from indexer_core.indexing.embed_step import EmbedReport
-from indexer_core.storage.tables import CHUNKS, VECTORS
-
-
-def _table_uri(db_uri: str, table: str) -> str:
-    return f"{db_uri.rstrip('/')}/{table}.lance"
+from indexer_core.storage.tables import CHUNKS, VECTORS, table_uri
 
 
 def skipped_table(report: ChunkReport) -> dg.TableMetadataValue:
@@ -36,7 +32,7 @@ def chunk_metadata(report: ChunkReport, db_uri: str) -> dict[str, dg.RawMetadata
         reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
     seconds = max(report.seconds, 1e-9)
     return {
-        "dagster/uri": _table_uri(db_uri, CHUNKS),
+        "dagster/uri": table_uri(db_uri, CHUNKS),
         "dagster/partition_row_count": report.chunks_total,
         "files": report.files,
         "files_unchanged": report.unchanged,
@@ -60,7 +56,7 @@ def chunk_metadata(report: ChunkReport, db_uri: str) -> dict[str, dg.RawMetadata
 
 def embed_metadata(report: EmbedReport, db_uri: str) -> dict[str, dg.RawMetadataValue]:
     return {
-        "dagster/uri": _table_uri(db_uri, VECTORS),
+        "dagster/uri": table_uri(db_uri, VECTORS),
         "dagster/partition_row_count": report.chunks,
         "chunks": report.chunks,
         "embeddings_computed": report.embedded,

@@ -6,18 +6,17 @@ because Dagster partitions are static definitions; changing it re-shards every r
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-from indexer_core.indexing.partitioning import parse_shard_key, shard_key
+from indexer_core.indexing.partitioning import parse_shard_key, partition_name, shard_key
+from orchestration import config
 
 REPO_DIMENSION = "repo"
 SHARD_DIMENSION = "shard"
 
 
 def shard_count() -> int:
-    return int(os.environ.get("CODE_INDEX_SHARDS", "8"))
+    return config.load().shards
 
 
 repo_partitions = dg.DynamicPartitionsDefinition(name="repositories")
@@ -41,6 +40,44 @@ def split_partition_key(key: str | dg.MultiPartitionKey) -> tuple[str, int]:
 
 def keys_for_repo(repo: str, shards: list[int] | None = None) -> list[str]:
     return [
-        str(partition_key(repo, s))
-        for s in (shards if shards is not None else range(shard_count()))
+        partition_name(repo, s) for s in (shards if shards is not None else range(shard_count()))
     ]
+
+
+def mapping_key(partition: str) -> str:
+    """The dynamic-output mapping key of a partition's chunk step: readable in the UI
+    (`myrepo|s03` -> `myrepo_ps03`) and decodable (`partition_of_mapping_key`), since mapping
+    keys allow only letters, digits and `_`: `_` is written `__`, `|` is `_p`, and any other
+    byte of the key's UTF-8 `_hh` in hex."""
+    out = []
+    for char in partition:
+        if char.isascii() and char.isalnum():
+            out.append(char)
+        elif char == "_":
+            out.append("__")
+        elif char == "|":
+            out.append("_p")
+        else:
+            out.extend(f"_{byte:02x}" for byte in char.encode())
+    return "".join(out)
+
+
+def partition_of_mapping_key(key: str) -> str:
+    """The partition a `mapping_key` was made from."""
+    data = bytearray()
+    i = 0
+    while i < len(key):
+        char = key[i]
+        if char != "_":
+            data += char.encode()
+            i += 1
+        elif key[i + 1] == "_":
+            data += b"_"
+            i += 2
+        elif key[i + 1] == "p":
+            data += b"|"
+            i += 2
+        else:
+            data.append(int(key[i + 1 : i + 3], 16))
+            i += 3
+    return data.decode()

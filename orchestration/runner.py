@@ -17,19 +17,25 @@ from pathlib import Path
 import dagster as dg
 
 from indexer_core.storage import registry
+from orchestration import config
+from orchestration.jobs import partition_tags
 from orchestration.partitions import keys_for_repo, repo_partitions
-from orchestration.resources import default_db_uri, default_home
 
 RUN_ID_TAG = "code-index/request"
 
 
 def ensure_dagster_home() -> Path:
     """`$DAGSTER_HOME`, defaulting to `.code-index/dagster_home`, created with a dagster.yaml."""
-    home = Path(os.environ.get("DAGSTER_HOME") or default_home() / "dagster_home").resolve()
+    home = config.load().dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    settings_file = home / "dagster.yaml"
+    if not settings_file.exists():
+        # python_log_level: step processes' own console logger (before a step's run config
+        # applies) would print every STEP_WORKER_STARTED at DEBUG under the CLI's progress
+        # bars; the event log, which the UI reads, keeps everything.
+        settings_file.write_text(
+            "telemetry:\n  enabled: false\npython_logs:\n  python_log_level: WARNING\n"
+        )
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -49,6 +55,7 @@ class RunOutcome:
     chunked: list[str] = field(default_factory=list)
     embedded: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)  # "asset:check" -> passed
     seconds: float = 0.0
 
 
@@ -71,7 +78,7 @@ def run_index(
     on_progress: Callable[[int, int, int], None] | None = None,
     quiet: bool = True,
 ) -> RunOutcome:
-    """Materialize the given partitions (all of one repository, contiguous) in one run."""
+    """Materialize the given partitions (contiguous, or narrowed by `extra_tags`) in one run."""
     request = uuid.uuid4().hex
     tags = {
         "dagster/asset_partition_range_start": partitions[0],
@@ -124,6 +131,15 @@ def run_index(
         f"{e.dagster_event.step_key}: {e.dagster_event.event_specific_data.error.message.strip()}"
         for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     ]
+    checks = {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+        for e in (
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(
+                run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        )
+    }
     return RunOutcome(
         run_id=run_id,
         success=bool(result["success"]),
@@ -131,6 +147,7 @@ def run_index(
         chunked=sorted(seen_chunks),
         embedded=sorted(seen_vectors),
         failures=failures,
+        checks=checks,
         seconds=time.perf_counter() - started,
     )
 
@@ -146,11 +163,25 @@ def _count_materializations(instance, run_id, chunks: set[str], vectors: set[str
 
 
 def index_repository(
-    root: str, db_uri: str | None = None, name: str | None = None, **kwargs
+    root: str,
+    db_uri: str | None = None,
+    name: str | None = None,
+    shards: list[int] | None = None,
+    **kwargs,
 ) -> RunOutcome:
-    """Register and fully index one repository through the Dagster job."""
+    """Register one repository and index it through the Dagster job: every shard, or only
+    `shards` (those a change detection found stale)."""
     ensure_dagster_home()
-    db_uri = db_uri or default_db_uri()
+    db_uri = db_uri or config.load().lancedb_uri
     with dg.DagsterInstance.get() as instance:
         repo = register_repository(instance, db_uri, root, name)
+        if shards:
+            tags = {**partition_tags(repo, shards), **kwargs.pop("extra_tags", {})}
+            return run_index(
+                instance,
+                keys_for_repo(repo, sorted(shards)),
+                db_uri=db_uri,
+                extra_tags=tags,
+                **kwargs,
+            )
         return run_index(instance, keys_for_repo(repo), db_uri=db_uri, **kwargs)

@@ -4,16 +4,15 @@ It catches what a sensor cannot: edits made while no daemon ran, or changes that
 and mtime. Unchanged shards cost a scan and no parsing or embedding.
 """
 
-import os
-
 import dagster as dg
 
 from indexer_core.storage import registry
+from orchestration import config
 from orchestration.jobs import index_job, partition_tags
 from orchestration.partitions import shard_count
 from orchestration.resources import CodeIndexResource
 
-RECONCILE_CRON = os.environ.get("CODE_INDEX_RECONCILE_CRON", "0 3 * * *")
+RECONCILE_CRON = config.load().reconcile_cron
 
 
 @dg.schedule(

@@ -1,4 +1,4 @@
-"""Sensors: start a run for exactly the shards a repository change touched; check after runs."""
+"""The change sensor: start a run for exactly the shards a repository change touched."""
 
 import hashlib
 import json
@@ -8,29 +8,21 @@ import dagster as dg
 
 from indexer_core.indexing.staleness import detect_changes
 from indexer_core.storage import registry
-from orchestration.jobs import check_job, index_job, partition_tags
+from orchestration import config
+from orchestration.jobs import index_job, partition_tags
 from orchestration.partitions import keys_for_repo, repo_partitions
 from orchestration.resources import CodeIndexResource
 
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("CODE_INDEX_SENSOR_INTERVAL", "30"))
+_settings = config.load()
 # Sensors start running with the daemon unless CODE_INDEX_SENSORS=off (then switch them on in the UI).
 DEFAULT_STATUS = (
-    dg.DefaultSensorStatus.STOPPED
-    if os.environ.get("CODE_INDEX_SENSORS", "on") == "off"
-    else dg.DefaultSensorStatus.RUNNING
+    dg.DefaultSensorStatus.RUNNING if _settings.sensors else dg.DefaultSensorStatus.STOPPED
 )
-
-
-def configured_repositories() -> dict[str, str]:
-    """Repositories named in `CODE_INDEX_REPOS` (`name=path;name=path`), registered on a tick."""
-    spec = os.environ.get("CODE_INDEX_REPOS", "").strip()
-    pairs = [item.split("=", 1) for item in spec.split(";") if "=" in item]
-    return {name.strip(): path.strip() for name, path in pairs}
 
 
 @dg.sensor(
     job=index_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    minimum_interval_seconds=_settings.sensor_interval,
     default_status=DEFAULT_STATUS,
     description="Scans each registered repository (git when it is a checkout, size+mtime otherwise) "
     "and requests one run for the shards whose content changed.",
@@ -38,7 +30,7 @@ def configured_repositories() -> dict[str, str]:
 def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeIndexResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
     roots = registry.repositories(code_index.db_uri)
-    for name, path in configured_repositories().items():
+    for name, path in config.load().repositories().items():
         if os.path.isdir(path) and roots.get(name) != os.path.realpath(path):
             roots[name] = registry.register(code_index.db_uri, name, path)
     known = set(context.instance.get_dynamic_partitions(repo_partitions.name))
@@ -83,15 +75,4 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
     )
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[index_job],
-    request_job=check_job,
-    default_status=DEFAULT_STATUS,
-    description="Runs the table integrity checks after every successful index run.",
-)
-def check_after_index(context: dg.RunStatusSensorContext):
-    return dg.RunRequest(run_key=f"checks-{context.dagster_run.run_id}")
-
-
-__all__ = ["check_after_index", "keys_for_repo", "repository_changes"]
+__all__ = ["keys_for_repo", "repository_changes"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from indexer_core.embedding.model_location import DEFAULT_MODEL
-from indexer_core.indexing.partitioning import data_version
-from indexer_core.indexing.settings import IndexSettings, chunker_fingerprint
-from indexer_core.indexing.staleness import partition_versions
+from indexer_core.indexing.partitioning import partition_name
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.indexing.staleness import detect_changes
 from indexer_core.storage import registry
 from indexer_core.storage import tables as storage
-from orchestration.partitions import partition_key, shard_count
+from orchestration import config
 
 
 def status_report(db_uri: str) -> dict:
@@ -64,41 +63,52 @@ def summarize(db_uri: str, show_skipped: bool = False) -> str:
     return "\n".join(lines)
 
 
+def stale_shards(
+    db_uri: str, repo: str, root: str, settings: IndexSettings
+) -> dict[int, str] | None:
+    """The shards of a registered repository that differ from the index (shard -> why), by
+    the same change detection the sensor runs; None when `repo` is not registered at `root`
+    (then only a run can register it)."""
+    registered = registry.repositories(db_uri).get(repo)
+    if registered is None or registered != os.path.realpath(root):
+        return None
+    return detect_changes(db_uri, repo, root, settings).stale
+
+
 def partition_status(db_uri: str, repo: str, root: str, settings: IndexSettings) -> list[dict]:
-    """Each shard's rows and whether the files on disk moved since it was indexed."""
+    """Each shard's rows and whether it is stale (`staleness.detect_changes`, as the sensor)."""
     db = storage.connect(db_uri)
     names = storage.table_names(db)
-    indexed: dict[int, list[tuple[str, str]]] = {s: [] for s in range(settings.shards)}
+    try:
+        changes = detect_changes(db_uri, repo, root, settings)
+    except OSError:
+        changes = None
+    files: Counter = Counter()
     if storage.FILES in names:
         rows = storage.read_rows(
             db.open_table(storage.FILES),
             f"{storage.repo_filter(repo)} AND status = 'indexed'",
-            ["shard", "path", "file_hash"],
-        ).to_pylist()
-        for r in rows:
-            indexed.setdefault(r["shard"], []).append((r["path"], r["file_hash"]))
-    fingerprint = chunker_fingerprint(settings.model)
-    try:
-        current, _scan = partition_versions(db_uri, repo, root, settings)
-    except OSError:
-        current = {}
+            ["shard"],
+        )
+        files = Counter(rows.column("shard").to_pylist())
+    shards = sorted(set(files) | (set(changes.index_versions) if changes else set()))
     out = []
-    for shard in sorted(indexed):
+    for shard in shards:
         where = storage.partition_filter(repo, shard)
-        version = data_version(indexed[shard], fingerprint)
         out.append(
             {
-                "partition": str(partition_key(repo, shard)),
-                "files": len(indexed[shard]),
+                "partition": partition_name(repo, shard),
+                "files": files.get(shard, 0),
                 "chunks": db.open_table(storage.CHUNKS).count_rows(where)
                 if storage.CHUNKS in names
                 else 0,
                 "vectors": db.open_table(storage.VECTORS).count_rows(where)
                 if storage.VECTORS in names
                 else 0,
-                "indexed_version": version,
-                "current_version": current.get(shard, ""),
-                "stale": current.get(shard) != version,
+                "indexed_version": changes.index_versions.get(shard, "") if changes else "",
+                "current_version": changes.disk_versions.get(shard, "") if changes else "",
+                "stale": changes is None or shard in changes.stale,
+                "why": (changes.stale.get(shard, "") if changes else "repository not readable"),
             }
         )
     return out
@@ -148,9 +158,7 @@ def index_status(db_uri: str, check_stale: bool = True) -> dict:
         report["fts_index"] = search_index.fts_ready(chunks)
         report["chunks_total"] = chunks.count_rows()
     report["models"] = models
-    settings = IndexSettings(
-        model=models[0] if len(models) == 1 else DEFAULT_MODEL, shards=shard_count()
-    )
+    settings = config.load().index_settings(model=models[0] if len(models) == 1 else None)
     stale: list[str] = []
     for repo, entry in report["repositories"].items():
         entry.pop("skipped_files", None)

@@ -20,14 +20,14 @@ def onnx_cache(tmp_path_factory):
     user's cache, and are removed at the end (about 90 MB per model)."""
     import shutil
 
-    path = tmp_path_factory.mktemp("onnx-cache")
-    previous = os.environ.get("CODE_INDEX_ONNX_CACHE")
-    os.environ["CODE_INDEX_ONNX_CACHE"] = str(path)
-    yield path
+    path = tmp_path_factory.mktemp("cache-home")
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(path)  # the platform's variable, which the core honours
+    yield path / "code-index" / "onnx"
     if previous is None:
-        os.environ.pop("CODE_INDEX_ONNX_CACHE", None)
+        os.environ.pop("XDG_CACHE_HOME", None)
     else:
-        os.environ["CODE_INDEX_ONNX_CACHE"] = previous
+        os.environ["XDG_CACHE_HOME"] = previous
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -128,3 +128,18 @@ def git(root: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(root), *args], check=True, capture_output=True, env=env, text=True
     ).stdout
+
+
+def versions_from_scratch(root: Path, settings) -> dict[int, str]:
+    """Each shard's data version derived the slow way, as an oracle for the change detection:
+    a scan that trusts no earlier hash, every shard hashed, no manifest summary involved."""
+    from indexer_core.discovery.listing import scan_repository
+    from indexer_core.indexing.partitioning import data_version, shard_of
+    from indexer_core.indexing.settings import chunker_fingerprint
+
+    scan = scan_repository(str(root), settings.discovery(), known={})
+    fingerprint = chunker_fingerprint(settings.model)
+    by_shard: dict[int, list[tuple[str, str]]] = {s: [] for s in range(settings.shards)}
+    for entry in scan.files:
+        by_shard[shard_of(entry.path, settings.shards)].append((entry.path, entry.file_hash))
+    return {s: data_version(files, fingerprint) for s, files in by_shard.items()}

@@ -113,6 +113,8 @@ def _chunks_of(
                 content=span.content,
                 file_hash=file_hash,
                 content_hash=content_hash,
+                part=span.part,
+                parts=span.parts,
                 embed_text=text,
                 search_text=search_text(path, " > ".join(span.scope), span.name, span.content),
             )

@@ -103,10 +103,18 @@ class FileSplitter:
     # ---- emitting -----------------------------------------------------------------
 
     def add(
-        self, start: int, end: int, kind: str, name: str, parent: int | None, scope: tuple
+        self,
+        start: int,
+        end: int,
+        kind: str,
+        name: str,
+        parent: int | None,
+        scope: tuple,
+        part: int = 1,
+        parts: int = 1,
     ) -> int:
         content = "\n".join(self.lines[start : end + 1])
-        self.spans.append(Span(start + 1, end + 1, kind, name, content, parent, scope))
+        self.spans.append(Span(start + 1, end + 1, kind, name, content, parent, scope, part, parts))
         return len(self.spans) - 1
 
     def extend_last(self, end: int) -> bool:
@@ -120,9 +128,7 @@ class FileSplitter:
         if last.content != "\n".join(self.lines[start : last.end_line]):
             return False  # a slice of a line: leave it alone
         content = "\n".join(self.lines[start : end + 1])
-        self.spans[-1] = Span(
-            last.start_line, end + 1, last.kind, last.name, content, last.parent, last.scope
-        )
+        self.spans[-1] = replace(last, end_line=end + 1, content=content)
         return True
 
     def emit_split(
@@ -141,14 +147,14 @@ class FileSplitter:
         first: int | None = None
         total = len(pieces)
         for i, (s, e, cut) in enumerate(pieces, 1):
-            part_name = f"{name} (part {i}/{total})" if total > 1 else name
             part_scope = scope + (signature,) if signature and i > 1 else scope
             if cut is None:
-                idx = self.add(s, e, kind, part_name, parent, part_scope)
+                idx = self.add(s, e, kind, name, parent, part_scope, i, total)
             else:
                 line = self.lines[s]
+                text = line[cut[0] : cut[1]]
                 self.spans.append(
-                    Span(s + 1, s + 1, kind, part_name, line[cut[0] : cut[1]], parent, part_scope)
+                    Span(s + 1, s + 1, kind, name, text, parent, part_scope, i, total)
                 )
                 idx = len(self.spans) - 1
             if first is None:

@@ -7,7 +7,7 @@ On a GPU the model's own `encode` leaves the device idle most of the time: it to
 batch on one CPU thread, runs it, copies the result back, and only then tokenizes the next.
 For a model as small as MiniLM, tokenizing takes longer than the forward pass. So on CUDA,
 `encode` tokenizes batches on a few threads ahead of the device (the Rust tokenizer releases
-the GIL) and copies the vectors back once per call (`TOKENIZER_THREADS`).
+the GIL) and copies the vectors back once per call (`tokenizer_threads`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ import numpy as np
 
 from indexer_core.embedding.model_location import resolve_model_path
 
-QUERY_THREADS = int(os.environ.get("CODE_INDEX_QUERY_THREADS", "1"))
-# Threads that tokenize ahead of the GPU (0: the model's own encode, one batch at a time).
-TOKENIZER_THREADS = os.environ.get("CODE_INDEX_TOKENIZER_THREADS", "auto")
 PIPELINE_BATCH = 256  # texts per tokenized batch: small enough that several are in flight
 
 
-def tokenizer_threads(device: str, requested: str = TOKENIZER_THREADS) -> int:
+def tokenizer_threads(device: str, requested: str | int = "auto") -> int:
     """How many threads tokenize ahead of the model: on CUDA, up to 8 (a core is left for
     the thread that drives the GPU); elsewhere none, the model's compute is the bottleneck."""
     if requested != "auto":
@@ -72,7 +69,8 @@ class Embedder:
     model: Any
     device: str
     batch_size: int
-    tokenizer_threads: int = 0
+    tokenizer_threads: int = 0  # threads tokenizing ahead of the device (0: the model's own encode)
+    query_threads: int = 1  # torch threads for one query on the CPU
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property
@@ -184,7 +182,7 @@ class Embedder:
         return self._pool
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One query's embedding. On CPU it runs on QUERY_THREADS torch threads: a single
+        """One query's embedding. On CPU it runs on `query_threads` torch threads: a single
         short text gains nothing from more, and on a busy machine more threads only wait on
         each other (bench/search_latency.py: 2 threads p50 64 ms, 1 thread 21 ms, 2 cores)."""
         if not self.device.startswith("cpu"):
@@ -192,12 +190,12 @@ class Embedder:
         import torch
 
         previous = torch.get_num_threads()
-        if previous != QUERY_THREADS:
-            torch.set_num_threads(QUERY_THREADS)
+        if previous != self.query_threads:
+            torch.set_num_threads(self.query_threads)
         try:
             return self.encode([text])[0]
         finally:
-            if previous != QUERY_THREADS:
+            if previous != self.query_threads:
                 torch.set_num_threads(previous)
 
     def _release_cuda_memory(self) -> None:
@@ -208,8 +206,18 @@ class Embedder:
 
 
 @lru_cache(maxsize=2)
-def load_embedder(model: str, device: str = "auto", batch_size: int = 0) -> Embedder:
-    """The embedder for a model, loaded once per process (cached by its arguments)."""
+def load_embedder(
+    model: str,
+    device: str = "auto",
+    batch_size: int = 0,
+    tokenizer_threads_wanted: str | int = "auto",
+    query_threads: int = 1,
+) -> Embedder:
+    """The embedder for a model, loaded once per process (cached by its arguments).
+
+    `tokenizer_threads_wanted`: threads that tokenize ahead of the device ("auto": on CUDA
+    only, see `tokenizer_threads`); `query_threads`: torch threads for one query on the CPU.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
@@ -230,5 +238,6 @@ def load_embedder(model: str, device: str = "auto", batch_size: int = 0) -> Embe
         model=st_model,
         device=chosen,
         batch_size=batch_size or default_batch_size(chosen),
-        tokenizer_threads=tokenizer_threads(chosen),
+        tokenizer_threads=tokenizer_threads(chosen, tokenizer_threads_wanted),
+        query_threads=query_threads,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -39,3 +40,18 @@ def resolve_model_path(model: str) -> Path:
             f"embedding model {model!r} is neither a directory nor in the local Hugging Face "
             f"cache (offline: {offline}): {exc}"
         ) from exc
+
+
+def model_dimension(model: str) -> int | None:
+    """The model's embedding dimension from its configuration files, without loading its
+    weights; None when they do not say."""
+    path = resolve_model_path(model)
+    for candidate, key in (
+        (path / "1_Pooling" / "config.json", "word_embedding_dimension"),
+        (path / "config.json", "hidden_size"),
+    ):
+        if candidate.exists():
+            value = json.loads(candidate.read_text()).get(key)
+            if isinstance(value, int):
+                return value
+    return None

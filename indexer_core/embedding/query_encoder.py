@@ -11,7 +11,7 @@ Only models made of a Transformer, a Pooling (mean, CLS or max) and optionally a
 module are exported; any other model, a missing `onnx`/`onnxruntime`, or an export whose
 vectors differ from the model's keeps the sentence-transformers path. The exported file is
 keyed by the model directory's files (names, sizes, modification times), so a changed model
-is exported again. `CODE_INDEX_QUERY_ENCODER=torch` turns the ONNX path off.
+is exported again. `QueryEncoderOptions(mode="torch")` turns the ONNX path off.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from indexer_core.embedding.model_location import resolve_model_path
 
 log = logging.getLogger(__name__)
 
-QUERY_ENCODER = os.environ.get("CODE_INDEX_QUERY_ENCODER", "auto")  # auto | onnx | torch
 MAX_DIFFERENCE = 1e-4  # largest element-wise difference from the model's own vectors
 _PROBES = [
     "parse the header of a request",
@@ -49,13 +48,27 @@ _POOLING_MODES = {
 }
 
 
-def cache_root() -> Path:
-    """Where exported models live: `CODE_INDEX_ONNX_CACHE`, else the user's cache directory."""
-    configured = os.environ.get("CODE_INDEX_ONNX_CACHE")
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "code-index" / "onnx"
+@dataclass(frozen=True)
+class QueryEncoderOptions:
+    """How queries are embedded.
+
+    `mode`: "auto" (the ONNX export when there is one, made on first use) or "torch" (never
+    the export); `cache_dir`: where exports live (default: the user's cache directory);
+    `threads`: threads for one query.
+    """
+
+    mode: str = "auto"
+    cache_dir: str | None = None
+    threads: int = 1
+
+    def cache_root(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "code-index" / "onnx"
+
+
+DEFAULT_OPTIONS = QueryEncoderOptions()
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,9 @@ def model_layout(model_dir: Path) -> ModelLayout | None:
         return None
 
 
-def export_path(model: str, model_dir: Path) -> Path:
+def export_path(
+    model: str, model_dir: Path, options: QueryEncoderOptions = DEFAULT_OPTIONS
+) -> Path:
     """The exported file's place, keyed by the model directory's files."""
     digest = hashlib.blake2b(digest_size=10)
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
@@ -109,14 +124,16 @@ def export_path(model: str, model_dir: Path) -> Path:
             f"{path.relative_to(model_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
         )
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)[:60]
-    return cache_root() / f"{name}-{digest.hexdigest()}" / "model.onnx"
+    return options.cache_root() / f"{name}-{digest.hexdigest()}" / "model.onnx"
 
 
-def export_target(model: str) -> tuple[ModelLayout, Path] | None:
+def export_target(
+    model: str, options: QueryEncoderOptions = DEFAULT_OPTIONS
+) -> tuple[ModelLayout, Path] | None:
     """The model's layout and where its export lives; None for a layout that is not exported."""
     model_dir = resolve_model_path(model)
     layout = model_layout(model_dir)
-    return None if layout is None else (layout, export_path(model, model_dir))
+    return None if layout is None else (layout, export_path(model, model_dir, options))
 
 
 @dataclass
@@ -164,20 +181,22 @@ class OnnxQueryEncoder:
         return vector.astype(np.float32)
 
 
-def load_onnx_query_encoder(model: str, threads: int = 1) -> OnnxQueryEncoder | None:
+def load_onnx_query_encoder(
+    model: str, options: QueryEncoderOptions = DEFAULT_OPTIONS
+) -> OnnxQueryEncoder | None:
     """The exported model's query encoder, or None (not exported yet, or not exportable)."""
-    if QUERY_ENCODER == "torch":
+    if options.mode == "torch":
         return None
     try:
         import onnxruntime  # noqa: F401 - present, or the torch path serves queries
     except ImportError:
         return None
-    target = export_target(model)
+    target = export_target(model, options)
     if target is None or not target[1].is_file():
         return None
     layout, path = target
     try:
-        return load_from_file(model, layout, path, threads)
+        return load_from_file(model, layout, path, options.threads)
     except Exception as exc:  # noqa: BLE001 - a damaged export: drop it, the model serves and exports again
         log.warning(
             "the ONNX export %s does not load (%s); it is removed and queries use torch", path, exc
@@ -186,18 +205,20 @@ def load_onnx_query_encoder(model: str, threads: int = 1) -> OnnxQueryEncoder | 
         return None
 
 
-def export_for_queries(embedder, model: str | None = None) -> Path | None:
+def export_for_queries(
+    embedder, model: str | None = None, options: QueryEncoderOptions = DEFAULT_OPTIONS
+) -> Path | None:
     """Export a loaded CPU sentence-transformers model for later queries; None when it cannot
     be (another layout, no `onnx`, not on the CPU) or its vectors differ from the model's."""
     model = model or embedder.model_name
-    if QUERY_ENCODER == "torch" or not str(embedder.device).startswith("cpu"):
+    if options.mode == "torch" or not str(embedder.device).startswith("cpu"):
         return None
     try:
         import onnx  # noqa: F401 - torch's exporter needs it; without it there is nothing to do
         import torch
     except ImportError:
         return None
-    target = export_target(model)
+    target = export_target(model, options)
     if target is None:
         return None
     layout, path = target

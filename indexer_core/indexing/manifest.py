@@ -49,7 +49,7 @@ def manifest_row(repo: str, shard: int, path: str, **values) -> dict:
 def manifest_version(rows: list[dict], fingerprint: str) -> str:
     """A shard's data version from its manifest rows: every file the scan would hash.
 
-    Matches `partition_versions` on an unchanged tree, so the sensor sees no change.
+    Matches `staleness.disk_versions` on an unchanged tree, so the sensor sees no change.
     """
     return data_version(
         [
@@ -159,7 +159,7 @@ def _versions_dir_identity(db_uri: str) -> tuple[int, int, int] | None:
     if base is None:
         return None
     try:
-        st = os.stat(os.path.join(base, f"{storage.FILES}.lance", "_versions"))
+        st = os.stat(os.path.join(storage.table_uri(base, storage.FILES), "_versions"))
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_mtime_ns)

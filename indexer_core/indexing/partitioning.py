@@ -23,6 +23,11 @@ def shard_key(shard: int) -> str:
     return f"s{shard:02d}"
 
 
+def partition_name(repo: str, shard: int) -> str:
+    """A partition's key as Dagster writes a (repository, shard) key: `myrepo|s03`."""
+    return f"{repo}|{shard_key(shard)}"
+
+
 def parse_shard_key(key: str) -> int:
     if not (key.startswith("s") and key[1:].isdigit()):
         raise ValueError(f"not a shard key: {key!r} (expected s00, s01, ...)")

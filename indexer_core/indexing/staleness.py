@@ -38,7 +38,7 @@ class ChangeSet:
 def disk_versions(
     files: list[FileEntry], summary: ManifestSummary, settings: IndexSettings
 ) -> dict[int, str]:
-    """Each shard's data version as the scanned tree stands (what `partition_versions` gives).
+    """Each shard's data version as the scanned tree stands (what hashing every file of it would give).
 
     A shard whose scanned files are exactly the manifest's counted files, with the same
     hashes, has the version the manifest already gives: only shards that differ are hashed.
@@ -231,12 +231,3 @@ def detect_changes(
             changes.stale.setdefault(shard, "chunks without vectors from this model")
     changes.seconds = time.perf_counter() - started
     return changes
-
-
-def partition_versions(
-    db_uri: str, repo: str, root: str, settings: IndexSettings | None = None
-) -> tuple[dict[int, str], Scan]:
-    """Each shard's data version as the repository stands now, by a full scan (no watch):
-    the disk side of `detect_changes`, for callers that want the versions themselves."""
-    settings = settings or IndexSettings()
-    return _scan_disk(root, settings, manifest_summary(db_uri, repo, settings))

@@ -49,6 +49,8 @@ CATALOG_COLUMNS = [
     "start_line",
     "end_line",
     "parent_id",
+    "part",
+    "parts",
 ]
 # What a search hit shows besides its content: all of it held by the catalog.
 # Slots emptied by dropped rows stay until they outnumber the live rows by this many; then a
@@ -68,8 +70,16 @@ HIT_META_COLUMNS = [
 
 
 def _read(table) -> pa.Table:
-    """The metadata columns (no content) of every chunk, with row ids, in one scan."""
-    return table.search().select(CATALOG_COLUMNS).with_row_id(True).limit(None).to_arrow()
+    """The metadata columns (no content) of every chunk, with row ids, in one scan.
+
+    A table written before `part`/`parts` existed (until its next index run adds them)
+    reads as if every chunk were a whole unit."""
+    present = [c for c in CATALOG_COLUMNS if c in table.schema.names]
+    rows = table.search().select(present).with_row_id(True).limit(None).to_arrow()
+    for column in CATALOG_COLUMNS:
+        if column not in present:
+            rows = rows.append_column(column, pa.array([1] * rows.num_rows, pa.int32()))
+    return rows
 
 
 def _same_rows(a: pa.Table, b: pa.Table) -> np.ndarray:

@@ -18,7 +18,6 @@ from functools import lru_cache
 import numpy as np
 
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->|#)[A-Za-z_$][A-Za-z0-9_$]*)*")
-_PART_SUFFIX = re.compile(r"\s*\(part \d+/\d+\)$")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SEPARATORS = re.compile(r"\.|::|->|#")
 _SCOPE_IDENT = re.compile(
@@ -61,9 +60,9 @@ def search_text(path: str, scope: str, name: str, content: str) -> str:
 
 
 def chunk_names(name: str) -> list[str]:
-    """The identifiers a chunk's `name` holds: `read (part 1/2)` -> read; `a, b` -> a, b."""
-    name = _PART_SUFFIX.sub("", name or "")
-    return [n.strip() for n in name.split(",") if n.strip() and _IDENT.fullmatch(n.strip())]
+    """The identifiers a chunk's `name` holds: `read` -> read; `a, b` -> a, b."""
+    names = (name or "").split(",")
+    return [n.strip() for n in names if n.strip() and _IDENT.fullmatch(n.strip())]
 
 
 def scope_names(scope: str) -> list[str]:

@@ -21,10 +21,11 @@ from datetime import timedelta
 
 import pyarrow.compute as pc
 
+from indexer_core.embedding.query_encoder import DEFAULT_OPTIONS, QueryEncoderOptions
 from indexer_core.search import indexes as search_index
 from indexer_core.search.catalog import ChunkCatalog
 from indexer_core.search.names import expand_identifiers
-from indexer_core.search.ranking import base_name, fuse, query_kind
+from indexer_core.search.ranking import fuse, query_kind
 from indexer_core.search.row_ids import ROW_ID, RowIdMap
 from indexer_core.storage import tables as storage
 from indexer_core.storage.lancedb_import import import_lancedb
@@ -239,12 +240,12 @@ def open_index(db_uri: str) -> _OpenIndex:
     return _OPEN[db_uri]
 
 
-def indexed_models(db_uri: str) -> set[str]:
-    return open_index(db_uri).models()
-
-
 def query_embedder(
-    db_uri: str, model: str | None = None, embedder=None, version: int | None = None
+    db_uri: str,
+    model: str | None = None,
+    embedder=None,
+    version: int | None = None,
+    options: QueryEncoderOptions = DEFAULT_OPTIONS,
 ):
     """The embedder for queries on this index; refuses a model or dimension it was not built with.
 
@@ -254,32 +255,34 @@ def query_embedder(
     index = open_index(db_uri)
     if version is None:
         version = index.table(storage.VECTORS).version
-    key = (version, model, id(embedder))
+    key = (version, model, id(embedder), options)
     checked = index.checked_embedders.get(key)
     if checked is not None:
         return checked
-    embedder = _check_query_embedder(index, model, embedder, version)
+    embedder = _check_query_embedder(index, model, embedder, version, options)
     index.checked_embedders.clear()
     index.checked_embedders[key] = embedder
     return embedder
 
 
-def load_query_encoder(model: str):
+def load_query_encoder(model: str, options: QueryEncoderOptions = DEFAULT_OPTIONS):
     """What embeds queries for an index of `model`: its ONNX export when there is one
     (`query_encoder`: no torch import, ~8 ms a query), else the model itself, which is then
     exported so that the next process starts fast."""
     from indexer_core.embedding import query_encoder
-    from indexer_core.embedding.model import QUERY_THREADS, load_embedder
+    from indexer_core.embedding.model import load_embedder
 
-    fast = query_encoder.load_onnx_query_encoder(model, QUERY_THREADS)
+    fast = query_encoder.load_onnx_query_encoder(model, options)
     if fast is not None:
         return fast
-    embedder = load_embedder(model, "auto", 0)
-    query_encoder.export_for_queries(embedder, model)
+    embedder = load_embedder(model, "auto", 0, query_threads=options.threads)
+    query_encoder.export_for_queries(embedder, model, options)
     return embedder
 
 
-def _check_query_embedder(index: _OpenIndex, model: str | None, embedder, version: int):
+def _check_query_embedder(
+    index: _OpenIndex, model: str | None, embedder, version: int, options: QueryEncoderOptions
+):
     models = index.models(version)
     if embedder is None:
         wanted = model or (next(iter(models)) if len(models) == 1 else None)
@@ -287,7 +290,7 @@ def _check_query_embedder(index: _OpenIndex, model: str | None, embedder, versio
             raise IndexModelMismatch(
                 f"the index holds vectors of models {sorted(models) or 'none'}: name one with --model"
             )
-        embedder = load_query_encoder(wanted)
+        embedder = load_query_encoder(wanted, options)
     if models and embedder.model_name not in models:
         raise IndexModelMismatch(
             f"index was built with {sorted(models)}, not {embedder.model_name!r}: search with the same model"
@@ -309,6 +312,7 @@ def search(
     model: str | None = None,
     min_score: float | None = None,
     embedder=None,
+    query_options: QueryEncoderOptions = DEFAULT_OPTIONS,
 ) -> list[SearchHit]:
     """The k best chunks for a query.
 
@@ -328,11 +332,15 @@ def search(
         # The lexical rankings run on a worker thread while the query is embedded and the
         # vector index searched (torch and LanceDB release the GIL).
         lexical = index.pool.submit(_lexical_rankings, index, catalog, query, fetch, filters, kind)
-        ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
+        ranked["vector"] = _vector_ranking(
+            index, query, fetch, filters, model, embedder, query_options
+        )
         ranked.update(lexical.result())
         scores = fuse(ranked, kind)
     elif mode == "vector":
-        ranked["vector"] = _vector_ranking(index, query, fetch, filters, model, embedder)
+        ranked["vector"] = _vector_ranking(
+            index, query, fetch, filters, model, embedder, query_options
+        )
         scores = dict(ranked["vector"])
     else:
         scores = dict(_text_ranking(index, catalog, query, fetch, filters))
@@ -358,11 +366,11 @@ def _lexical_rankings(
 
 
 def _vector_ranking(
-    index: _OpenIndex, query, fetch, filters, model, embedder
+    index: _OpenIndex, query, fetch, filters, model, embedder, options: QueryEncoderOptions
 ) -> list[tuple[str, float]]:
     table = index.table(storage.VECTORS)
     version = table.version  # read once: the model check and the row-id map share it
-    embedder = query_embedder(index.db_uri, model, embedder, version)
+    embedder = query_embedder(index.db_uri, model, embedder, version, options)
     rows_map = index.vector_rows(version)
     encode_query = getattr(embedder, "encode_query", None)
     vector = encode_query(query) if encode_query is not None else embedder.encode([query])[0]
@@ -456,7 +464,6 @@ def _load_hits(
             if group is not None:
                 parts = [m for m in catalog.groups.members[group] if m in contents]
                 hit.start_line, hit.end_line = catalog.groups.spans[group]
-                hit.name = base_name(hit.name)
                 hit.content = "\n".join(contents[m] for m in parts)
                 hit.parts = len(parts)
             hits.append(hit)

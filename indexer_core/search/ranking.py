@@ -4,7 +4,7 @@ Rankings are fused by weighted reciprocal rank: vector similarity, BM25 over chu
 text, and chunk-name matches (`names.py`). The weights depend on what the query looks like:
 a sentence is answered best by the embedding, an identifier by names and exact words.
 
-A function too long for one chunk is stored as `name (part i/n)` chunks under one parent.
+A function too long for one chunk is stored as chunks `part` 1..`parts` under one parent.
 Those parts are one answer: `PartGroups` maps each part to its function so search can keep
 the best-scoring part per function and report the whole function's line range.
 """
@@ -26,7 +26,6 @@ WEIGHTS: dict[str, dict[str, float]] = {
     "natural": {"vector": 1.0, "text": 0.5, "names": 0.0, "words": 0.6},
     "identifier": {"vector": 0.5, "text": 1.0, "names": 3.0, "words": 0.0},
 }
-_PART = re.compile(r"^(?P<base>.*?)\s*\(part (?P<i>\d+)/(?P<n>\d+)\)$")
 _WORD = re.compile(r"[A-Za-z_$][\w$.:#>-]*")
 
 
@@ -67,12 +66,12 @@ class PartGroups:
     group_of: dict[str, int] = field(default_factory=dict)
     members: list[list[str]] = field(default_factory=list)  # chunk ids in line order
     spans: list[tuple[int, int]] = field(default_factory=list)  # first and last line
-    # every `(part i/n)` chunk: function key -> chunk id -> (start line, end line)
+    # every chunk of a split unit: function key -> chunk id -> (start line, end line)
     parts: dict[tuple, dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, rows: Iterable[dict]) -> PartGroups:
-        """Group `(part i/n)` chunks by repo, path, parent and base name."""
+        """Group the parts of split units by repo, path, parent, name and part count."""
         return cls().updated((), rows)
 
     def updated(self, dropped: Iterable[dict], added: Iterable[dict]) -> PartGroups:
@@ -133,13 +132,7 @@ class PartGroups:
 
 
 def _part_key(row: dict) -> tuple | None:
-    match = _PART.match(row.get("name") or "")
-    if not match:
+    parts = row.get("parts") or 1
+    if parts < 2:
         return None
-    return (row["repo"], row["path"], row.get("parent_id", ""), match["base"], match["n"])
-
-
-def base_name(name: str) -> str:
-    """`read (part 2/3)` -> `read`."""
-    match = _PART.match(name or "")
-    return match["base"] if match else name
+    return (row["repo"], row["path"], row.get("parent_id", ""), row.get("name") or "", parts)

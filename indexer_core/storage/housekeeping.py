@@ -22,12 +22,12 @@ DEFAULT_GRACE = timedelta(hours=1)
 # branch switch is not embedded again. Housekeeping keeps at most this many of those stale
 # rows, or as many as there are live ones if that is more, and drops the oldest beyond that;
 # without a bound the cache grows by every edited chunk of every run, forever.
-CACHE_STALE_FLOOR = int(os.environ.get("CODE_INDEX_CACHE_STALE_FLOOR", "50000"))
+CACHE_STALE_FLOOR = 50_000
 CACHE_LIVE_SHARE = 1.0  # stale rows allowed per live row, above the floor
 _DELETE_BATCH = 2_000
 # Housekeeping is due once a table has this many fragments (about one per incremental run
 # of the largest tables): `python -m bench.housekeeping` measures what it saves and costs.
-MAX_FRAGMENTS = int(os.environ.get("CODE_INDEX_HOUSEKEEPING_FRAGMENTS", "100"))
+MAX_FRAGMENTS = 100
 TABLES = (storage.FILES, storage.CHUNKS, storage.VECTORS, storage.EMBEDDING_CACHE)
 
 
@@ -76,7 +76,7 @@ def directory_bytes(path: str) -> int:
 
 
 def _table_path(db_uri: str, name: str) -> str:
-    return os.path.join(db_uri, f"{name}.lance")
+    return storage.table_uri(db_uri, name)
 
 
 def optimize_table(db_uri: str, name: str, grace: timedelta = DEFAULT_GRACE) -> TableHousekeeping:
@@ -158,10 +158,12 @@ def prune_embedding_cache(
     )
 
 
-def optimize_index(db_uri: str, grace: timedelta = DEFAULT_GRACE) -> HousekeepingReport:
+def optimize_index(
+    db_uri: str, grace: timedelta = DEFAULT_GRACE, cache_stale_floor: int | None = None
+) -> HousekeepingReport:
     """Housekeeping for every index table that exists in the database: the embedding cache
     is pruned first (`prune_embedding_cache`), so compaction folds its deletions in."""
-    cache = prune_embedding_cache(db_uri)
+    cache = prune_embedding_cache(db_uri, cache_stale_floor)
     names = storage.table_names(storage.connect(db_uri))
     return HousekeepingReport(
         [optimize_table(db_uri, n, grace) for n in TABLES if n in names], cache

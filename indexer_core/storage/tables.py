@@ -66,6 +66,9 @@ CHUNKS_SCHEMA = pa.schema(
         ("parent_id", pa.string()),
         ("start_line", pa.int32()),
         ("end_line", pa.int32()),
+        # A unit too long for one chunk is stored as parts 1..parts of one name and parent.
+        ("part", pa.int32()),
+        ("parts", pa.int32()),
         ("content", pa.string()),
         ("embed_text", pa.string()),
         # What full-text search indexes: path, scope, name and content, camelCase split
@@ -152,6 +155,11 @@ def connect(uri: str) -> lancedb.DBConnection:
     return lancedb.connect(uri)
 
 
+def table_uri(db_uri: str, table: str) -> str:
+    """Where a table lives: `<database>/<table>.lance` (a path or any URI LanceDB accepts)."""
+    return f"{db_uri.rstrip('/')}/{table}.lance"
+
+
 def table_names(db: lancedb.DBConnection) -> set[str]:
     listing = db.list_tables()
     names = getattr(listing, "tables", listing)
@@ -180,7 +188,11 @@ def open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> la
 
 # Columns added to `chunks` since its first release, with the SQL that fills them in rows
 # written before (until the next index run rewrites those rows).
-_CHUNKS_ADDED = {"search_text": "concat_ws(' ', path, scope, name, content)"}
+_CHUNKS_ADDED = {
+    "search_text": "concat_ws(' ', path, scope, name, content)",
+    "part": "CAST(1 AS INT)",
+    "parts": "CAST(1 AS INT)",
+}
 
 
 def open_chunks(db: lancedb.DBConnection) -> lancedb.table.Table:

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from indexer_core.search import indexes as search_index
 from indexer_core.search.indexes import IndexBuild
+from indexer_core.storage import tables as storage
 from orchestration.resources import CodeIndexResource
 
 GROUP = "search"
@@ -26,7 +27,7 @@ class AnnIndexConfig(dg.Config):
 def _result(build: IndexBuild, db_uri: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
-            "dagster/uri": f"{db_uri.rstrip('/')}/{build.table}.lance",
+            "dagster/uri": storage.table_uri(db_uri, build.table),
             "dagster/row_count": build.rows,
             "indexes_built": dg.MetadataValue.json(build.built),
             "indexes_dropped": dg.MetadataValue.json(build.dropped),

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from indexer_core.chunking.header import embed_text, fitted_header, name_words
 from indexer_core.chunking.tokens import TokenCounter
 from indexer_core.records import Span
 
-_PART = re.compile(r" \(part \d+/\d+\)$")
 TOP_KINDS = {"module", "preamble", "text"}
-
-
-def base_name(name: str) -> str:
-    return _PART.sub("", name)
 
 
 def check_invariants(
@@ -51,7 +44,7 @@ def check_invariants(
             assert span.scope[: len(parent.scope)] == parent.scope, (parent, span)
             if parent.kind not in TOP_KINDS:
                 assert len(span.scope) > len(parent.scope), (parent, span)
-                assert span.scope[len(parent.scope)] == base_name(parent.name), (parent, span)
+                assert span.scope[len(parent.scope)] == parent.name, (parent, span)
     for row, line in enumerate(lines, 1):
         if line.strip():
             assert covered[row], f"line {row} not covered: {line[:80]!r}"

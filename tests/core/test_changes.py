@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer_core.indexing import staleness as changes
+from indexer_core.indexing import manifest as changes
 from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.partitioning import shard_of
 from indexer_core.indexing.settings import IndexSettings
-from indexer_core.indexing.staleness import detect_changes, partition_versions
+from indexer_core.indexing.staleness import detect_changes
 from indexer_core.indexing.watching import TreeWatch, scanned_directories
-from tests.conftest import git, write_tree
+from tests.conftest import git, versions_from_scratch, write_tree
 
 SHARDS = 8
 SETTINGS = IndexSettings(shards=SHARDS, use_git=False)
@@ -32,7 +32,7 @@ def _index(db_uri: str, root: Path, settings: IndexSettings = SETTINGS) -> None:
 
 def _full(db_uri: str, root: Path, settings: IndexSettings) -> dict[int, str]:
     """Disk versions the slow way: every shard hashed from the scan, no summary involved."""
-    return partition_versions(db_uri, "repo", str(root), settings)[0]
+    return versions_from_scratch(root, settings)
 
 
 def test_cached_view_tracks_edits_runs_and_matches_the_full_derivation(db_uri, tmp_path) -> None:
@@ -199,3 +199,30 @@ def test_watch_in_a_git_checkout_sees_a_file_made_in_a_new_empty_directory(
     assert not detect_changes(
         db_uri, "repo", str(root), settings, include_vectors=False, watch=True
     ).scanned
+
+
+def test_a_tree_with_binary_files_is_not_stale_after_indexing(
+    db_uri, tmp_path, embedder, monkeypatch
+) -> None:
+    """Skipped files with a content hash (binary, minified) count in every view of staleness
+    alike: the sensor's, `code-index index`'s and the MCP `index_status` tool's."""
+    from indexer_core.indexing.embed_step import embed_partition
+    from indexer_core.storage import registry
+    from orchestration.status import index_status, partition_status, stale_shards
+
+    files = {**_tree("b", 6), "img/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4}
+    root = write_tree(tmp_path / "repo", files)
+    settings = IndexSettings(shards=2, use_git=False)
+    monkeypatch.setenv("CODE_INDEX_SHARDS", "2")  # what `index_status` reads from the config
+    registry.register(db_uri, "repo", str(root))
+    for shard in range(settings.shards):
+        report = chunk_partition(db_uri, "repo", str(root), shard, settings)
+        embed_partition(db_uri, "repo", shard, embedder)
+        if any(s.path == "img/logo.png" for s in report.skipped):
+            assert [s.reason for s in report.skipped] == ["binary"]
+    assert detect_changes(db_uri, "repo", str(root), settings).stale == {}
+    assert stale_shards(db_uri, "repo", str(root), settings) == {}
+    assert not any(p["stale"] for p in partition_status(db_uri, "repo", str(root), settings))
+    assert index_status(db_uri)["stale_partitions"] == []
+    (root / "img" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(255)) * 4)
+    assert list(stale_shards(db_uri, "repo", str(root), settings).values()) == ["files changed"]

@@ -186,7 +186,7 @@ def test_updates_after_edits_deletes_rewrites_and_compaction_equal_a_fresh_load(
     table.update(
         where=f"chunk_id = '{plain}'", values={"name": "renamed_token_reader", "kind": "method"}
     )
-    table.update(where=f"chunk_id = '{grouped}'", values={"name": "other_scan (part 1/2)"})
+    table.update(where=f"chunk_id = '{grouped}'", values={"name": "other_scan"})
     catalog = _check(catalog, table, monkeypatch)
     assert (
         catalog.meta(plain)["name"] == "renamed_token_reader"

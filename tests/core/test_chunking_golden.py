@@ -146,7 +146,7 @@ def test_golden(language: str, small: TokenCounter) -> None:
             s.start_line,
             s.end_line,
             s.kind,
-            s.name,
+            s.label,
             spans[s.parent].name if s.parent is not None else None,
         )
         for s in spans
@@ -161,7 +161,7 @@ def test_default_budget_keeps_samples_whole_units(language: str) -> None:
     path, text = SAMPLES[language]
     spans = chunk_text(text, path, language, counter)
     check_invariants(text, path, language, counter, spans)
-    assert not any("(part " in s.name for s in spans)
+    assert all(s.parts == 1 for s in spans)
 
 
 def test_method_scope_and_parent_python(small: TokenCounter) -> None:

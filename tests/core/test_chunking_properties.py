@@ -91,7 +91,8 @@ def test_markdown_long_section_is_split_in_parts() -> None:
     spans = chunk_text(text, "doc.md", "markdown", counter)
     check_invariants(text, "doc.md", "markdown", counter, spans)
     assert len(spans) > 3
-    assert all(s.name.startswith("Long (part ") for s in spans)
+    assert all(s.name == "Long" and s.parts == len(spans) for s in spans)
+    assert [s.part for s in spans] == list(range(1, len(spans) + 1))
 
 
 def test_text_windows() -> None:

@@ -77,7 +77,7 @@ def test_a_search_process_with_the_export_never_imports_torch(
     db = build_index(tmp_path)
     script = (
         "import sys\n"
-        "from indexer_core.search import search\n"
+        "from indexer_core.search.query import search\n"
         f"hits = search({db!r}, 'checksum of a payload', k=3)\n"
         "print(hits[0].name, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
     )
@@ -89,11 +89,14 @@ def test_a_search_process_with_the_export_never_imports_torch(
 
 
 def test_without_an_export_the_model_serves_and_exports(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("CODE_INDEX_ONNX_CACHE", str(tmp_path / "empty-cache"))
-    assert query_encoder.load_onnx_query_encoder(MODEL) is None
-    first = load_query_encoder(MODEL)  # the torch model, which exports as it loads
+    options = query_encoder.QueryEncoderOptions(cache_dir=str(tmp_path / "empty-cache"))
+    assert query_encoder.load_onnx_query_encoder(MODEL, options) is None
+    first = load_query_encoder(MODEL, options)  # the torch model, which exports as it loads
     assert not isinstance(first, query_encoder.OnnxQueryEncoder)
-    assert isinstance(load_query_encoder(MODEL), query_encoder.OnnxQueryEncoder)
+    assert isinstance(load_query_encoder(MODEL, options), query_encoder.OnnxQueryEncoder)
+    assert list((tmp_path / "empty-cache").glob("*/model.onnx"))
+    off = query_encoder.QueryEncoderOptions(mode="torch", cache_dir=str(tmp_path / "empty-cache"))
+    assert not isinstance(load_query_encoder(MODEL, off), query_encoder.OnnxQueryEncoder)
 
 
 def _model_dir(tmp_path: Path, modules: list[dict], pooling: dict) -> Path:
@@ -159,19 +162,19 @@ def test_the_packaged_layout_read_from_a_copy(tmp_path: Path) -> None:
 def test_a_damaged_export_is_dropped_and_the_model_serves(
     tmp_path: Path, monkeypatch, embedder
 ) -> None:
-    monkeypatch.setenv("CODE_INDEX_ONNX_CACHE", str(tmp_path / "cache"))
-    path = query_encoder.export_path(MODEL, resolve_model_path(MODEL))
+    options = query_encoder.QueryEncoderOptions(cache_dir=str(tmp_path / "cache"))
+    path = query_encoder.export_path(MODEL, resolve_model_path(MODEL), options)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an onnx model")
-    assert query_encoder.load_onnx_query_encoder(MODEL) is None
+    assert query_encoder.load_onnx_query_encoder(MODEL, options) is None
     assert not path.exists()  # removed, so the next export replaces it
-    assert query_encoder.export_for_queries(embedder, MODEL) == path and path.is_file()
+    assert query_encoder.export_for_queries(embedder, MODEL, options) == path and path.is_file()
 
 
 def test_an_unwritable_cache_keeps_the_torch_path(tmp_path: Path, monkeypatch) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    monkeypatch.setenv("CODE_INDEX_ONNX_CACHE", str(blocker / "cache"))  # under a file: no mkdir
-    encoder = load_query_encoder(MODEL)
+    options = query_encoder.QueryEncoderOptions(cache_dir=str(blocker / "cache"))  # no mkdir
+    encoder = load_query_encoder(MODEL, options)
     assert not isinstance(encoder, query_encoder.OnnxQueryEncoder)
     assert encoder.encode_query("hello").shape == (384,)

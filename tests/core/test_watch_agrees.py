@@ -2,7 +2,7 @@
 
 Each test settles the watch (a tick answers from the last scan), changes the tree, the git
 state or the index, and checks that the next watched tick gives the same disk versions and
-stale shards as a full scan and as `partition_versions`. The sequences are those a review of
+stale shards as a full scan and as a derivation from scratch. The sequences are those a review of
 the watch tried to break it with; the cases inotify cannot see at all (a hard link edited
 from outside the tree, writes through a live memory map, a mount placed inside the tree)
 are left to the sensor's timed full scan and are documented in docs/guarantees.md.
@@ -13,12 +13,13 @@ import shutil
 
 import pytest
 
+from indexer_core.indexing import manifest
 from indexer_core.indexing import staleness as changes
 from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.settings import IndexSettings
-from indexer_core.indexing.staleness import detect_changes, partition_versions
+from indexer_core.indexing.staleness import detect_changes
 from indexer_core.indexing.watching import TreeWatch
-from tests.conftest import git, write_tree
+from tests.conftest import git, versions_from_scratch, write_tree
 
 pytestmark = pytest.mark.skipif(
     TreeWatch("/").unavailable is not None, reason="inotify is not available on this platform"
@@ -55,7 +56,7 @@ def check(db, root, settings):
     """One watched tick, then the full derivations: all must agree."""
     watched = tick(db, root, settings)
     full = detect_changes(db, "repo", str(root), settings, include_vectors=False)
-    slow = partition_versions(db, "repo", str(root), settings)[0]
+    slow = versions_from_scratch(root, settings)
     assert full.disk_versions == slow
     assert watched.disk_versions == slow, (
         f"watched tick (scanned={watched.scanned}) stale={sorted(watched.stale)} "
@@ -71,7 +72,7 @@ def _fresh_state():
     for t in changes._WATCHED.values():
         t.watch.close()
     changes._WATCHED.clear()
-    changes._SUMMARIES.clear()
+    manifest._SUMMARIES.clear()
 
 
 @pytest.fixture

@@ -58,15 +58,29 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
     status = json.loads(_cli(tmp_path, "status", "--json").stdout)
     repo = status["repositories"]["sample"]
     assert repo["files"] == 5 and repo["chunks"] == repo["vectors"] > 0
-    # The run is recorded in the Dagster home the UI reads.
+    # The run is recorded in the Dagster home the UI reads, with its checks.
+    assert "checks: 3 of 3 passed" in out.stdout
     home = tmp_path / "home" / "dagster_home"
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
         assert (
-            runs
+            len(runs) == 1
             and runs[0].job_name == "index_job"
             and runs[0].status == dg.DagsterRunStatus.SUCCESS
         )
+    # Nothing changed: the sensor's change detection says so and no run starts.
+    again = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
+    assert again.returncode == 0 and "up to date" in again.stdout, again.stderr[-2000:]
+    # One file edited: a run of its shard alone.
+    (sample_repo / "src" / "app.py").write_text("def parse_header(line):\n    return line\n")
+    edited = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
+    assert edited.returncode == 0 and "1/1 partitions chunked" in edited.stdout, edited.stdout
+    forced = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q", "--force")
+    assert forced.returncode == 0 and "2/2 partitions chunked" in forced.stdout, forced.stdout
+    for noise in ("STEP_WORKER_STARTED", "DEBUG", "STEP_START"):
+        assert noise not in forced.stdout + forced.stderr
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_runs()) == 3
 
 
 def test_missing_path_is_a_clear_error(tmp_path) -> None:

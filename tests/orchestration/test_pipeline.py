@@ -14,7 +14,7 @@ import pytest
 from indexer_core.indexing.partitioning import shard_of
 from indexer_core.storage import tables as storage
 from orchestration.assets.index import code_index_assets
-from orchestration.definitions import defs
+from orchestration.checks import check_results
 from orchestration.partitions import keys_for_repo, shard_count
 from orchestration.resources import CodeIndexResource
 from tests.conftest import SAMPLE_FILES, write_tree
@@ -109,12 +109,22 @@ def test_multiprocess_run_embeds_while_chunking(dagster_home, db_uri, tmp_path) 
         starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
         pids = {e.dagster_event.pid for e in starts if e.step_key and ".chunk_shard[" in e.step_key}
         assert len(pids) == shard_count()
-        # The checks pass on what the run wrote, and fail on a corrupted table.
-        check = defs.resolve_job_def("check_job").execute_in_process(
-            instance=instance, resources={"code_index": CodeIndexResource(db_uri=db_uri)}
-        )
-        evaluations = check.get_asset_check_evaluations()
-        assert len(evaluations) == 3 and all(e.passed for e in evaluations)
+        # The checks ran in the index run itself (no daemon, no second job) and passed.
+        evaluations = [
+            e.dagster_event.event_specific_data
+            for e in instance.all_logs(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        ]
+        assert {e.check_name for e in evaluations} == {
+            "one_vector_per_chunk",
+            "vectors_sane",
+            "unique_chunk_ids",
+        }
+        assert all(e.passed for e in evaluations)
+        skipped = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_SKIPPED)
+        assert not skipped
+        # The same checks fail on a corrupted table.
         vectors = storage.connect(db_uri).open_table(storage.VECTORS)
         victim = vectors.to_arrow().column("chunk_id")[0].as_py()
         vectors.delete(f"chunk_id = '{victim}'")
@@ -124,12 +134,8 @@ def test_multiprocess_run_embeds_while_chunking(dagster_home, db_uri, tmp_path) 
         )  # LanceDB refuses NaN
         row = row.set_column(row.schema.get_field_index("vector"), "vector", zero)
         vectors.merge_insert("chunk_id").when_matched_update_all().execute(row)
-        check = defs.resolve_job_def("check_job").execute_in_process(
-            instance=instance,
-            resources={"code_index": CodeIndexResource(db_uri=db_uri)},
-            raise_on_error=False,
-        )
-        failed = {e.check_name for e in check.get_asset_check_evaluations() if not e.passed}
+        results = check_results(CodeIndexResource(db_uri=db_uri))
+        failed = {r.check_name for r in results if not r.passed}
         assert failed == {"one_vector_per_chunk", "vectors_sane"}
 
 

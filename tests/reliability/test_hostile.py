@@ -134,8 +134,10 @@ def test_unreadable_file_is_listed_and_run_continues(tmp_path) -> None:
         os.chmod(base / "db", 0o777)
         code = (
             "import os, json\n"
-            "from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition\n"
-            "from indexer_core import registry\n"
+            "from indexer_core.indexing.settings import IndexSettings\n"
+            "from indexer_core.indexing.chunk_step import chunk_partition\n"
+            "from indexer_core.indexing.embed_step import embed_partition\n"
+            "from indexer_core.storage import registry\n"
             "from orchestration.status import status_report\n"
             "from tests.reliability.fakes import HashEmbedder\n"
             "import tempfile\n"

@@ -1,0 +1,192 @@
+"""The embedding consumer: one long-lived step that embeds each partition of its run the
+moment that partition's chunks land.
+
+Why it departs from plain assets. With `vectors` as an ordinary partitioned asset, every
+partition (or every run of a backfill) would start a process, import torch and load the
+model, seconds of fixed cost per partition, and Dagster would only start embedding once
+chunking of that partition's step had ended. Here one step per run (per GPU) starts with
+the run, loads the model while the partitions are still being planned and chunked, then
+takes partitions in the order they land. It learns what landed from the run's own event
+log: the `chunks` materialization every chunk step records, and the failure of a chunk
+step. Each partition's `vectors` materialization is recorded the moment its write commits,
+so the UI shows one per partition and a failure loses nothing done before it.
+
+Nothing here depends on process ids or on which host a step runs: partitions are named by
+the events themselves, and a failed chunk step's partition comes from its mapping key
+(`partitions.partition_of_mapping_key`), so it works where steps share a worker process
+(Celery) or run in pods (Kubernetes).
+
+Interface:
+- `ChunkLandings`: which of a run's planned partitions have landed or failed, by event log;
+- `EmbeddingConsumer`: loads the model at construction, `run(landings)` embeds as they
+  land and records each; `close()` waits for (or drops) queued writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster._core.execution.plan.handle import ResolvedFromDynamicStepHandle, StepHandle
+
+from indexer_core.indexing.embed_step import EmbedReport
+from indexer_core.indexing.embed_worker import EmbeddingWorker
+from orchestration.partitions import partition_of_mapping_key, split_partition_key
+
+POLL_SECONDS = 0.25
+_STEP_ENDS = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
+
+
+@dataclass
+class Landed:
+    """What one poll of the event log found."""
+
+    landed: list[str] = field(default_factory=list)  # partitions whose chunks are written
+    failed: list[str] = field(default_factory=list)  # partitions whose chunk step failed
+    aborted: str = ""  # why nothing more will land (the planning step failed), or ""
+
+
+class ChunkLandings:
+    """A run's planned partitions, followed through the run's event log.
+
+    `chunk_op` and `plan_op` name the ops (not step keys) of the chunk steps and the
+    planning step. Partitions that `already_chunked` (a re-execution whose parent run
+    chunked them) count as landed from the start.
+    """
+
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        run_id: str,
+        partitions: Iterable[str],
+        chunk_op: str,
+        plan_op: str,
+        already_chunked: Iterable[str] = (),
+    ) -> None:
+        self.instance = instance
+        self.run_id = run_id
+        self.chunk_op = chunk_op
+        self.plan_op = plan_op
+        self.pending = set(partitions)
+        self._initial = sorted(self.pending & set(already_chunked))
+        self.pending -= set(self._initial)
+        self._cursor: str | None = None
+
+    def poll(self) -> Landed:
+        """Partitions that landed or failed since the last poll (each reported once)."""
+        found = Landed(landed=self._initial)
+        self._initial = []
+        types = {dg.DagsterEventType.ASSET_MATERIALIZATION, *_STEP_ENDS}
+        while True:
+            page = self.instance.get_records_for_run(
+                run_id=self.run_id, cursor=self._cursor, of_type=types, limit=1000
+            )
+            for record in page.records:
+                self._take(record.event_log_entry.dagster_event, found)
+            self._cursor = page.cursor
+            if not page.has_more:
+                return found
+
+    def _take(self, event, found: Landed) -> None:
+        if event is None:
+            return
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            key = materialization.partition
+            if materialization.asset_key == dg.AssetKey("chunks") and key in self.pending:
+                self.pending.discard(key)
+                found.landed.append(key)
+            return
+        handle = event.step_handle
+        if handle is None:
+            return
+        if handle.node_handle.name == self.plan_op:
+            found.aborted = f"planning step {event.step_key} did not succeed"
+            found.failed.extend(sorted(self.pending))
+            self.pending.clear()
+        elif handle.node_handle.name == self.chunk_op and isinstance(
+            handle, ResolvedFromDynamicStepHandle
+        ):
+            key = partition_of_mapping_key(handle.mapping_key)
+            if key in self.pending:
+                self.pending.discard(key)
+                found.failed.append(key)
+
+
+def rerun_chunked_elsewhere(
+    run: dg.DagsterRun, partitions: Iterable[str], chunk_op: str
+) -> list[str]:
+    """In a re-execution, the planned partitions whose chunk steps are not re-executed:
+    the parent run chunked them, so they are ready now. Empty for a first execution."""
+    if not (run.parent_run_id and run.step_keys_to_execute):
+        return []
+    rerun = set()
+    for step_key in run.step_keys_to_execute:
+        handle = StepHandle.parse_from_key(step_key)
+        if (
+            isinstance(handle, ResolvedFromDynamicStepHandle)
+            and handle.node_handle.name == chunk_op
+        ):
+            rerun.add(partition_of_mapping_key(handle.mapping_key))
+    return [key for key in partitions if key not in rerun]
+
+
+@dataclass
+class ConsumerOutcome:
+    embedded: list[str] = field(default_factory=list)
+    failed_chunking: list[str] = field(default_factory=list)
+    aborted: str = ""
+
+
+class EmbeddingConsumer:
+    """Embeds partitions on one loaded model as they land, recording each as it commits.
+
+    `record(partition, report)` is called in landing order, from the calling thread, as
+    soon as a partition's vectors are committed.
+    """
+
+    def __init__(
+        self,
+        db_uri: str,
+        embedder,
+        record: Callable[[str, EmbedReport], None],
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.embedder = embedder
+        self.record = record
+        self.poll_seconds = poll_seconds
+        self._worker = EmbeddingWorker(db_uri, embedder)
+        self._queued: list[tuple[str, Future]] = []
+
+    def run(self, landings: ChunkLandings) -> ConsumerOutcome:
+        """Embed every partition of `landings` as it lands; returns once all have landed
+        or failed and every landed one is written. A write that fails raises here."""
+        outcome = ConsumerOutcome()
+        finished = False
+        try:
+            while landings.pending or self._queued or not finished:
+                found = landings.poll()
+                for key in found.landed:
+                    self._queued.append((key, self._worker.submit(*split_partition_key(key))))
+                outcome.failed_chunking += found.failed
+                outcome.aborted = outcome.aborted or found.aborted
+                finished = not landings.pending
+                self._record_written(outcome, wait=finished)
+                if not found.landed and landings.pending:
+                    time.sleep(self.poll_seconds)
+            return outcome
+        except BaseException:
+            self.close(cancel=True)
+            raise
+
+    def close(self, cancel: bool = False) -> None:
+        self._worker.close(cancel=cancel)
+
+    def _record_written(self, outcome: ConsumerOutcome, wait: bool) -> None:
+        while self._queued and (wait or self._queued[0][1].done()):
+            key, future = self._queued.pop(0)
+            self.record(key, future.result())
+            outcome.embedded.append(key)

@@ -1,0 +1,53 @@
+"""One configuration module: every setting read once, documented, and never by the core."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from orchestration import config
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_the_core_reads_no_setting_from_the_environment() -> None:
+    offenders = [
+        f"{path.relative_to(PROJECT)}:{n}"
+        for path in sorted((PROJECT / "indexer_core").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "CODE_INDEX_" in line
+    ]
+    assert offenders == []
+
+
+def test_every_variable_is_read_in_the_config_module_only() -> None:
+    outside = [
+        f"{path.relative_to(PROJECT)}:{n}"
+        for path in sorted((PROJECT / "orchestration").rglob("*.py"))
+        if path.name != "config.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"environ(\.get)?\s*[\[(]\s*[\"']CODE_INDEX_", line)
+    ]
+    assert outside == []
+
+
+def test_the_readme_lists_every_setting() -> None:
+    readme = (PROJECT / "README.md").read_text()
+    assert config.markdown_table() in readme
+
+
+def test_values_are_parsed_and_a_bad_one_names_its_variable() -> None:
+    loaded = config.load(
+        {"CODE_INDEX_SHARDS": "3", "CODE_INDEX_SENSORS": "off", "CODE_INDEX_HOME": "/tmp/x"}
+    )
+    assert loaded.shards == 3 and loaded.sensors is False
+    assert loaded.lancedb_uri == "/tmp/x/lancedb"
+    assert config.load({}).shards == 8 and config.load({}).sensors is True
+    assert config.load({"CODE_INDEX_REPOS": "a=/src/a; b=/src/b"}).repositories() == {
+        "a": "/src/a",
+        "b": "/src/b",
+    }
+    with pytest.raises(ValueError, match="CODE_INDEX_SHARDS"):
+        config.load({"CODE_INDEX_SHARDS": "many"})

@@ -1,0 +1,167 @@
+"""The embedding consumer's interface on its own: what it reads from a real run's event log,
+and that it embeds and records partitions as they land, in a real LanceDB directory."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import dagster as dg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import tables as storage
+from orchestration.embedding_consumer import (
+    ChunkLandings,
+    EmbeddingConsumer,
+    rerun_chunked_elsewhere,
+)
+from orchestration.partitions import keys_for_repo, mapping_key, partition_of_mapping_key
+from tests.conftest import write_tree
+from tests.reliability.fakes import HashEmbedder
+
+PARTITIONS = ["demo|s00", "demo|s01", "demo|s02"]
+
+
+@dg.op(out=dg.DynamicOut(str))
+def plan():
+    for key in PARTITIONS:
+        yield dg.DynamicOutput(key, mapping_key=mapping_key(key))
+
+
+@dg.op
+def chunk(context, key: str) -> str:
+    if key == "demo|s01":
+        raise RuntimeError("this shard cannot be chunked")
+    context.log_event(dg.AssetMaterialization("chunks", partition=key))
+    context.log_event(dg.AssetMaterialization("files", partition=key))
+    return key
+
+
+@dg.job
+def landing_job():
+    plan().map(chunk)
+
+
+@dg.op
+def failing_plan():
+    raise RuntimeError("no plan")
+
+
+@dg.job
+def failed_plan_job():
+    failing_plan()
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_mapping_keys_are_valid_and_decode_to_their_partition(text: str) -> None:
+    key = f"{text}|s03"
+    encoded = mapping_key(key)
+    assert encoded and all(c.isascii() and (c.isalnum() or c == "_") for c in encoded)
+    assert partition_of_mapping_key(encoded) == key
+
+
+def test_landings_come_from_materializations_and_step_failures() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = landing_job.execute_in_process(instance=instance, raise_on_error=False)
+        landings = ChunkLandings(instance, result.run_id, PARTITIONS, "chunk", "plan")
+        found = landings.poll()
+        assert sorted(found.landed) == ["demo|s00", "demo|s02"]
+        assert found.failed == ["demo|s01"] and not found.aborted
+        assert not landings.pending
+        again = landings.poll()  # each partition is reported once
+        assert not again.landed and not again.failed
+
+
+def test_a_failed_planning_step_aborts_the_wait() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = failed_plan_job.execute_in_process(instance=instance, raise_on_error=False)
+        landings = ChunkLandings(instance, result.run_id, PARTITIONS, "chunk", "failing_plan")
+        found = landings.poll()
+        assert found.aborted and sorted(found.failed) == PARTITIONS and not landings.pending
+
+
+def test_a_reexecution_counts_partitions_chunked_by_its_parent_as_landed() -> None:
+    rerun = dg.DagsterRun(
+        job_name="index_job",
+        run_id="child",
+        parent_run_id="parent",
+        root_run_id="parent",
+        step_keys_to_execute=[f"graph.chunk[{mapping_key('demo|s01')}]", "graph.embed"],
+    )
+    assert rerun_chunked_elsewhere(rerun, PARTITIONS, "chunk") == ["demo|s00", "demo|s02"]
+    first = dg.DagsterRun(job_name="index_job", run_id="first")
+    assert rerun_chunked_elsewhere(first, PARTITIONS, "chunk") == []
+    with dg.DagsterInstance.ephemeral() as instance:
+        landings = ChunkLandings(
+            instance, "no-such-run", PARTITIONS, "chunk", "plan", already_chunked=["demo|s02"]
+        )
+        assert landings.poll().landed == ["demo|s02"]
+        assert landings.pending == {"demo|s00", "demo|s01"}
+
+
+class _ScriptedLandings:
+    """Partitions landing one by one, on a schedule, as a run's chunk steps would."""
+
+    def __init__(self, keys: list[str], every: float) -> None:
+        self.pending = set(keys)
+        self._order = list(keys)
+        self._every = every
+        self._start = time.monotonic()
+
+    def poll(self):
+        from orchestration.embedding_consumer import Landed
+
+        due = int((time.monotonic() - self._start) / self._every) + 1
+        landed = [k for k in self._order[:due] if k in self.pending]
+        self.pending -= set(landed)
+        return Landed(landed=landed)
+
+
+def test_the_consumer_embeds_each_partition_as_it_lands(tmp_path, db_uri) -> None:
+    files = {f"pkg/m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(24)}
+    root = write_tree(tmp_path / "repo", files)
+    settings = IndexSettings(shards=4)
+    keys = keys_for_repo("demo", list(range(4)))
+    for shard in range(4):
+        chunk_partition(db_uri, "demo", str(root), shard, settings)
+    recorded: list[tuple[str, float, int]] = []
+    consumer = EmbeddingConsumer(
+        db_uri,
+        HashEmbedder(),
+        lambda key, report: recorded.append((key, time.monotonic(), report.embedded)),
+        poll_seconds=0.01,
+    )
+    thread_ids = set()
+    consumer.record = lambda key, report, inner=consumer.record: (
+        thread_ids.add(threading.get_ident()),
+        inner(key, report),
+    )
+    started = time.monotonic()
+    outcome = consumer.run(_ScriptedLandings(keys, every=0.3))
+    consumer.close()
+    assert outcome.embedded == keys and [r[0] for r in recorded] == keys
+    assert thread_ids == {threading.get_ident()}  # recorded from the calling thread
+    # The first partition was recorded before the last one had landed.
+    assert recorded[0][1] - started < 0.9
+    vectors = storage.connect(db_uri).open_table(storage.VECTORS)
+    chunks = storage.connect(db_uri).open_table(storage.CHUNKS)
+    assert vectors.count_rows() == chunks.count_rows() == sum(r[2] for r in recorded)
+
+
+def test_a_failed_write_raises_and_keeps_what_was_recorded(tmp_path, db_uri) -> None:
+    root = write_tree(tmp_path / "repo", {"a.py": "def a():\n    return 1\n"})
+    chunk_partition(db_uri, "demo", str(root), 0, IndexSettings(shards=1))
+
+    class Broken(HashEmbedder):
+        def encode(self, texts):
+            raise RuntimeError("device lost")
+
+    recorded: list[str] = []
+    consumer = EmbeddingConsumer(db_uri, Broken(), lambda key, report: recorded.append(key))
+    with pytest.raises(RuntimeError, match="device lost"):
+        consumer.run(_ScriptedLandings(["demo|s00"], every=0.01))
+    assert recorded == []
