@@ -56,7 +56,8 @@ embedder.encode(texts[:2])
 before = self_peak_mb()
 t0 = time.perf_counter()
 embedder.encode(texts)
-print(json.dumps({"peak_mb": self_peak_mb(), "peak_after_load_mb": before, "device": embedder.device,
+print(json.dumps({"peak_mb": self_peak_mb(), "peak_after_load_mb": before, "device":
+embedder.device,
                   "texts": len(texts), "seconds": round(time.perf_counter() - t0, 1)}))
 """
 

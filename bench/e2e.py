@@ -85,7 +85,10 @@ def run(
         if picture is not None:
             from bench.timeline import draw
 
-            title = f"{corpus.name}: {result['mb']} MB, {shards} partitions, {workers} chunk workers, wall {wall:.1f}s"
+            title = (
+                f"{corpus.name}: {result['mb']} MB, {shards} partitions, "
+                f"{workers} chunk workers, wall {wall:.1f}s"
+            )
             draw(timeline, picture, title)
             result["timeline_png"] = str(picture)
             _attach(instance, outcome.run_id, picture, result)
@@ -142,7 +145,8 @@ def _limits(
 
 
 def _attach(instance, run_id: str, picture: Path, result: dict[str, object]) -> None:
-    """Record the picture in Dagster as an observation of `vectors` (shown in the asset's events)."""
+    """Record the picture in Dagster as an observation of `vectors` (shown in the asset's
+    events)."""
     import dagster as dg
 
     try:

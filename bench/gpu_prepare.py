@@ -43,7 +43,8 @@ def check_imports() -> None:
     import torch
 
     print(
-        f"  cuda available: {torch.cuda.is_available()}, {torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}"
+        f"  cuda available: {torch.cuda.is_available()}, "
+        f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''}"
     )
 
 
@@ -65,7 +66,8 @@ def ensure_model_weights() -> Path:
     model.save_pretrained(str(tmp), safe_serialization=True)
     (tmp / "model.safetensors").rename(weights)
     print(
-        f"  built random-weight twin of {config.model_type} ({sum(p.numel() for p in model.parameters())} params): {weights}"
+        f"  built random-weight twin of {config.model_type} "
+        f"({sum(p.numel() for p in model.parameters())} params): {weights}"
     )
     return weights
 

@@ -1,4 +1,5 @@
-"""Table size, versions, fragments and query latency after 1,000 incremental runs, with and without housekeeping.
+"""Table size, versions, fragments and query latency after 1,000 incremental runs, with and
+without housekeeping.
 
 Two databases start from the same full index (`--files` files in `--shards` partitions,
 `--chunks` chunks a file, 384-dim vectors) and receive the same 1,000 incremental runs. Each
@@ -180,7 +181,8 @@ def _tables(db_uri: str) -> dict[str, object]:
 
 
 def write_partition(db_uri: str, corpus: Corpus, shard: int, changed: list[str]) -> None:
-    """What a rerun of `shard` writes after `changed` files were edited, as the pipeline writes it."""
+    """What a rerun of `shard` writes after `changed` files were edited, as the pipeline writes
+    it."""
     t = _tables(db_uri)
     where = storage.partition_filter(REPO, shard)
     fids = {_hex(f"{REPO}\0{p}") for p in changed}

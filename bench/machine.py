@@ -61,4 +61,7 @@ def describe() -> dict[str, object]:
 
 def one_line(info: dict[str, object]) -> str:
     gpu = ", ".join(info["gpus"]) if info.get("gpus") else "no GPU"  # type: ignore[arg-type]
-    return f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {gpu}, Python {info['python']}"
+    return (
+        f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, {gpu}, "
+        f"Python {info['python']}"
+    )

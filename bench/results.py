@@ -24,7 +24,10 @@ def markdown(result: dict[str, object]) -> str:
         "",
         f"- machine: {result['machine_line']}",
         f"- corpus: {result['corpus']} ({result.get('corpus_root', '')})",
-        f"- date: {result['date']}; command: `{result['command']}`; total {result.get('seconds', '?')} s",
+        (
+            f"- date: {result['date']}; command: `{result['command']}`; "
+            f"total {result.get('seconds', '?')} s"
+        ),
         "",
     ]
     for section, data in result["sections"].items():

@@ -15,7 +15,8 @@ dropped from the query so the query does not simply spell out the answer.
 Compared in one run: vector, text and hybrid search, and a naive baseline of fixed
 40-line windows embedded with the same model and the same header our chunks get (path,
 language, scope "(top level)"), scored by brute-force cosine. Windows longer than the
-model's token limit are truncated by the model, as our chunks would be if they were longer. Reports recall@1,
+model's token limit are truncated by the model, as our chunks would be if they were longer. Reports
+recall@1,
 recall@10 and MRR@10 per language; prints and writes JSON under bench/results/.
 
     python bench/retrieval_eval.py [--files 30] [--queries 150] [--seed 7]
@@ -47,7 +48,8 @@ from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.embed_step import embed_partition
 from indexer_core.indexing.settings import IndexSettings
 from indexer_core.search import indexes as search_index
-from indexer_core.search.query import SearchFilters, search
+from indexer_core.search.filters import SearchFilters
+from indexer_core.search.query import search
 
 WINDOW = 40
 MODES = ("vector", "text", "hybrid")
@@ -431,14 +433,16 @@ def main() -> int:
             res = evaluate(language, Path(tmp), args, embedder)
             report["languages"][language] = res
             print(
-                f"\n{language}: {res['queries']} queries, {res['files']} files, {res['chunks']} chunks, "
+                f"\n{language}: {res['queries']} queries, {res['files']} files, {res['chunks']} "
+                f"chunks, "
                 f"{res['windows']} windows (indexed in {res['index_seconds']}s)",
                 flush=True,
             )
             for mode in (*MODES, "window40"):
                 m = res[mode]
                 print(
-                    f"  {mode:<9} recall@1 {m['recall@1']:.3f}  recall@10 {m['recall@10']:.3f}  mrr@10 {m['mrr@10']:.3f}",
+                    f"  {mode:<9} recall@1 {m['recall@1']:.3f}  recall@10 {m['recall@10']:.3f}  "
+                    f"mrr@10 {m['mrr@10']:.3f}",
                     flush=True,
                 )
             print(f"  hybrid - window40 recall@10: {res['hybrid_minus_window40_recall@10']:+.3f}")

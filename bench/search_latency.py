@@ -36,7 +36,8 @@ from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.embed_step import embed_partition
 from indexer_core.indexing.settings import IndexSettings
 from indexer_core.search import indexes as search_index
-from indexer_core.search.query import open_index, search
+from indexer_core.search.index_view import open_index
+from indexer_core.search.query import search
 from indexer_core.storage import tables as storage
 
 QUERIES = [

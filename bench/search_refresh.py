@@ -34,7 +34,8 @@ from indexer_core.discovery.hashing import stable_id
 from indexer_core.embedding.model import load_embedder
 from indexer_core.search import indexes as search_index
 from indexer_core.search.catalog import ChunkCatalog
-from indexer_core.search.query import open_index, search
+from indexer_core.search.index_view import open_index
+from indexer_core.search.query import search
 from indexer_core.search.row_ids import RowIdMap
 from indexer_core.storage import tables as storage
 

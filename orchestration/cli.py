@@ -84,7 +84,8 @@ def _run_index(args, repo: str, shards: list[int] | None) -> int:
 
 
 def cmd_search(args) -> int:
-    from indexer_core.search.query import SearchFilters, search
+    from indexer_core.search.filters import SearchFilters
+    from indexer_core.search.query import search
     from orchestration import config
 
     filters = SearchFilters(
@@ -109,7 +110,8 @@ def cmd_search(args) -> int:
         return 0
     for rank, hit in enumerate(hits, 1):
         print(
-            f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}  score={hit.score:.4f}"
+            f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}  "
+            f"score={hit.score:.4f}"
         )
         for line in hit.snippet().split("\n"):
             print(f"      {line[:120]}")

@@ -109,7 +109,8 @@ class Config:
     cache_stale_floor: int = _setting(
         "CODE_INDEX_CACHE_STALE_FLOOR",
         CACHE_STALE_FLOOR,
-        "stale embedding-cache rows housekeeping keeps (or as many as the live rows; oldest go first)",
+        "stale embedding-cache rows housekeeping keeps (or as many as the live rows; oldest go "
+        "first)",
     )
     housekeeping_fragments: int = _setting(
         "CODE_INDEX_HOUSEKEEPING_FRAGMENTS",

@@ -75,7 +75,8 @@ weekly_housekeeping = dg.ScheduleDefinition(
     job=housekeeping_job,
     cron_schedule=HOUSEKEEPING_CRON,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Compact tables and clean up old versions (weekly by default; CODE_INDEX_HOUSEKEEPING_CRON).",
+    description="Compact tables and clean up old versions "
+    "(weekly by default; CODE_INDEX_HOUSEKEEPING_CRON).",
 )
 
 

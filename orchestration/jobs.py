@@ -42,7 +42,8 @@ index_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("files", "chunks", "vectors"),
     partitions_def=index_partitions,
     executor_def=index_executor,
-    description="Index the selected partitions: chunk every shard in parallel, embed each as it lands.",
+    description="Index the selected partitions: chunk every shard in parallel, "
+    "embed each as it lands.",
 )
 
 

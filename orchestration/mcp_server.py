@@ -3,7 +3,8 @@
 Start it with `code-index mcp` (or `code-index-mcp`); point it at an index with `--db` or
 `$CODE_INDEX_DB`. An agent's MCP settings, for example:
 
-    {"mcpServers": {"code-index": {"command": "code-index", "args": ["mcp", "--db", "/path/lancedb"]}}}
+    {"mcpServers": {"code-index": {"command": "code-index",
+                                   "args": ["mcp", "--db", "/path/lancedb"]}}}
 
 The model and tables are loaded once and reused for every call.
 """
@@ -14,7 +15,9 @@ import sys
 
 from mcp.server.fastmcp import FastMCP
 
-from indexer_core.search.query import MODES, SearchFilters, get_chunk, search
+from indexer_core.search.filters import SearchFilters
+from indexer_core.search.hits import get_chunk
+from indexer_core.search.query import MODES, search
 from orchestration import config
 
 

@@ -25,7 +25,8 @@ class CodeIndexResource(dg.ConfigurableResource):
     )
     model: str = Field(
         default_factory=lambda: config.load().model,
-        description="sentence-transformers model name or path (default: the packaged offline model)",
+        description="sentence-transformers model name or path "
+        "(default: the packaged offline model)",
     )
     device: str = Field(
         default_factory=lambda: config.load().device,

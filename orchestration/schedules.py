@@ -19,7 +19,8 @@ RECONCILE_CRON = config.load().reconcile_cron
     cron_schedule=RECONCILE_CRON,
     job=index_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Re-hash and reconcile every repository (daily by default; CODE_INDEX_RECONCILE_CRON).",
+    description="Re-hash and reconcile every repository "
+    "(daily by default; CODE_INDEX_RECONCILE_CRON).",
 )
 def daily_reconcile(context: dg.ScheduleEvaluationContext, code_index: CodeIndexResource):
     for repo in sorted(registry.repositories(code_index.db_uri)):

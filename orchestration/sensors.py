@@ -14,7 +14,8 @@ from orchestration.partitions import keys_for_repo, repo_partitions
 from orchestration.resources import CodeIndexResource
 
 _settings = config.load()
-# Sensors start running with the daemon unless CODE_INDEX_SENSORS=off (then switch them on in the UI).
+# Sensors start running with the daemon unless CODE_INDEX_SENSORS=off (then switch them on in the
+# UI).
 DEFAULT_STATUS = (
     dg.DefaultSensorStatus.RUNNING if _settings.sensors else dg.DefaultSensorStatus.STOPPED
 )
@@ -24,7 +25,8 @@ DEFAULT_STATUS = (
     job=index_job,
     minimum_interval_seconds=_settings.sensor_interval,
     default_status=DEFAULT_STATUS,
-    description="Scans each registered repository (git when it is a checkout, size+mtime otherwise) "
+    description="Scans each registered repository "
+    "(git when it is a checkout, size+mtime otherwise) "
     "and requests one run for the shards whose content changed.",
 )
 def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeIndexResource):

@@ -54,7 +54,8 @@ def summarize(db_uri: str, show_skipped: bool = False) -> str:
     for repo, e in report["repositories"].items():
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(e["skipped_by_reason"].items())) or "none"
         lines.append(
-            f"  {repo} ({e['root']}): {e['files']} files, {e['chunks']} chunks, {e['vectors']} vectors; "
+            f"  {repo} ({e['root']}): {e['files']} files, {e['chunks']} chunks, {e['vectors']} "
+            f"vectors; "
             f"skipped {e['skipped']} ({reasons})"
         )
         if show_skipped:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from indexer_core.chunking import bash, c_family, ecmascript, go, jvm, php, python, ruby, rust
 from indexer_core.chunking.markdown import chunk_markdown
 from indexer_core.chunking.spec import LanguageSpec
-from indexer_core.chunking.splitter import FileSplitter, SyntaxChunker
+from indexer_core.chunking.splitter import FileSplitter
+from indexer_core.chunking.syntax import SyntaxChunker
 from indexer_core.chunking.tokens import TokenCounter
 from indexer_core.discovery.languages import get_parser
 from indexer_core.records import Span

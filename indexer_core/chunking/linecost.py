@@ -4,7 +4,8 @@ WordPiece tokens never cross whitespace, so a range of whole lines costs the sum
 lines. For the BERT normaliser and pre-tokeniser, a printable-ASCII line splits into
 alphanumeric runs and single punctuation characters, each punctuation character one token;
 only the runs need counting, against the WordPiece vocabulary (`wordpiece`), and code
-repeats its words, so a per-process word cache makes a known word cost one dict look-up. Lines with other characters are tokenized by the tokenizer itself. All of it works
+repeats its words, so a per-process word cache makes a known word cost one dict look-up. Lines with
+other characters are tokenized by the tokenizer itself. All of it works
 on the UTF-8 bytes with numpy, so a file costs a few passes in C and a look-up per word.
 """
 

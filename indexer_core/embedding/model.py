@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from indexer_core.embedding.model_location import resolve_model_path
+from indexer_core.embedding.simulated import SimulatedEncoder, load_simulated, simulated_rate
 
 PIPELINE_BATCH = 256  # texts per tokenized batch: small enough that several are in flight
 
@@ -212,12 +213,15 @@ def load_embedder(
     batch_size: int = 0,
     tokenizer_threads_wanted: str | int = "auto",
     query_threads: int = 1,
-) -> Embedder:
+) -> Embedder | SimulatedEncoder:
     """The embedder for a model, loaded once per process (cached by its arguments).
 
     `tokenizer_threads_wanted`: threads that tokenize ahead of the device ("auto": on CUDA
     only, see `tokenizer_threads`); `query_threads`: torch threads for one query on the CPU.
+    A `simulated:TOKENS_PER_SECOND` device gives an encoder of that speed (`simulated.py`).
     """
+    if simulated_rate(device) is not None:
+        return load_simulated(model, device, batch_size)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

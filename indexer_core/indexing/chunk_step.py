@@ -185,7 +185,8 @@ def _chunk_partition(
             chunks_table,
             "chunk_id",
             chunks_to_arrow(new_chunks),
-            f"{storage.partition_filter(repo, shard)} AND {storage.id_list_filter('file_id', replaced_ids)}",
+            f"{storage.partition_filter(repo, shard)} AND "
+            f"{storage.id_list_filter('file_id', replaced_ids)}",
         )
         report.chunks_added = len(new_chunks)
         report.chunks_removed = removed_before

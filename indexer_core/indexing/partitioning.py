@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 @functools.lru_cache(maxsize=1 << 20)
 def shard_of(path: str, shards: int) -> int:
-    """The shard of a path: cached, since a long-lived sensor process asks about every file each tick."""
+    """The shard of a path: cached, since a long-lived sensor process asks about every file each
+    tick."""
     digest = hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % shards
 

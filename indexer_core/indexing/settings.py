@@ -1,4 +1,5 @@
-"""What decides the index's content apart from the repository: settings and the chunker's identity."""
+"""What decides the index's content apart from the repository: settings and the chunker's
+identity."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ class ChangeSet:
 def disk_versions(
     files: list[FileEntry], summary: ManifestSummary, settings: IndexSettings
 ) -> dict[int, str]:
-    """Each shard's data version as the scanned tree stands (what hashing every file of it would give).
+    """Each shard's data version as the scanned tree stands (what hashing every file of it
+    would give).
 
     A shard whose scanned files are exactly the manifest's counted files, with the same
     hashes, has the version the manifest already gives: only shards that differ are hashed.
@@ -160,7 +161,8 @@ def _scan_disk(
 def _watched_disk(
     root: str, settings: IndexSettings, summary: ManifestSummary, full_scan_every: float
 ) -> tuple[dict[int, str], int, int, bool, str | None]:
-    """The disk side through the tree's watch: (versions, files seen, hashed, scanned, why unwatched)."""
+    """The disk side through the tree's watch: (versions, files seen, hashed, scanned, why
+    unwatched)."""
     tree = _watched_tree(root, settings)
     with tree.lock:  # one tick per tree at a time: a drained event must reach its own scan
         quiet = not tree.watch.changed()  # drains the events; the scan must begin after this
@@ -193,7 +195,8 @@ def detect_changes(
     watch: bool = False,
     full_scan_every: float = FULL_SCAN_EVERY_SECONDS,
 ) -> ChangeSet:
-    """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from the index.
+    """Shards whose files, chunker settings or (with `include_vectors`) vectors differ from
+    the index.
 
     With `watch`, the process keeps an inotify watch on the tree (see `watching`): while it
     has seen no event and the index has not moved, the last full scan's disk side stands; a

@@ -33,7 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from indexer_core.search.names import NameIndex, NameWords
+from indexer_core.search.name_words import NameWords
+from indexer_core.search.names import NameIndex
 from indexer_core.search.ranking import PartGroups
 from indexer_core.search.row_ids import ROW_ID, RowIdMap, member
 from indexer_core.storage import tables as storage

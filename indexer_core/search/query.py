@@ -3,7 +3,8 @@
 Hybrid fuses rankings by weighted reciprocal rank (`ranking.py`): vector similarity of
 the query embedding, BM25 over each chunk's `search_text` (path, scope, name and content,
 camelCase split into words), and exact or partial matches of chunk names (`names.py`);
-sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one long function collapse into one result. The query is embedded with the model that built the
+sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one
+long function collapse into one result. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
 silently compared. Connections, tables, the model and the chunk catalogue (metadata and
 row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one
@@ -13,20 +14,15 @@ of its hits' content.
 
 from __future__ import annotations
 
-import fnmatch
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from datetime import timedelta
-
-import pyarrow.compute as pc
-
 from indexer_core.embedding.query_encoder import DEFAULT_OPTIONS, QueryEncoderOptions
 from indexer_core.search import indexes as search_index
 from indexer_core.search.catalog import ChunkCatalog
+from indexer_core.search.filters import SearchFilters
+from indexer_core.search.hits import SearchHit, load_hits
+from indexer_core.search.index_view import OpenIndex, open_index
 from indexer_core.search.names import expand_identifiers
 from indexer_core.search.ranking import fuse, query_kind
-from indexer_core.search.row_ids import ROW_ID, RowIdMap
+from indexer_core.search.row_ids import ROW_ID
 from indexer_core.storage import tables as storage
 from indexer_core.storage.lancedb_import import import_lancedb
 
@@ -37,207 +33,10 @@ MODES = ("hybrid", "vector", "text")
 # that collapsing the parts of a function and the path-glob check still leave k results.
 _OVERFETCH = 5
 _MIN_FETCH = 50
-_CONSISTENCY = timedelta(seconds=2)  # how stale a long-lived server's view may get
-_HIT_COLUMNS = [
-    "chunk_id",
-    "repo",
-    "path",
-    "start_line",
-    "end_line",
-    "kind",
-    "name",
-    "language",
-    "content",
-    "parent_id",
-]
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    repo: str | None = None
-    language: str | None = None
-    kind: str | None = None
-    path_glob: str | None = None
-
-    def where(self) -> str | None:
-        """SQL prefilter for every field; the glob becomes an anchored regular expression."""
-        clauses = []
-        if self.repo:
-            clauses.append(storage.repo_filter(self.repo))
-        if self.language:
-            clauses.append(f"language = {storage.sql_string(self.language)}")
-        if self.kind:
-            clauses.append(f"kind = {storage.sql_string(self.kind)}")
-        if self.path_glob:
-            clauses.append(
-                f"regexp_like(path, {storage.sql_string(glob_to_regex(self.path_glob))})"
-            )
-        return " AND ".join(clauses) or None
-
-    def accepts_path(self, path: str) -> bool:
-        return not self.path_glob or fnmatch.fnmatchcase(path, self.path_glob)
-
-    def accepts(self, row: dict) -> bool:
-        return (
-            (not self.repo or row["repo"] == self.repo)
-            and (not self.language or row["language"] == self.language)
-            and (not self.kind or row["kind"] == self.kind)
-            and self.accepts_path(row["path"])
-        )
-
-
-_REGEX_SPECIAL = set("\\.+*?()|[]{}^$#&-~")
-
-
-def glob_to_regex(glob: str) -> str:
-    """A glob (fnmatch rules: `*` crosses `/`) as an anchored regex for the SQL filter."""
-    out, i = ["^"], 0
-    while i < len(glob):
-        c = glob[i]
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[" and _class_end(glob, i) > 0:
-            end = _class_end(glob, i)
-            body = glob[i + 1 : end]
-            neg = body.startswith("!")
-            body = body[1:] if neg else body
-            body = "".join("\\" + ch if ch in "\\[]^" else ch for ch in body)
-            out.append("[" + ("^" if neg else "") + body + "]")
-            i = end
-        else:
-            out.append("\\" + c if c in _REGEX_SPECIAL else c)
-        i += 1
-    out.append("$")
-    return "".join(out)
-
-
-def _class_end(glob: str, start: int) -> int:
-    """Index of the `]` closing a glob character class opened at `start`, or -1."""
-    j = start + 1
-    if j < len(glob) and glob[j] == "!":
-        j += 1
-    if j < len(glob) and glob[j] == "]":
-        j += 1
-    return glob.find("]", j)
-
-
-@dataclass
-class SearchHit:
-    chunk_id: str
-    repo: str
-    path: str
-    start_line: int
-    end_line: int
-    kind: str
-    name: str
-    language: str
-    score: float
-    content: str
-    parent_id: str = ""
-    parts: int = 1  # >1: the chunks of one long function, reported as one result
-
-    def snippet(self, lines: int = 3) -> str:
-        body = [line for line in self.content.split("\n") if line.strip()]
-        return "\n".join(body[:lines])
-
-    def location(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "location": self.location(), "snippet": self.snippet()}
 
 
 class IndexModelMismatch(RuntimeError):
     """The index was built with another model than the one asked to search it."""
-
-
-class _OpenIndex:
-    """One database as a process sees it: tables, models and names cached per table version."""
-
-    def __init__(self, db_uri: str) -> None:
-        self.db_uri = db_uri
-        self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
-        self._tables: dict[str, object] = {}
-        self._catalog: ChunkCatalog | None = None
-        self._vector_state: tuple[RowIdMap, set[str]] | None = None
-        self._fts_checked_version: int | None = None
-        self._lock = threading.Lock()
-        self.checked_embedders: dict[tuple, object] = {}
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="code-index-text")
-
-    def table(self, name: str):
-        if name not in self._tables:
-            if name not in storage.table_names(self.db):
-                raise storage.StorageError(
-                    f"no index in {self.db_uri}: run `code-index index PATH` first"
-                )
-            self._tables[name] = self.db.open_table(name)
-        return self._tables[name]
-
-    def models(self, version: int | None = None) -> set[str]:
-        """The models of the vectors table's rows (at `version`, when the caller read it)."""
-        if version is None:
-            version = self.table(storage.VECTORS).version
-        return self._vectors(version)[1]
-
-    def catalog(self) -> ChunkCatalog:
-        """The chunk metadata of the current `chunks` version (one version read per call)."""
-        table = self.table(storage.CHUNKS)
-        version = table.version
-        with self._lock:
-            if self._catalog is None:
-                self._catalog = ChunkCatalog.load(table, version)
-            elif self._catalog.version != version:  # the rows that changed, not a full load
-                self._catalog = self._catalog.refreshed(table, version)
-            return self._catalog
-
-    def vector_rows(self, version: int) -> RowIdMap:
-        """Chunk ids by row id of the vectors table at `version` (read once per version)."""
-        return self._vectors(version)[0]
-
-    def _vectors(self, version: int) -> tuple[RowIdMap, set[str]]:
-        """The row-id map and the models of the vectors table, from one scan per version;
-        the map follows the table by the row ids that came and went (`RowIdMap.refreshed`)."""
-        with self._lock:
-            if self._vector_state is None or self._vector_state[0].version != version:
-                table = self.table(storage.VECTORS)
-                arrow = (
-                    table.search()
-                    .select(["chunk_id", "model"])
-                    .with_row_id(True)
-                    .limit(None)
-                    .to_arrow()
-                )
-                if self._vector_state is None:
-                    rows = RowIdMap.from_arrow(arrow, version)
-                else:
-                    rows = self._vector_state[0].refreshed_from(arrow, version)
-                self._vector_state = (rows, set(pc.unique(arrow.column("model")).to_pylist()))
-            return self._vector_state
-
-    def ensure_fts(self, version: int) -> None:
-        """Full-text indexes come from the index assets; a bare CLI index gets them once here.
-
-        `version` is the `chunks` version the query already read, so the check costs nothing
-        until the table changes.
-        """
-        if self._fts_checked_version == version:
-            return
-        if not search_index.fts_ready(self.table(storage.CHUNKS)):
-            search_index.build_fts_indexes(self.db_uri)
-        self._fts_checked_version = version
-
-
-_OPEN: dict[str, _OpenIndex] = {}
-
-
-def open_index(db_uri: str) -> _OpenIndex:
-    """The process-wide view of a database (opened once, refreshed by table version)."""
-    if db_uri not in _OPEN:
-        _OPEN[db_uri] = _OpenIndex(db_uri)
-    return _OPEN[db_uri]
 
 
 def query_embedder(
@@ -281,24 +80,27 @@ def load_query_encoder(model: str, options: QueryEncoderOptions = DEFAULT_OPTION
 
 
 def _check_query_embedder(
-    index: _OpenIndex, model: str | None, embedder, version: int, options: QueryEncoderOptions
+    index: OpenIndex, model: str | None, embedder, version: int, options: QueryEncoderOptions
 ):
     models = index.models(version)
     if embedder is None:
         wanted = model or (next(iter(models)) if len(models) == 1 else None)
         if wanted is None:
             raise IndexModelMismatch(
-                f"the index holds vectors of models {sorted(models) or 'none'}: name one with --model"
+                f"the index holds vectors of models {sorted(models) or 'none'}: name one with "
+                f"--model"
             )
         embedder = load_query_encoder(wanted, options)
     if models and embedder.model_name not in models:
         raise IndexModelMismatch(
-            f"index was built with {sorted(models)}, not {embedder.model_name!r}: search with the same model"
+            f"index was built with {sorted(models)}, not {embedder.model_name!r}: search with the "
+            f"same model"
         )
     dim = storage.vector_dim(index.table(storage.VECTORS))
     if dim != embedder.dim:
         raise IndexModelMismatch(
-            f"index vectors have {dim} dimensions, model {embedder.model_name!r} makes {embedder.dim}"
+            f"index vectors have {dim} dimensions, model {embedder.model_name!r} makes "
+            f"{embedder.dim}"
         )
     return embedder
 
@@ -308,7 +110,7 @@ def search(
     query: str,
     k: int = 10,
     mode: str = "hybrid",
-    filters: SearchFilters = SearchFilters(),
+    filters: SearchFilters | None = None,
     model: str | None = None,
     min_score: float | None = None,
     embedder=None,
@@ -319,6 +121,7 @@ def search(
     Scores: cosine similarity (vector), BM25 (text), or fused reciprocal rank scaled to 0-1
     (hybrid: 1.0 means first in every ranking), so `min_score` means the same within a mode.
     """
+    filters = filters or SearchFilters()
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     if not query.strip():
@@ -347,11 +150,11 @@ def search(
     ordered = sorted(scores, key=lambda cid: -scores[cid])
     if min_score is not None:
         ordered = [cid for cid in ordered if scores[cid] >= min_score]
-    return _load_hits(index, catalog, catalog.groups.collapse(ordered), scores, filters, k)
+    return load_hits(index, catalog, catalog.groups.collapse(ordered), scores, filters, k)
 
 
 def _lexical_rankings(
-    index: _OpenIndex, catalog: ChunkCatalog, query, fetch, filters, kind
+    index: OpenIndex, catalog: ChunkCatalog, query, fetch, filters, kind
 ) -> dict[str, list[tuple[str, float]]]:
     """BM25, and the name rankings hybrid search adds for this kind of query (non-empty only)."""
     ranked = {"text": _text_ranking(index, catalog, query, fetch, filters)}
@@ -366,7 +169,7 @@ def _lexical_rankings(
 
 
 def _vector_ranking(
-    index: _OpenIndex, query, fetch, filters, model, embedder, options: QueryEncoderOptions
+    index: OpenIndex, query, fetch, filters, model, embedder, options: QueryEncoderOptions
 ) -> list[tuple[str, float]]:
     table = index.table(storage.VECTORS)
     version = table.version  # read once: the model check and the row-id map share it
@@ -385,7 +188,7 @@ def _vector_ranking(
 
 
 def _text_ranking(
-    index: _OpenIndex, catalog: ChunkCatalog, query, fetch, filters
+    index: OpenIndex, catalog: ChunkCatalog, query, fetch, filters
 ) -> list[tuple[str, float]]:
     index.ensure_fts(catalog.version)
     table = index.table(storage.CHUNKS)
@@ -413,86 +216,3 @@ def _word_ranking(catalog: ChunkCatalog, query, fetch, filters) -> list[tuple[st
     rows = catalog.names.rows
     ranked = catalog.words.rank(query, accept=lambda i: filters.accepts(rows[i]), limit=fetch)
     return [(rows[i]["chunk_id"], score) for i, score in ranked]
-
-
-def _load_hits(
-    index: _OpenIndex,
-    catalog: ChunkCatalog,
-    picked: list[tuple[str, int | None]],
-    scores: dict[str, float],
-    filters: SearchFilters,
-    k: int,
-) -> list[SearchHit]:
-    """The first k picks that pass the path glob, as hits; a part of a long function stands
-    for the whole function.
-
-    Locations and names come from the catalog, so only the content of the chosen hits is
-    read (by row id). A chunk the catalog lacks (written after it was loaded) is read whole.
-    """
-    table = index.table(storage.CHUNKS)
-    hits: list[SearchHit] = []
-    start = 0
-    while len(hits) < k and start < len(picked):
-        window = picked[start : start + max(k - len(hits), 1) * 2]
-        start += len(window)
-        meta = {cid: catalog.meta(cid) for cid, _ in window}
-        unknown = [cid for cid, row in meta.items() if row is None]
-        if unknown:
-            rows = storage.read_rows(
-                table, storage.id_list_filter("chunk_id", unknown), _HIT_COLUMNS
-            )
-            meta.update({row["chunk_id"]: row for row in rows.to_pylist()})
-        chosen = [
-            (cid, group)
-            for cid, group in window
-            if meta.get(cid) and filters.accepts_path(meta[cid]["path"])
-        ]
-        chosen = chosen[: k - len(hits)]
-        members = [
-            m
-            for cid, group in chosen
-            for m in (catalog.groups.members[group] if group is not None else [cid])
-        ]
-        contents = catalog.contents(table, [m for m in members if m in catalog.row_of])
-        contents.update(
-            {cid: row["content"] for cid, row in meta.items() if row and "content" in row}
-        )
-        for cid, group in chosen:
-            if cid not in contents:
-                continue  # deleted since the catalog was loaded
-            hit = SearchHit(score=scores[cid], **{**meta[cid], "content": contents[cid]})
-            if group is not None:
-                parts = [m for m in catalog.groups.members[group] if m in contents]
-                hit.start_line, hit.end_line = catalog.groups.spans[group]
-                hit.content = "\n".join(contents[m] for m in parts)
-                hit.parts = len(parts)
-            hits.append(hit)
-    return hits
-
-
-def get_chunk(db_uri: str, chunk_id: str) -> dict | None:
-    """One chunk with its parent and its children (the hierarchy kept in `parent_id`)."""
-    table = open_index(db_uri).table(storage.CHUNKS)
-    columns = _HIT_COLUMNS + ["scope"]
-    found = storage.read_rows(
-        table, storage.id_list_filter("chunk_id", [chunk_id]), columns
-    ).to_pylist()
-    if not found:
-        return None
-    chunk = found[0]
-    parent = None
-    if chunk["parent_id"]:
-        rows = storage.read_rows(
-            table, storage.id_list_filter("chunk_id", [chunk["parent_id"]]), columns
-        ).to_pylist()
-        parent = rows[0] if rows else None
-    children = storage.read_rows(
-        table, storage.id_list_filter("parent_id", [chunk_id]), columns
-    ).to_pylist()
-    children.sort(key=lambda r: (r["start_line"], r["end_line"]))
-    brief = ["chunk_id", "path", "start_line", "end_line", "kind", "name"]
-    return {
-        **chunk,
-        "parent": parent,
-        "children": [{c: child[c] for c in brief} for child in children],
-    }

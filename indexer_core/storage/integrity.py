@@ -1,4 +1,5 @@
-"""Invariants of the tables, checked after each run: one vector per chunk, sane vectors, unique ids."""
+"""Invariants of the tables, checked after each run: one vector per chunk, sane vectors, unique
+ids."""
 
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ def _result(build: IndexBuild, db_uri: str) -> dg.MaterializeResult:
     group_name=GROUP,
     kinds={"lancedb"},
     automation_condition=dg.AutomationCondition.eager(),
-    description="Full-text indexes on chunks.content and chunks.name, B-tree on chunk_id and parent_id.",
+    description="Full-text indexes on chunks.content and chunks.name, "
+    "B-tree on chunk_id and parent_id.",
 )
 def chunk_search_index(code_index: CodeIndexResource) -> dg.MaterializeResult:
     return _result(search_index.build_fts_indexes(code_index.db_uri), code_index.db_uri)

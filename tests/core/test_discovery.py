@@ -166,7 +166,8 @@ def test_unreadable_file_is_recorded_not_fatal(tmp_path: Path) -> None:
     for path in (base, root):
         os.chmod(path, 0o755)
     code = (
-        "import os, sys; from indexer_core.discovery.listing import scan_repository, DiscoveryConfig;"
+        "import os, sys; from indexer_core.discovery.listing import scan_repository, "
+        "DiscoveryConfig;"
         "os.setgid(65534); os.setuid(65534);"
         f"s = scan_repository({str(root)!r}, DiscoveryConfig(use_git=False));"
         "print(sorted(f.path for f in s.files), sorted((x.path, x.reason) for x in s.skipped))"

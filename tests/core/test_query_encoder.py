@@ -26,7 +26,10 @@ TEXTS = [
     "HttpClient.sendAll",
     "",
     "x",
-    "def parse_header(line):\n    name, _, value = line.partition(':')\n    return name.strip(), value.strip()",
+    (
+        "def parse_header(line):\n    name, _, value = line.partition(':')\n"
+        "    return name.strip(), value.strip()"
+    ),
     "déjà vu: ünïcödé 🙂 名前 " * 60,  # far over the model's 256 tokens: truncated alike
 ]
 

@@ -47,7 +47,8 @@ def test_delete_of_a_quoted_path_touches_only_that_file(db_uri: str) -> None:
     paths = ["a.py", "it's.py", "x' OR '1'='1.py", 'q"uote.py', "new\nline.py"]
     storage.replace_rows(table, "chunk_id", _chunk_rows("r", paths), None)
     victim = "x' OR '1'='1.py"
-    where = f"{storage.partition_filter('r', 0)} AND {storage.id_list_filter('file_id', [file_id('r', victim)])}"
+    victim_ids = storage.id_list_filter("file_id", [file_id("r", victim)])
+    where = f"{storage.partition_filter('r', 0)} AND {victim_ids}"
     storage.replace_rows(table, "chunk_id", _chunk_rows("r", [])[:0], where)
     assert sorted(table.to_arrow().column("path").to_pylist()) == sorted(
         p for p in paths if p != victim

@@ -169,7 +169,8 @@ def test_tracked_file_in_ignored_dir_deleted_then_restored(db, tmp_path):
     check(db, root, GIT)
 
 
-# ---------------------------------------------------------------- symlinked .gitignore (git vs pathspec)
+# ---------------------------------------------------------------- symlinked .gitignore (git vs
+# pathspec)
 def test_symlinked_gitignore_git_does_not_follow(db, tmp_path):
     root = _git_repo(tmp_path)
     (root / ".gitignore").unlink()
@@ -186,11 +187,13 @@ def test_symlinked_gitignore_git_does_not_follow(db, tmp_path):
     check(db, root, GIT)
 
 
-# ---------------------------------------------------------------- cached disk side vs a rehashed manifest
+# ---------------------------------------------------------------- cached disk side vs a rehashed
+# manifest
 def test_spurious_stale_after_reconcile_rehash(db, tmp_path):
     """A same-size edit whose mtime is put back (cp -p, rsync -a, touch -r): both paths keep the
     old hash by the size+mtime fast path; the daily `rehash=True` run then records the true hash.
-    The full scan now agrees with the index; the watched tick keeps the old version until the timer."""
+    The full scan now agrees with the index; the watched tick keeps the old version until the
+    timer."""
     from indexer_core.indexing.chunk_step import chunk_partition
     from indexer_core.indexing.partitioning import shard_of
 

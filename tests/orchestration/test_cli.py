@@ -19,7 +19,8 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         **os.environ,
         "CODE_INDEX_HOME": str(tmp_path / "home"),
         "HF_HUB_OFFLINE": "1",
-        "CODE_INDEX_SHARDS": "2",  # fewer step processes: this test is about the command, not sharding
+        # fewer step processes: this test is about the command, not sharding
+        "CODE_INDEX_SHARDS": "2",
         "CODE_INDEX_ONNX_CACHE": str(tmp_path / "onnx"),
     }  # its own: the index run must make the export
     env.pop("DAGSTER_HOME", None)

@@ -23,7 +23,8 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def small_repo(tmp_path: Path) -> Path:
-    """A few dozen ordinary files over several languages: enough chunks for kills to land mid-work."""
+    """A few dozen ordinary files over several languages: enough chunks for kills to land
+    mid-work."""
     root = tmp_path / "small"
     for i in range(40):
         path = root / f"pkg{i % 4}" / f"mod{i}.py"

@@ -141,9 +141,11 @@ def test_unreadable_file_is_listed_and_run_continues(tmp_path) -> None:
             "from orchestration.status import status_report\n"
             "from tests.reliability.fakes import HashEmbedder\n"
             "import tempfile\n"
-            "warm = tempfile.mkdtemp()  # one full pass as root first: every lazy import and library loads\n"
+            "warm = tempfile.mkdtemp()  # one full pass as root first: every lazy import and "
+            "library loads\n"
             "open(os.path.join(warm, 'w.py'), 'w').write('def w():\\n    return 1\\n')\n"
-            "chunk_partition(warm + '/db', 'warm', warm, 0, IndexSettings(shards=1, use_git=False))\n"
+            "chunk_partition(warm + '/db', 'warm', warm, 0, IndexSettings(shards=1, "
+            "use_git=False))\n"
             "embed_partition(warm + '/db', 'warm', 0, HashEmbedder())\n"
             "registry.register(warm + '/db', 'warm', warm); status_report(warm + '/db')\n"
             "os.setgid(65534); os.setuid(65534)\n"
@@ -152,8 +154,10 @@ def test_unreadable_file_is_listed_and_run_continues(tmp_path) -> None:
             "embed_partition(db, 'locked', 0, HashEmbedder())\n"
             "registry.register(db, 'locked', root)\n"
             "s = status_report(db)['repositories']['locked']\n"
-            "print(json.dumps({'skipped': [(x.path, x.reason) for x in r.skipped], 'files': r.files,\n"
-            "                  'status': [(x['path'], x['reason']) for x in s['skipped_files']]}))\n"
+            "print(json.dumps({'skipped': [(x.path, x.reason) for x in r.skipped],\n"
+            "                  'files': r.files,\n"
+            "                  'status': [(x['path'], x['reason']) for x in "
+            "s['skipped_files']]}))\n"
         )
         out = subprocess.run(
             [sys.executable, "-c", code],

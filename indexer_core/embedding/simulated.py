@@ -1,0 +1,98 @@
+"""An encoder that takes the time a device of a given speed would, for measuring the pipeline.
+
+`device="simulated:TOKENS_PER_SECOND"` (for example `simulated:360000`, an H100's measured
+rate for all-MiniLM-L6-v2) answers "what would this pipeline do beside that device?" on any
+machine: it tokenizes each batch with the model's own tokenizer (the CPU work a real encode
+also does), then waits for the batch's tokens at that rate, and returns unit vectors of the
+model's dimension that depend only on each text, as a real model's would. So the pipeline's
+own costs (step launch, reads, cache look-ups, writes) show beside an encoder of known
+speed, and a run's encode time is known exactly (`simulated_seconds`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from indexer_core.chunking.tokens import TokenCounter, load_token_counter
+from indexer_core.embedding.model_location import model_dimension
+
+PREFIX = "simulated:"
+
+
+def simulated_rate(device: str) -> float | None:
+    """The tokens per second of a `simulated:RATE` device, None for any other device."""
+    if not device.startswith(PREFIX):
+        return None
+    rate = float(device[len(PREFIX) :])
+    if rate <= 0:
+        raise ValueError(f"device {device!r}: the simulated rate must be positive")
+    return rate
+
+
+@dataclass
+class SimulatedEncoder:
+    """The `Embedder` interface at a fixed speed (see the module docstring)."""
+
+    model_name: str
+    counter: TokenCounter
+    tokens_per_second: float
+    dim: int
+    batch_size: int = 256
+    tokenizer_threads: int = 0
+    simulated_seconds: float = 0.0  # the device time of every encode so far
+    tokens: int = 0
+    _started: float = field(default=0.0, repr=False)
+
+    @property
+    def device(self) -> str:
+        return f"{PREFIX}{self.tokens_per_second:g}"
+
+    @property
+    def max_tokens(self) -> int:
+        return self.counter.max_tokens
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            began = time.perf_counter()
+            tokens = sum(len(e.ids) for e in self.counter.tokenizer.encode_batch(batch))
+            seconds = tokens / self.tokens_per_second
+            self.tokens += tokens
+            self.simulated_seconds += seconds
+            for offset, text in enumerate(batch):
+                out[start + offset] = _unit_vector(text, self.dim)
+            # The device runs while the host tokenized: only the rest is waited for.
+            remaining = seconds - (time.perf_counter() - began)
+            if remaining > 0:
+                time.sleep(remaining)
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
+
+def load_simulated(model: str, device: str, batch_size: int = 0) -> SimulatedEncoder:
+    """A simulated encoder for `model` (its tokenizer and dimension) at `device`'s rate."""
+    rate = simulated_rate(device)
+    if rate is None:
+        raise ValueError(f"not a simulated device: {device!r}")
+    return SimulatedEncoder(
+        model_name=model,
+        counter=load_token_counter(model),
+        tokens_per_second=rate,
+        dim=model_dimension(model) or 384,
+        batch_size=batch_size or 256,
+    )
+
+
+def _unit_vector(text: str, dim: int) -> np.ndarray:
+    seed = int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+    )
+    vector = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return vector / np.linalg.norm(vector)
