@@ -130,14 +130,24 @@ def git(root: Path, *args: str) -> str:
     ).stdout
 
 
-def versions_from_scratch(root: Path, settings) -> dict[int, str]:
+def versions_from_scratch(root: Path, settings, db_uri: str | None = None) -> dict[int, str]:
     """Each shard's data version derived the slow way, as an oracle for the change detection:
-    a scan that trusts no earlier hash, every shard hashed, no manifest summary involved."""
+    one scan, every shard hashed, no manifest summary or watch involved. With `db_uri`, the
+    scan trusts the manifest's size+mtime fast path as the pipeline does; without, nothing."""
+    from indexer_core.discovery.hashing import StatRecord
     from indexer_core.discovery.listing import scan_repository
+    from indexer_core.indexing.manifest import read_manifest
     from indexer_core.indexing.partitioning import data_version, shard_of
     from indexer_core.indexing.settings import chunker_fingerprint
 
-    scan = scan_repository(str(root), settings.discovery(), known={})
+    known = {}
+    manifest = read_manifest(db_uri, "repo") if db_uri else None
+    if manifest is not None:
+        columns = (
+            manifest.column(c).to_pylist() for c in ("path", "size", "mtime_ns", "file_hash")
+        )
+        known = {p: StatRecord(s, m, h) for p, s, m, h in zip(*columns) if h}
+    scan = scan_repository(str(root), settings.discovery(), known=known)
     fingerprint = chunker_fingerprint(settings.model)
     by_shard: dict[int, list[tuple[str, str]]] = {s: [] for s in range(settings.shards)}
     for entry in scan.files:

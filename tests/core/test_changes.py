@@ -32,7 +32,7 @@ def _index(db_uri: str, root: Path, settings: IndexSettings = SETTINGS) -> None:
 
 def _full(db_uri: str, root: Path, settings: IndexSettings) -> dict[int, str]:
     """Disk versions the slow way: every shard hashed from the scan, no summary involved."""
-    return versions_from_scratch(root, settings)
+    return versions_from_scratch(root, settings, db_uri)
 
 
 def test_cached_view_tracks_edits_runs_and_matches_the_full_derivation(db_uri, tmp_path) -> None:

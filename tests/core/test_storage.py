@@ -20,6 +20,8 @@ def _chunk_rows(repo: str, paths: list[str], shard: int = 0) -> pa.Table:
                 "shard": shard,
                 "start_line": 1,
                 "end_line": 1,
+                "part": 1,
+                "parts": 1,
                 "content": path,
             }
         )
@@ -82,12 +84,13 @@ def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
-def test_open_chunks_adds_the_search_text_column_to_an_older_table(db_uri: str) -> None:
+def test_open_chunks_adds_the_columns_an_older_table_lacks(db_uri: str) -> None:
     db = storage.connect(db_uri)
-    old_schema = pa.schema([f for f in storage.CHUNKS_SCHEMA if f.name != "search_text"])
+    added = {"search_text", "part", "parts"}
+    old_schema = pa.schema([f for f in storage.CHUNKS_SCHEMA if f.name not in added])
     rows = (
         _chunk_rows("r", ["pkg/a.py"])
-        .drop_columns(["search_text"])
+        .drop_columns(sorted(added))
         .set_column(old_schema.get_field_index("name"), "name", pa.array(["readAll"]))
     )
     db.create_table(storage.CHUNKS, rows, schema=old_schema)
@@ -96,6 +99,7 @@ def test_open_chunks_adds_the_search_text_column_to_an_older_table(db_uri: str) 
     # Rows written before get their path, name and content until they are re-chunked.
     (text,) = table.to_arrow().column("search_text").to_pylist()
     assert "pkg/a.py" in text and "readAll" in text
+    assert table.to_arrow().select(["part", "parts"]).to_pylist() == [{"part": 1, "parts": 1}]
     storage.open_chunks(db)  # a second open changes nothing
     storage.replace_rows(
         table, "chunk_id", _chunk_rows("r", ["b.py"]), storage.partition_filter("r", 0)

@@ -56,7 +56,7 @@ def check(db, root, settings):
     """One watched tick, then the full derivations: all must agree."""
     watched = tick(db, root, settings)
     full = detect_changes(db, "repo", str(root), settings, include_vectors=False)
-    slow = versions_from_scratch(root, settings)
+    slow = versions_from_scratch(root, settings, db)
     assert full.disk_versions == slow
     assert watched.disk_versions == slow, (
         f"watched tick (scanned={watched.scanned}) stale={sorted(watched.stale)} "
