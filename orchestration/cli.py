@@ -42,6 +42,10 @@ def cmd_index(args) -> int:
 
 
 def _run_index(args, repo: str, shards: list[int] | None) -> int:
+    from orchestration.launch import ensure_dagster_home, prewarm_step_server
+
+    ensure_dagster_home()
+    prewarm_step_server()  # it imports the code location while this process imports Dagster
     from tqdm import tqdm
 
     from orchestration.runner import index_repository

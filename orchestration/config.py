@@ -85,6 +85,12 @@ class Config:
         "parallel steps of the multiprocess executor",
         "CPU count + 1 (the embedding consumer)",
     )
+    chunk_steps: int = _setting(
+        "CODE_INDEX_CHUNK_STEPS",
+        os.cpu_count() or 1,
+        "chunk steps per run at most (each takes several partitions when there are more)",
+        "CPU count",
+    )
     start_method: str = _setting(
         "CODE_INDEX_START_METHOD",
         "",

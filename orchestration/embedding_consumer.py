@@ -12,8 +12,8 @@ step. Each partition's `vectors` materialization is recorded the moment its writ
 so the UI shows one per partition and a failure loses nothing done before it.
 
 Nothing here depends on process ids or on which host a step runs: partitions are named by
-the events themselves, and a failed chunk step's partition comes from its mapping key
-(`partitions.partition_of_mapping_key`), so it works where steps share a worker process
+the events themselves, and a failed chunk step's partitions come from its mapping key
+(`partitions.group_of_mapping_key`), so it works where steps share a worker process
 (Celery) or run in pods (Kubernetes).
 
 Interface:
@@ -34,7 +34,7 @@ from dagster._core.execution.plan.handle import ResolvedFromDynamicStepHandle, S
 
 from indexer_core.indexing.embed_step import EmbedReport
 from indexer_core.indexing.embed_worker import EmbeddingWorker
-from orchestration.partitions import partition_of_mapping_key, split_partition_key
+from orchestration.partitions import group_of_mapping_key, split_partition_key
 
 POLL_SECONDS = 0.25
 _STEP_ENDS = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
@@ -70,6 +70,7 @@ class ChunkLandings:
         self.run_id = run_id
         self.chunk_op = chunk_op
         self.plan_op = plan_op
+        self.planned = sorted(partitions)
         self.pending = set(partitions)
         self._initial = sorted(self.pending & set(already_chunked))
         self.pending -= set(self._initial)
@@ -110,10 +111,10 @@ class ChunkLandings:
         elif handle.node_handle.name == self.chunk_op and isinstance(
             handle, ResolvedFromDynamicStepHandle
         ):
-            key = partition_of_mapping_key(handle.mapping_key)
-            if key in self.pending:
-                self.pending.discard(key)
-                found.failed.append(key)
+            for key in group_of_mapping_key(handle.mapping_key, self.planned):
+                if key in self.pending:  # a step's partitions that landed before it failed stay
+                    self.pending.discard(key)
+                    found.failed.append(key)
 
 
 def rerun_chunked_elsewhere(
@@ -123,6 +124,7 @@ def rerun_chunked_elsewhere(
     the parent run chunked them, so they are ready now. Empty for a first execution."""
     if not (run.parent_run_id and run.step_keys_to_execute):
         return []
+    planned = sorted(partitions)
     rerun = set()
     for step_key in run.step_keys_to_execute:
         handle = StepHandle.parse_from_key(step_key)
@@ -130,8 +132,8 @@ def rerun_chunked_elsewhere(
             isinstance(handle, ResolvedFromDynamicStepHandle)
             and handle.node_handle.name == chunk_op
         ):
-            rerun.add(partition_of_mapping_key(handle.mapping_key))
-    return [key for key in partitions if key not in rerun]
+            rerun.update(group_of_mapping_key(handle.mapping_key, planned))
+    return [key for key in planned if key not in rerun]
 
 
 @dataclass

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import multiprocessing
-
 import dagster as dg
 
 from orchestration import config
 from orchestration.assets.index import EMBEDDER_TAG, SHARDS_TAG
+from orchestration.launch import start_method
 from orchestration.partitions import index_partitions, keys_for_repo
-
-
-def start_method(method: str = "") -> dict:
-    """How step processes start (`CODE_INDEX_START_METHOD`: forkserver, the default where the
-    platform has it, or spawn).
-
-    A spawned step imports dagster, lancedb and this code location again, seconds of CPU
-    per step that on a small machine come out of the embedding model's share. Forked from a
-    server that preloaded them (`orchestration.step_preload`), a step starts warm.
-    """
-    method = method or (
-        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    )
-    if method == "forkserver":
-        return {"forkserver": {"preload_modules": ["orchestration.step_preload"]}}
-    return {method: {}}
-
 
 _settings = config.load()
 # One chunk step per core plus the embedding consumer (it mostly waits, or uses the GPU).

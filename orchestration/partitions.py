@@ -81,3 +81,48 @@ def partition_of_mapping_key(key: str) -> str:
             data.append(int(key[i + 1 : i + 3], 16))
             i += 3
     return data.decode()
+
+
+GROUP_SEPARATOR = "_to_"  # `_t` is no escape of `mapping_key`, so the split is unambiguous
+
+
+def chunk_groups(partitions: list[str], steps: int) -> list[list[str]]:
+    """The run's partitions in at most `steps` contiguous runs of nearly equal length, one
+    chunk step each: a step costs a process launch, which on small shards outweighs their
+    parsing. Shards are balanced by hash, so equal counts are nearly equal work."""
+    steps = max(1, min(steps, len(partitions)))
+    size, extra = divmod(len(partitions), steps)
+    groups, start = [], 0
+    for i in range(steps):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(partitions[start:end])
+        start = end
+    return [g for g in groups if g]
+
+
+def group_mapping_key(group: list[str]) -> str:
+    """A chunk step's mapping key: its partition's key, or first `_to_` last for several."""
+    if len(group) == 1:
+        return mapping_key(group[0])
+    return mapping_key(group[0]) + GROUP_SEPARATOR + mapping_key(group[-1])
+
+
+def group_of_mapping_key(key: str, planned: list[str]) -> list[str]:
+    """The partitions a chunk step's mapping key stands for, within the run's sorted
+    `planned` partitions (a group is a contiguous run of them)."""
+    first, last = _split_group_key(key)
+    start = planned.index(partition_of_mapping_key(first))
+    end = planned.index(partition_of_mapping_key(last)) if last else start
+    return planned[start : end + 1]
+
+
+def _split_group_key(key: str) -> tuple[str, str]:
+    i = 0
+    while i < len(key):
+        if key[i] != "_":
+            i += 1
+        elif key.startswith(GROUP_SEPARATOR, i):
+            return key[:i], key[i + len(GROUP_SEPARATOR) :]
+        else:
+            i += 2 if key[i + 1] in "_p" else 3
+    return key, ""

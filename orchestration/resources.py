@@ -45,6 +45,10 @@ class CodeIndexResource(dg.ConfigurableResource):
         description="files larger than this are skipped",
     )
     extra_ignores: list[str] = Field(default_factory=list, description="gitignore-style patterns")
+    chunk_steps: int = Field(
+        default_factory=lambda: config.load().chunk_steps,
+        description="chunk steps per run at most; a run of more partitions gives each step several",
+    )
     rehash: bool = Field(
         default=False, description="hash every file again instead of trusting size+mtime"
     )

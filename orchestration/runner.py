@@ -6,38 +6,21 @@ each step in its own process and every run is recorded in `$DAGSTER_HOME` for th
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
 
 from indexer_core.storage import registry
 from orchestration import config
 from orchestration.jobs import partition_tags
+from orchestration.launch import ensure_dagster_home, prewarm_step_server
 from orchestration.partitions import keys_for_repo, repo_partitions
 
 RUN_ID_TAG = "code-index/request"
-
-
-def ensure_dagster_home() -> Path:
-    """`$DAGSTER_HOME`, defaulting to `.code-index/dagster_home`, created with a dagster.yaml."""
-    home = config.load().dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    settings_file = home / "dagster.yaml"
-    if not settings_file.exists():
-        # python_log_level: step processes' own console logger (before a step's run config
-        # applies) would print every STEP_WORKER_STARTED at DEBUG under the CLI's progress
-        # bars; the event log, which the UI reads, keeps everything.
-        settings_file.write_text(
-            "telemetry:\n  enabled: false\npython_logs:\n  python_log_level: WARNING\n"
-        )
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
 
 
 def index_job_def() -> dg.JobDefinition:
@@ -92,6 +75,7 @@ def run_index(
     if quiet:
         run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
     started = time.perf_counter()
+    prewarm_step_server()  # a no-op when the caller started it earlier
     result: dict = {}
 
     def execute() -> None:

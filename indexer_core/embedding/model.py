@@ -13,6 +13,7 @@ the GIL) and copies the vectors back once per call (`tokenizer_threads`).
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,11 @@ from typing import Any
 import numpy as np
 
 from indexer_core.embedding.model_location import resolve_model_path
+from indexer_core.embedding.query_encoder import (
+    OnnxEncoder,
+    QueryEncoderOptions,
+    load_onnx_encoder,
+)
 from indexer_core.embedding.simulated import SimulatedEncoder, load_simulated, simulated_rate
 
 PIPELINE_BATCH = 256  # texts per tokenized batch: small enough that several are in flight
@@ -245,3 +251,37 @@ def load_embedder(
         tokenizer_threads=tokenizer_threads(chosen, tokenizer_threads_wanted),
         query_threads=query_threads,
     )
+
+
+_ACCELERATOR_DEVICES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def runs_on_cpu(device: str) -> bool:
+    """Whether `device` means the CPU, decided without importing torch: `cpu`, or `auto` on
+    a machine with no GPU device node (and not macOS, where `auto` may pick mps)."""
+    if device.startswith("cpu"):
+        return True
+    if device != "auto" or sys.platform == "darwin":
+        return False
+    return not any(os.path.exists(path) for path in _ACCELERATOR_DEVICES)
+
+
+def load_encoder(
+    model: str,
+    device: str = "auto",
+    batch_size: int = 0,
+    tokenizer_threads_wanted: str | int = "auto",
+    onnx: QueryEncoderOptions | None = None,
+) -> Embedder | SimulatedEncoder | OnnxEncoder:
+    """The fastest encoder for indexing with `model` on `device`.
+
+    On the CPU that is the model's ONNX export on every core when there is one (made by an
+    earlier run, `query_encoder.export_for_queries`): ONNX Runtime loads in a fraction of a
+    second where importing torch takes seconds, and encodes faster; its vectors match the
+    model's (checked when exported). Elsewhere, or without an export, the model itself.
+    """
+    if onnx is not None and simulated_rate(device) is None and runs_on_cpu(device):
+        fast = load_onnx_encoder(model, onnx, os.cpu_count() or 1, batch_size or 32)
+        if fast is not None:
+            return fast
+    return load_embedder(model, device, batch_size, tokenizer_threads_wanted)

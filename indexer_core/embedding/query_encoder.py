@@ -137,14 +137,16 @@ def export_target(
 
 
 @dataclass
-class OnnxQueryEncoder:
-    """The same interface search uses of `embedding.Embedder`, on ONNX Runtime (CPU)."""
+class OnnxEncoder:
+    """`embedding.Embedder`'s interface on ONNX Runtime (CPU): one query at a time for
+    search, length-sorted batches for indexing (`load_onnx_encoder`)."""
 
     model_name: str
     layout: ModelLayout
     session: Any
     tokenizer: Any
     device: str = "cpu (onnxruntime)"
+    batch_size: int = 32  # texts per run of the session when encoding many
 
     @property
     def dim(self) -> int:
@@ -155,11 +157,43 @@ class OnnxQueryEncoder:
         return self.layout.max_tokens
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalised (if the model normalises) float32 embeddings in the order of `texts`."""
+        """Normalised (if the model normalises) float32 embeddings in the order of `texts`:
+        length-sorted batches, each padded only to its longest text."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            out[i] = self.encode_query(text)
+        if not texts:
+            return out
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = len(encodings[rows[0]].ids)
+            feeds = {
+                name: np.zeros((len(rows), width), dtype=np.int64)
+                for name in ("input_ids", "attention_mask", "token_type_ids")
+            }
+            for r, i in enumerate(rows):
+                e = encodings[i]
+                n = len(e.ids)
+                feeds["input_ids"][r, :n] = e.ids
+                feeds["attention_mask"][r, :n] = 1
+                feeds["token_type_ids"][r, :n] = e.type_ids
+            hidden = self.session.run(None, feeds)[0].astype(np.float32)
+            out[rows] = self._pool(hidden, feeds["attention_mask"])
         return out
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The model's pooling over each row's real tokens, then its normalisation."""
+        if self.layout.pooling == "cls":
+            vectors = hidden[:, 0]
+        elif self.layout.pooling == "max":
+            vectors = np.where(mask[..., None] > 0, hidden, -np.inf).max(axis=1)
+        else:
+            weights = mask[..., None].astype(np.float32)
+            vectors = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        if self.layout.normalize:
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = vectors / np.maximum(norms, 1e-12)
+        return vectors.astype(np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
         encoding = self.tokenizer.encode(text)
@@ -183,12 +217,24 @@ class OnnxQueryEncoder:
 
 def load_onnx_query_encoder(
     model: str, options: QueryEncoderOptions = DEFAULT_OPTIONS
-) -> OnnxQueryEncoder | None:
+) -> OnnxEncoder | None:
     """The exported model's query encoder, or None (not exported yet, or not exportable)."""
+    return load_onnx_encoder(model, options, options.threads)
+
+
+def load_onnx_encoder(
+    model: str,
+    options: QueryEncoderOptions = DEFAULT_OPTIONS,
+    threads: int = 1,
+    batch_size: int = 32,
+) -> OnnxEncoder | None:
+    """An encoder on the model's ONNX export with `threads` threads, or None (not exported
+    yet, not exportable, ONNX turned off, or a damaged export, which is removed so the
+    model serves and exports again)."""
     if options.mode == "torch":
         return None
     try:
-        import onnxruntime  # noqa: F401 - present, or the torch path serves queries
+        import onnxruntime  # noqa: F401 - present, or the torch path serves
     except ImportError:
         return None
     target = export_target(model, options)
@@ -196,13 +242,15 @@ def load_onnx_query_encoder(
         return None
     layout, path = target
     try:
-        return load_from_file(model, layout, path, options.threads)
-    except Exception as exc:  # noqa: BLE001 - a damaged export: drop it, the model serves and exports again
+        encoder = load_from_file(model, layout, path, threads)
+    except Exception as exc:  # noqa: BLE001 - a damaged export: drop it, the model serves
         log.warning(
-            "the ONNX export %s does not load (%s); it is removed and queries use torch", path, exc
+            "the ONNX export %s does not load (%s); it is removed and torch serves", path, exc
         )
         path.unlink(missing_ok=True)
         return None
+    encoder.batch_size = batch_size
+    return encoder
 
 
 def export_for_queries(
@@ -286,9 +334,7 @@ def export_for_queries(
             os.unlink(tmp)
 
 
-def load_from_file(
-    model: str, layout: ModelLayout, path: Path, threads: int = 1
-) -> OnnxQueryEncoder:
+def load_from_file(model: str, layout: ModelLayout, path: Path, threads: int = 1) -> OnnxEncoder:
     """An encoder over an exported file (one session, `threads` threads for each query)."""
     import onnxruntime
     from tokenizers import Tokenizer
@@ -301,4 +347,4 @@ def load_from_file(
     tokenizer = Tokenizer.from_file(str(layout.directory / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(layout.max_tokens)
-    return OnnxQueryEncoder(model, layout, session, tokenizer)
+    return OnnxEncoder(model, layout, session, tokenizer)

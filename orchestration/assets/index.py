@@ -13,7 +13,7 @@ import time
 import dagster as dg
 
 from indexer_core.embedding import query_encoder
-from indexer_core.embedding.model import load_embedder
+from indexer_core.embedding.model import load_encoder
 from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
@@ -25,7 +25,12 @@ from orchestration.embedding_consumer import (
     rerun_chunked_elsewhere,
 )
 from orchestration.metadata import chunk_metadata, embed_metadata
-from orchestration.partitions import index_partitions, mapping_key, split_partition_key
+from orchestration.partitions import (
+    chunk_groups,
+    group_mapping_key,
+    index_partitions,
+    split_partition_key,
+)
 from orchestration.resources import CodeIndexResource
 
 EMBEDDER_TAG = "code-index/embedder"
@@ -56,8 +61,9 @@ def steps_share_a_process(context: dg.OpExecutionContext) -> bool:
 
 
 @dg.op(
-    out=dg.DynamicOut(str),
-    description="Checks every repository of the selected partitions, then fans out one step each.",
+    out=dg.DynamicOut(list),
+    description="Checks every repository of the selected partitions, then fans them out to at "
+    "most `chunk_steps` chunk steps.",
 )
 def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResource):
     keys = planned_partitions(context)
@@ -67,14 +73,33 @@ def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResourc
         raise dg.Failure(
             f"repositories not registered in {code_index.db_uri}: {', '.join(missing)}"
         )
-    for key in keys:
-        yield dg.DynamicOutput(key, mapping_key=mapping_key(key))
+    for group in chunk_groups(keys, code_index.chunk_steps):
+        yield dg.DynamicOutput(group, mapping_key=group_mapping_key(group))
 
 
-@dg.op(description="Scans one shard, re-chunks its changed files, records files and chunks.")
+@dg.op(
+    description="Scans its shards one after another, re-chunks their changed files, and records "
+    "each shard's files and chunks as it lands."
+)
 def chunk_shard(
-    context: dg.OpExecutionContext, code_index: CodeIndexResource, partition_key: str
-) -> str:
+    context: dg.OpExecutionContext, code_index: CodeIndexResource, partitions: list
+) -> list:
+    """Several partitions per step when a run has more than `chunk_steps`: a process launch
+    costs more than a small shard's parsing. Each partition is recorded the moment it lands;
+    one that fails does not stop the others, and the step then fails naming it."""
+    failed = []
+    for partition_key in partitions:
+        try:
+            _chunk_one(context, code_index, partition_key)
+        except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
+            context.log.error(f"{partition_key}: chunking failed: {type(exc).__name__}: {exc}")
+            failed.append(partition_key)
+    if failed:
+        raise dg.Failure(f"chunking failed for {', '.join(failed)}; the other shards landed")
+    return partitions
+
+
+def _chunk_one(context, code_index: CodeIndexResource, partition_key: str) -> None:
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo)
     report = chunk_partition(
@@ -101,7 +126,6 @@ def chunk_shard(
         f"{report.deleted} deleted, {len(report.skipped)} skipped, "
         f"+{report.chunks_added}/-{report.chunks_removed} chunks in {report.seconds:.1f}s"
     )
-    return partition_key
 
 
 @dg.op(
@@ -111,13 +135,14 @@ def chunk_shard(
         "chunked": dg.Out(dg.Nothing),
     }
 )
-def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, keys: list[str]):
+def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, groups: list):
     """Joins the chunk steps; their materializations were already recorded one by one.
 
     Then it merges the `files` manifest's per-shard fragments, so the next sensor tick
     reads it fast. On the in-process executor, where the consumer cannot wait for chunks,
     the embedding happens here, after all chunking.
     """
+    keys = [key for group in groups for key in group]
     context.log.info(f"{len(keys)} partitions chunked")
     compacted = compact_manifest(code_index.db_uri)
     if compacted is not None:
@@ -188,8 +213,12 @@ def check_tables(code_index: CodeIndexResource):
 
 
 def _load_embedder(code_index: CodeIndexResource):
-    return load_embedder(
-        code_index.model, code_index.device, code_index.batch_size, code_index.tokenizer_threads
+    return load_encoder(
+        code_index.model,
+        code_index.device,
+        code_index.batch_size,
+        code_index.tokenizer_threads,
+        onnx=code_index.query_options(),
     )
 
 

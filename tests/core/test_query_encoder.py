@@ -54,7 +54,7 @@ def test_the_packaged_models_layout() -> None:
 
 def test_onnx_vectors_equal_the_models_own(embedder, exported: Path) -> None:
     encoder = query_encoder.load_onnx_query_encoder(MODEL)
-    assert isinstance(encoder, query_encoder.OnnxQueryEncoder)
+    assert isinstance(encoder, query_encoder.OnnxEncoder)
     assert encoder.dim == embedder.dim and encoder.model_name == MODEL
     np.testing.assert_allclose(encoder.encode(TEXTS), embedder.encode(TEXTS), atol=1e-5)
     np.testing.assert_allclose(
@@ -62,11 +62,28 @@ def test_onnx_vectors_equal_the_models_own(embedder, exported: Path) -> None:
     )
 
 
+def test_indexing_on_the_cpu_takes_the_export_in_batches(embedder, exported: Path) -> None:
+    """`load_encoder` on the CPU: the export on every core, length-sorted padded batches that
+    give the model's own vectors; with ONNX off, or on a GPU, the model itself."""
+    from indexer_core.embedding.model import load_encoder
+
+    encoder = load_encoder(MODEL, "cpu", 4, onnx=query_encoder.QueryEncoderOptions())
+    assert isinstance(encoder, query_encoder.OnnxEncoder) and encoder.batch_size == 4
+    texts = TEXTS * 3 + [f"def f{i}(x):\n    return x * {i}" for i in range(9)]
+    vectors = encoder.encode(texts)
+    np.testing.assert_allclose(vectors, embedder.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, encoder.dim)
+    torch_only = query_encoder.QueryEncoderOptions(mode="torch")
+    assert not isinstance(load_encoder(MODEL, "cpu", 4, onnx=torch_only), query_encoder.OnnxEncoder)
+    assert not isinstance(load_encoder(MODEL, "cpu", 4), query_encoder.OnnxEncoder)
+
+
 def test_search_uses_the_export_and_ranks_as_torch_does(
     tmp_path: Path, embedder, exported: Path
 ) -> None:
     db = build_index(tmp_path)
-    assert isinstance(query_embedder(db), query_encoder.OnnxQueryEncoder)
+    assert isinstance(query_embedder(db), query_encoder.OnnxEncoder)
     for mode in ("vector", "hybrid"):
         fast = search(db, "checksum of a payload", k=5, mode=mode)
         slow = search(db, "checksum of a payload", k=5, mode=mode, embedder=embedder)
@@ -95,11 +112,11 @@ def test_without_an_export_the_model_serves_and_exports(tmp_path: Path, monkeypa
     options = query_encoder.QueryEncoderOptions(cache_dir=str(tmp_path / "empty-cache"))
     assert query_encoder.load_onnx_query_encoder(MODEL, options) is None
     first = load_query_encoder(MODEL, options)  # the torch model, which exports as it loads
-    assert not isinstance(first, query_encoder.OnnxQueryEncoder)
-    assert isinstance(load_query_encoder(MODEL, options), query_encoder.OnnxQueryEncoder)
+    assert not isinstance(first, query_encoder.OnnxEncoder)
+    assert isinstance(load_query_encoder(MODEL, options), query_encoder.OnnxEncoder)
     assert list((tmp_path / "empty-cache").glob("*/model.onnx"))
     off = query_encoder.QueryEncoderOptions(mode="torch", cache_dir=str(tmp_path / "empty-cache"))
-    assert not isinstance(load_query_encoder(MODEL, off), query_encoder.OnnxQueryEncoder)
+    assert not isinstance(load_query_encoder(MODEL, off), query_encoder.OnnxEncoder)
 
 
 def _model_dir(tmp_path: Path, modules: list[dict], pooling: dict) -> Path:
@@ -179,5 +196,5 @@ def test_an_unwritable_cache_keeps_the_torch_path(tmp_path: Path, monkeypatch) -
     blocker.write_text("")
     options = query_encoder.QueryEncoderOptions(cache_dir=str(blocker / "cache"))  # no mkdir
     encoder = load_query_encoder(MODEL, options)
-    assert not isinstance(encoder, query_encoder.OnnxQueryEncoder)
+    assert not isinstance(encoder, query_encoder.OnnxEncoder)
     assert encoder.encode_query("hello").shape == (384,)

@@ -21,6 +21,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         "HF_HUB_OFFLINE": "1",
         # fewer step processes: this test is about the command, not sharding
         "CODE_INDEX_SHARDS": "2",
+        "CODE_INDEX_CHUNK_STEPS": "1",  # both partitions in one chunk step
         "CODE_INDEX_ONNX_CACHE": str(tmp_path / "onnx"),
     }  # its own: the index run must make the export
     env.pop("DAGSTER_HOME", None)
@@ -69,6 +70,19 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
             and runs[0].job_name == "index_job"
             and runs[0].status == dg.DagsterRunStatus.SUCCESS
         )
+        # One chunk step took both partitions and recorded each as it landed.
+        starts = instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START)
+        assert len([e for e in starts if ".chunk_shard[" in (e.step_key or "")]) == 1
+        landed = instance.all_logs(
+            runs[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        )
+        partitions = [
+            e.dagster_event.event_specific_data.materialization.partition
+            for e in landed
+            if e.dagster_event.event_specific_data.materialization.asset_key
+            == dg.AssetKey("chunks")
+        ]
+        assert sorted(partitions) == ["sample|s00", "sample|s01"]
     # Nothing changed: the sensor's change detection says so and no run starts.
     again = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
     assert again.returncode == 0 and "up to date" in again.stdout, again.stderr[-2000:]

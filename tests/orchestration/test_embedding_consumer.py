@@ -19,26 +19,34 @@ from orchestration.embedding_consumer import (
     EmbeddingConsumer,
     rerun_chunked_elsewhere,
 )
-from orchestration.partitions import keys_for_repo, mapping_key, partition_of_mapping_key
+from orchestration.partitions import (
+    chunk_groups,
+    group_mapping_key,
+    group_of_mapping_key,
+    keys_for_repo,
+    mapping_key,
+    partition_of_mapping_key,
+)
 from tests.conftest import write_tree
 from tests.reliability.fakes import HashEmbedder
 
 PARTITIONS = ["demo|s00", "demo|s01", "demo|s02"]
 
 
-@dg.op(out=dg.DynamicOut(str))
+@dg.op(out=dg.DynamicOut(list))
 def plan():
-    for key in PARTITIONS:
-        yield dg.DynamicOutput(key, mapping_key=mapping_key(key))
+    for group in chunk_groups(PARTITIONS, 2):  # [s00, s01], [s02]
+        yield dg.DynamicOutput(group, mapping_key=group_mapping_key(group))
 
 
 @dg.op
-def chunk(context, key: str) -> str:
-    if key == "demo|s01":
-        raise RuntimeError("this shard cannot be chunked")
-    context.log_event(dg.AssetMaterialization("chunks", partition=key))
-    context.log_event(dg.AssetMaterialization("files", partition=key))
-    return key
+def chunk(context, group: list) -> list:
+    for key in group:
+        if key == "demo|s01":
+            raise RuntimeError("this shard cannot be chunked")
+        context.log_event(dg.AssetMaterialization("chunks", partition=key))
+        context.log_event(dg.AssetMaterialization("files", partition=key))
+    return group
 
 
 @dg.job
@@ -62,6 +70,16 @@ def test_mapping_keys_are_valid_and_decode_to_their_partition(text: str) -> None
     encoded = mapping_key(key)
     assert encoded and all(c.isascii() and (c.isalnum() or c == "_") for c in encoded)
     assert partition_of_mapping_key(encoded) == key
+
+
+@given(st.lists(st.sampled_from("ab_|é-.s0"), min_size=1, max_size=6), st.integers(1, 5))
+def test_chunk_groups_cover_the_run_and_their_keys_decode(names, steps: int) -> None:
+    planned = sorted({f"{''.join(names)}{i}|s{i:02d}" for i in range(7)})
+    groups = chunk_groups(planned, steps)
+    assert [k for g in groups for k in g] == planned and len(groups) == min(steps, 7)
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1
+    for group in groups:
+        assert group_of_mapping_key(group_mapping_key(group), planned) == group
 
 
 def test_landings_come_from_materializations_and_step_failures() -> None:

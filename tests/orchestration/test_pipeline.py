@@ -76,6 +76,7 @@ def _index_with_spawned_steps(tmp_path: Path, root: Path, db_uri: str) -> None:
         **os.environ,
         "CODE_INDEX_START_METHOD": "spawn",
         "CODE_INDEX_MAX_CONCURRENT": "3",
+        "CODE_INDEX_CHUNK_STEPS": str(shard_count()),  # one step per partition
         "CODE_INDEX_DB": db_uri,
         "HF_HUB_OFFLINE": "1",
     }

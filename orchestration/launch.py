@@ -1,0 +1,66 @@
+"""What a run needs from this machine before it starts: a Dagster home, and a warm server
+to fork step processes from.
+
+No Dagster import here, so the CLI can do both first and let the step server import the
+code location while it imports Dagster itself and prepares the run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+from orchestration import config
+
+# What the multiprocess executor preloads into its forkserver (`jobs.start_method` adds
+# `step_preload`); a server started here with the same list is the one the executor uses.
+_EXECUTOR_PRELOAD = "dagster._core.executor.multiprocess"
+
+
+def ensure_dagster_home() -> Path:
+    """`$DAGSTER_HOME`, defaulting to `.code-index/dagster_home`, created with a dagster.yaml."""
+    home = config.load().dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    settings_file = home / "dagster.yaml"
+    if not settings_file.exists():
+        # python_log_level: step processes' own console logger (before a step's run config
+        # applies) would print every STEP_WORKER_STARTED at DEBUG under the CLI's progress
+        # bars; the event log, which the UI reads, keeps everything.
+        settings_file.write_text(
+            "telemetry:\n  enabled: false\npython_logs:\n  python_log_level: WARNING\n"
+        )
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def start_method(method: str = "") -> dict:
+    """How step processes start (`CODE_INDEX_START_METHOD`: forkserver, the default where the
+    platform has it, or spawn).
+
+    A spawned step imports dagster, lancedb and this code location again, seconds of CPU
+    per step that on a small machine come out of the embedding model's share. Forked from a
+    server that preloaded them (`orchestration.step_preload`), a step starts warm.
+    """
+    method = method or (
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    if method == "forkserver":
+        return {"forkserver": {"preload_modules": ["orchestration.step_preload"]}}
+    return {method: {}}
+
+
+def prewarm_step_server() -> bool:
+    """Start the step server now, with the executor's preload, so it imports the code
+    location while this process is still getting the run ready; the executor then finds it
+    running and its first step forks at once. False where steps are spawned instead.
+    Call it once the environment is final: forked steps inherit the server's."""
+    method = start_method(config.load().start_method)
+    if "forkserver" not in method:
+        return False
+    from multiprocessing import forkserver
+
+    preload = [_EXECUTOR_PRELOAD, *method["forkserver"]["preload_modules"]]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
+    forkserver.ensure_running()
+    return True
