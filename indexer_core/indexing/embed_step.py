@@ -170,6 +170,14 @@ def plan_embedding(
     return work
 
 
+def reuse_vectors(work: EmbeddingWork, vectors_by_key: Mapping[str, np.ndarray]) -> None:
+    """Take texts still missing from `vectors_by_key` (this model's vectors by cache key,
+    computed since the partition was read): they count as cache hits, not model work."""
+    for content_hash in [h for h in work.missing_texts if work.keys[h] in vectors_by_key]:
+        work.cached[content_hash] = vectors_by_key[work.keys[content_hash]]
+        del work.missing_texts[content_hash]
+
+
 def encode_missing(work: EmbeddingWork, embedder) -> None:
     """Run the model on the texts neither the partition nor the cache had."""
     if not work.missing_texts:

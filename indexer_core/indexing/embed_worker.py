@@ -1,16 +1,19 @@
-"""A long-lived embedding worker that writes one partition while it encodes the next.
+"""A long-lived embedding worker: reads the next partition and writes the previous one while
+it encodes the current one.
 
 `embed_partition` reads, encodes and writes one partition after another; on a GPU the
-reads and writes (LanceDB scans and commits, building Arrow tables) leave the device idle
-for a good part of each partition. Here each partition's write runs on a background thread
-while the caller goes on with the next partition's reads and encoding, so the device waits
-for I/O only once. The worker also keeps the set of cache keys it has seen, so a partition
-whose texts are all new never scans the cache, and the vectors of the write still in
-flight, so a text shared with the previous partition is neither looked up nor encoded.
+reads and writes (LanceDB scans, cache look-ups, commits, building Arrow tables) leave the
+device idle for a good part of each partition. Here a reader thread prepares the next
+partition and a writer thread commits the previous one while the encoder thread runs the
+model, so the device waits for I/O only at the ends. The worker also keeps the set of cache
+keys it has seen, so a partition whose texts are all new never scans the cache, and the
+vectors of the last partitions encoded, so a text shared with them is neither looked up
+nor encoded again.
 """
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 
@@ -22,73 +25,110 @@ from indexer_core.indexing.embed_step import (
     commit_embedding,
     encode_missing,
     plan_embedding,
+    reuse_vectors,
 )
 from indexer_core.storage import tables as storage
 from indexer_core.storage.locking import partition_lock
 
 KNOWN_KEYS_LIMIT = 2_000_000  # cache rows; ~100 bytes each in memory
+READ_AHEAD = 2  # partitions read before the encoder takes them: memory stays a few partitions
 
 
 class EmbeddingWorker:
     """Embeds partitions on one model, in the order they are submitted.
 
     `submit` returns at once with a future that completes when the partition's vectors are
-    written: one thread reads and encodes, another writes, so the caller stays free to
+    written. Three threads form a pipeline, so the model waits for neither reads nor writes:
+    one reads the next partition (its chunks, its vectors, cache look-ups) while another
+    encodes the current one and a third writes the previous one. The caller stays free to
     record each partition the moment it lands.
     """
 
     def __init__(self, db_uri: str, embedder) -> None:
         self.db_uri = db_uri
         self.embedder = embedder
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="embedding-reader")
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="embedding-encoder")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="embedding-writer")
         self._known_keys: set[str] | None = None
         self._too_large = False
         self._last: Future[EmbedReport] | None = None
-        # The vectors of the write that may still be in flight, by cache key: the next
-        # partition takes a text it shares with that one from here, not from the model.
-        self._in_flight: dict[str, np.ndarray] = {}
+        # Fresh vectors by cache key of the last partitions encoded, whose writes may still
+        # be in flight: a later partition takes a text it shares with them from here.
+        self._recent: dict[str, np.ndarray] = {}
+        self._previous: dict[str, np.ndarray] = {}
+        self._ahead = threading.Semaphore(READ_AHEAD)  # partitions read, not yet encoded
         self._queued: list[Future[EmbedReport]] = []  # submitted, not yet started
+        self._unclaimed: list[Future] = []  # reads whose partition lock nobody released yet
 
     def submit(self, repo: str, shard: int) -> Future[EmbedReport]:
         """Queue a partition; the future holds its report once its vectors are committed."""
         done: Future[EmbedReport] = Future()
         self._queued.append(done)
-        self._encoder.submit(self._encode, repo, shard, done)
+        read = self._reader.submit(self._read, repo, shard)
+        self._unclaimed.append(read)
+        self._encoder.submit(self._encode, read, done)
         return done
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the queued partitions and the last write (or, with `cancel`, drop the
-        partitions not yet started)."""
+        partitions not yet started, releasing what their reads hold)."""
         self._encoder.shutdown(wait=True, cancel_futures=cancel)
+        for _ in range(len(self._unclaimed)):
+            self._ahead.release()  # a read waiting for room gets it, and finds no taker
+        self._reader.shutdown(wait=True, cancel_futures=cancel)
         self._writer.shutdown(wait=True)
+        for read in self._unclaimed:
+            if read.done() and not read.cancelled() and read.exception() is None:
+                read.result()[1].close()  # read, never encoded: its lock goes
+        self._unclaimed.clear()
         for done in self._queued:
             done.cancel()  # never started: cancelled, so no caller waits on it forever
         self._queued.clear()
 
-    def _encode(self, repo: str, shard: int, done: Future[EmbedReport]) -> None:
-        """Read and encode one partition under its lock while the previous partition's write
-        goes on; then queue this one's write. The lock is held until that write commits."""
-        self._queued.remove(done)
-        if not done.set_running_or_notify_cancel():
-            return
+    def _read(self, repo: str, shard: int) -> tuple[EmbeddingWork, ExitStack]:
+        """Take the partition's lock and read what it needs; the lock is held until its
+        write commits. At most READ_AHEAD partitions are read ahead of the encoder."""
+        self._ahead.acquire()
         hold = ExitStack()
         try:
             hold.enter_context(partition_lock(self.db_uri, repo, shard))
             work = plan_embedding(
-                self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._in_flight
+                self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._recent
             )
+        except BaseException:
+            hold.close()
+            raise
+        return work, hold
+
+    def _encode(self, read: Future, done: Future[EmbedReport]) -> None:
+        """Encode one partition while the next is read and the previous written; then queue
+        this one's write."""
+        self._queued.remove(done)
+        if not done.set_running_or_notify_cancel():
+            return
+        try:
+            work, hold = read.result()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            self._unclaimed.remove(read)
+            done.set_exception(exc)
+            return
+        finally:
+            self._ahead.release()
+        self._unclaimed.remove(read)
+        try:
+            reuse_vectors(work, {**self._previous, **self._recent})  # read before they existed
             encode_missing(work, self.embedder)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
             hold.close()
             done.set_exception(exc)
             return
         if self._last is not None:
-            self._last.exception()  # at most one write in flight: memory stays one partition's
+            self._last.exception()  # at most one write in flight: memory stays bounded
         fresh = {work.keys[h]: vector for h, vector in work.fresh.items()}
         if self._known_keys is not None:
             self._known_keys.update(fresh)
-        self._in_flight = fresh
+        self._previous, self._recent = self._recent, fresh
         self._last = self._writer.submit(self._write, work, hold)
         self._last.add_done_callback(lambda written: _settle(done, written))
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pytest
 
 from indexer_core.discovery import skip_reasons
 from indexer_core.embedding.model import load_embedder
@@ -220,6 +221,36 @@ def test_embedding_worker_matches_embed_partition_and_reuses_the_cache(
     assert first.result().embedded >= 1
     assert second.result().embedded == 0 and second.result().reused == second.result().chunks
     assert integrity.check_one_vector_per_chunk(db_uri).passed
+
+
+def test_worker_that_fails_or_is_cancelled_lets_go_of_every_partition(db_uri, sample_repo) -> None:
+    """Partitions read ahead of a failing encoder, or never encoded because the worker was
+    closed, leave no partition locked."""
+    import threading
+
+    from indexer_core.indexing.embed_worker import EmbeddingWorker
+    from indexer_core.storage.locking import partition_lock
+    from tests.reliability.fakes import HashEmbedder
+
+    class Failing(HashEmbedder):
+        def encode(self, texts):
+            raise RuntimeError("device lost")
+
+    settings = IndexSettings(shards=4)
+    for shard in range(4):
+        chunk_partition(db_uri, "repo", str(sample_repo), shard, settings)
+    worker = EmbeddingWorker(db_uri, Failing())
+    futures = [worker.submit("repo", shard) for shard in range(4)]
+    with pytest.raises(RuntimeError, match="device lost"):
+        futures[0].result(timeout=60)
+    worker.close(cancel=True)
+    for shard in range(4):
+        taker = threading.Thread(
+            target=lambda s=shard: partition_lock(db_uri, "repo", s).__enter__()
+        )
+        taker.start()
+        taker.join(timeout=10)
+        assert not taker.is_alive(), f"shard {shard} is still locked"
 
 
 def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) -> None:
