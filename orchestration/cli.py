@@ -42,32 +42,39 @@ def cmd_index(args) -> int:
 
 
 def _run_index(args, repo: str, shards: list[int] | None) -> int:
-    from orchestration.launch import ensure_dagster_home, prewarm_step_server
+    from orchestration.launch import ensure_dagster_home, prewarm_step_server, step_output_to
 
-    ensure_dagster_home()
-    prewarm_step_server()  # it imports the code location while this process imports Dagster
-    from tqdm import tqdm
+    home = ensure_dagster_home()
+    log = home / "logs" / "steps.log"
+    with step_output_to(log) as terminal:
+        prewarm_step_server()  # it imports the code location while this process imports Dagster
+        from tqdm import tqdm
 
-    from orchestration.runner import index_repository
+        from orchestration.runner import index_repository
 
-    bars: dict = {}
+        bars: dict = {}
 
-    def progress(chunked: int, embedded: int, total: int) -> None:
-        if not bars:
-            bars["c"] = tqdm(
-                total=total, desc="chunked ", unit="part", position=0, disable=args.quiet
+        def progress(chunked: int, embedded: int, total: int) -> None:
+            if not bars:
+                for key, desc, line in (("c", "chunked ", 0), ("v", "embedded", 1)):
+                    bars[key] = tqdm(
+                        total=total,
+                        desc=desc,
+                        unit="part",
+                        position=line,
+                        disable=args.quiet,
+                        file=terminal,
+                    )
+            bars["c"].update(chunked - bars["c"].n)
+            bars["v"].update(embedded - bars["v"].n)
+
+        try:
+            outcome = index_repository(
+                args.path, db_uri=_db(args), name=repo, shards=shards, on_progress=progress
             )
-            bars["v"] = tqdm(
-                total=total, desc="embedded", unit="part", position=1, disable=args.quiet
-            )
-        bars["c"].update(chunked - bars["c"].n)
-        bars["v"].update(embedded - bars["v"].n)
-
-    outcome = index_repository(
-        args.path, db_uri=_db(args), name=repo, shards=shards, on_progress=progress
-    )
-    for bar in bars.values():
-        bar.close()
+        finally:
+            for bar in bars.values():
+                bar.close()
     verdict = "succeeded" if outcome.success else "FAILED"
     print(
         f"run {outcome.run_id}: {verdict} in {outcome.seconds:.1f}s; "
@@ -79,6 +86,7 @@ def _run_index(args, repo: str, shards: list[int] | None) -> int:
         f"checks: {len(outcome.checks) - len(failed_checks)} of {len(outcome.checks)} passed"
         + (f"; FAILED: {', '.join(failed_checks)}" if failed_checks else "")
     )
+    print(f"step processes' own output: {log}")
     for failure in outcome.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     from orchestration.status import summarize

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from orchestration import config
 
@@ -24,12 +28,7 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     settings_file = home / "dagster.yaml"
     if not settings_file.exists():
-        # python_log_level: step processes' own console logger (before a step's run config
-        # applies) would print every STEP_WORKER_STARTED at DEBUG under the CLI's progress
-        # bars; the event log, which the UI reads, keeps everything.
-        settings_file.write_text(
-            "telemetry:\n  enabled: false\npython_logs:\n  python_log_level: WARNING\n"
-        )
+        settings_file.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -48,6 +47,28 @@ def start_method(method: str = "") -> dict:
     if method == "forkserver":
         return {"forkserver": {"preload_modules": ["orchestration.step_preload"]}}
     return {method: {}}
+
+
+@contextmanager
+def step_output_to(path: Path) -> Iterator[TextIO]:
+    """Send what step processes print (their console loggers write every engine event at
+    DEBUG before a step's run config applies) to `path` instead of the terminal, for the
+    duration: they inherit this process's standard error, which points there meanwhile.
+    Yields a stream on the terminal for this process's own progress bars. The event log,
+    which the UI reads, keeps everything either way."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    terminal = os.fdopen(os.dup(saved), "w")
+    try:
+        yield terminal
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        terminal.close()
 
 
 def prewarm_step_server() -> bool:
