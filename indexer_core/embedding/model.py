@@ -68,6 +68,25 @@ def default_batch_size(device: str) -> int:
     return 64
 
 
+def length_batches(
+    longest_first: list[str], batch_size: int, max_factor: int = 8
+) -> list[list[str]]:
+    """Batches of texts sorted longest first, each padded only to its own longest text and
+    as large as the longest batch's memory allows: `batch_size` texts of the longest length,
+    more (up to `max_factor` times as many) of shorter ones, so a device is as full on short
+    texts as on long ones. Characters stand in for tokens, both being sorted alike."""
+    if not longest_first:
+        return []
+    budget = batch_size * max(1, len(longest_first[0]))
+    batches, start = [], 0
+    while start < len(longest_first):
+        longest = max(1, len(longest_first[start]))
+        size = min(batch_size * max_factor, max(batch_size, budget // longest))
+        batches.append(longest_first[start : start + size])
+        start += size
+    return batches
+
+
 @dataclass
 class Embedder:
     """A loaded model plus how to run it."""
@@ -144,7 +163,7 @@ class Embedder:
         model = self.model
         preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` before 6.0
         size = max(1, min(self.batch_size, PIPELINE_BATCH))
-        batches = [sorted_texts[i : i + size] for i in range(0, len(sorted_texts), size)]
+        batches = length_batches(sorted_texts, size)
         # The first batch on this thread: the tokenizer settles its padding and truncation
         # settings once, so the worker threads only read them.
         first = preprocess(batches[0])

@@ -106,3 +106,16 @@ def test_pipelined_encode_raises_other_errors(embedder: Embedder) -> None:
     )
     with pytest.raises(RuntimeError, match="device-side assert"):
         pipelined.encode(_texts()[:20])
+
+
+def test_length_batches_fill_short_texts_up_to_the_longest_batchs_memory() -> None:
+    from indexer_core.embedding.model import length_batches
+
+    texts = sorted((("x" * n) for n in (1000, 900, 400, 100, 100, 50) * 20), key=len, reverse=True)
+    batches = length_batches(texts, 8)
+    assert [t for b in batches for t in b] == texts  # every text once, in order
+    budget = 8 * 1000
+    assert all(len(b) * len(b[0]) <= budget or len(b) == 8 for b in batches)
+    assert all(len(b) <= 64 for b in batches) and len(batches[0]) == 8
+    assert max(len(b) for b in batches) > 8  # short texts go in bigger batches
+    assert length_batches([], 8) == []
