@@ -67,6 +67,9 @@ def embed_metadata(report: EmbedReport, db_uri: str) -> dict[str, dg.RawMetadata
         "device": report.device,
         "seconds": round(report.seconds, 3),
         "embed_seconds": round(report.embed_seconds, 3),
+        "read_seconds": round(report.read_seconds, 3),
+        "write_seconds": round(report.write_seconds, 3),
+        "encoder_wait_seconds": round(report.encoder_wait_seconds, 3),
         "chunks_per_second": round(report.embedded / report.embed_seconds, 1)
         if report.embed_seconds
         else 0.0,

@@ -31,7 +31,10 @@ class EmbedReport:
     removed: int = 0
     unchanged: int = 0
     seconds: float = 0.0
-    embed_seconds: float = 0.0
+    embed_seconds: float = 0.0  # the model's encode
+    read_seconds: float = 0.0  # chunks, vectors and cache look-ups
+    write_seconds: float = 0.0  # the cache rows and the vectors' commit
+    encoder_wait_seconds: float = 0.0  # a worker's encoder waiting on this one's read or I/O
     model: str = ""
     device: str = ""
 
@@ -153,6 +156,7 @@ def plan_embedding(
         cached={},
     )
     if not needed:
+        report.read_seconds = time.perf_counter() - started
         return work
     work.keys = {h: cache_key(h, embedder.model_name) for h in {c["content_hash"] for c in needed}}
     if in_memory:
@@ -167,6 +171,7 @@ def plan_embedding(
     for c in needed:
         if c["content_hash"] not in work.cached:
             work.missing_texts.setdefault(c["content_hash"], c["embed_text"])
+    report.read_seconds = time.perf_counter() - started
     return work
 
 
@@ -193,6 +198,7 @@ def encode_missing(work: EmbeddingWork, embedder) -> None:
 def commit_embedding(work: EmbeddingWork) -> EmbedReport:
     """Write the new cache rows, then the partition's vectors in one commit."""
     report, needed = work.report, work.needed
+    writing = time.perf_counter()
     if work.done:
         report.seconds = time.perf_counter() - work.started
         return report
@@ -236,6 +242,7 @@ def commit_embedding(work: EmbeddingWork) -> EmbedReport:
     elif rows.num_rows:
         storage.replace_rows(work.vectors_table, "chunk_id", rows, None)
     report.removed = len(work.stale_ids)
+    report.write_seconds = time.perf_counter() - writing
     report.seconds = time.perf_counter() - work.started
     return report
 

@@ -14,6 +14,7 @@ nor encoded again.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 
@@ -107,6 +108,7 @@ class EmbeddingWorker:
         self._queued.remove(done)
         if not done.set_running_or_notify_cancel():
             return
+        waiting = time.perf_counter()
         try:
             work, hold = read.result()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
@@ -116,6 +118,7 @@ class EmbeddingWorker:
         finally:
             self._ahead.release()
         self._unclaimed.remove(read)
+        waited = time.perf_counter() - waiting
         try:
             reuse_vectors(work, {**self._previous, **self._recent})  # read before they existed
             encode_missing(work, self.embedder)
@@ -123,8 +126,10 @@ class EmbeddingWorker:
             hold.close()
             done.set_exception(exc)
             return
+        waiting = time.perf_counter()
         if self._last is not None:
             self._last.exception()  # at most one write in flight: memory stays bounded
+        work.report.encoder_wait_seconds = waited + time.perf_counter() - waiting
         fresh = {work.keys[h]: vector for h, vector in work.fresh.items()}
         if self._known_keys is not None:
             self._known_keys.update(fresh)
