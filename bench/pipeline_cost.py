@@ -231,11 +231,14 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         result["peer"] = peer
         result["cli_wall_over_peer_wall"] = round(wall / float(peer["wall_s"]), 3)
     if args.picture:
-        from bench.timeline import draw
+        try:
+            from bench.timeline import draw
 
-        png = Path(args.out) / f"pipeline_cost_{args.name}_timeline.png"
-        draw(timeline, png, f"{args.name}: {chunks} chunks, {args.device}, wall {wall:.1f}s")
-        result["timeline_png"] = str(png)
+            png = Path(args.out) / f"pipeline_cost_{args.name}_timeline.png"
+            draw(timeline, png, f"{args.name}: {chunks} chunks, {args.device}, wall {wall:.1f}s")
+            result["timeline_png"] = str(png)
+        except ImportError as exc:  # matplotlib is the `bench` extra
+            result["timeline_png"] = f"not drawn: {exc}"
     return result
 
 
