@@ -65,6 +65,22 @@ def _sync(embedder) -> None:
         torch.cuda.synchronize()
 
 
+def vectors_agree(embedder, texts: list[str]) -> float:
+    """The smallest cosine between our encoder's vectors (`Embedder.encode`: tokenizer
+    threads, length batches, fp16 on CUDA) and the model's own encode of the same texts."""
+    import numpy as np
+
+    ours = embedder.encode(texts)
+    own = embedder.model.encode(
+        texts,
+        batch_size=embedder.batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+    )
+    return round(float(np.min(np.sum(ours * own, axis=1))), 6) if len(texts) else 1.0
+
+
 def run(
     corpus: Corpus,
     limit: int,
@@ -93,6 +109,7 @@ def run(
         path_s = time.perf_counter() - start
         bare2_s = bare_encode(embedder, texts)  # again after, to see drift (thermal, load)
         own_s = own_encode(embedder, texts) if embedder.tokenizer_threads else bare_s
+    agreement = vectors_agree(embedder, texts[:2000])
     bare_best = min(bare_s, bare2_s)
     n = len(texts)
     return {
@@ -109,7 +126,10 @@ def run(
         "embed_partition_seconds": round(path_s, 3),
         "embed_partition_model_seconds": round(report.embed_seconds, 3),
         "embedded": report.embedded,
+        "min_cosine_ours_vs_models_own": agreement,
         "summary": {
+            "our_tokens_per_s": round(tokens / own_s, 1) if own_s else None,
+            "min_cosine_ours_vs_models_own": agreement,
             "bare_chunks_per_s": round(n / bare_best, 1),
             "bare_tokens_per_s": round(tokens / bare_best, 1),
             "path_chunks_per_s": round(n / path_s, 1),
