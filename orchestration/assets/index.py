@@ -92,10 +92,13 @@ def chunk_shard(
         try:
             _chunk_one(context, code_index, partition_key)
         except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
-            context.log.error(f"{partition_key}: chunking failed: {type(exc).__name__}: {exc}")
-            failed.append(partition_key)
+            failed.append(f"{partition_key}: {type(exc).__name__}: {exc}")
+            context.log.error(f"chunking failed for {failed[-1]}")
     if failed:
-        raise dg.Failure(f"chunking failed for {', '.join(failed)}; the other shards landed")
+        landed = len(partitions) - len(failed)
+        raise dg.Failure(
+            f"chunking failed for {'; '.join(failed)} ({landed} other shard(s) of this step landed)"
+        )
     return partitions
 
 
