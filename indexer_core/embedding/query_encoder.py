@@ -343,6 +343,9 @@ def load_from_file(model: str, layout: ModelLayout, path: Path, threads: int = 1
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # Idle pool threads sleep instead of spinning: beside chunk steps and Dagster's own
+    # processes on the same cores, spinning threads take CPU from the work that feeds them.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_file(str(layout.directory / "tokenizer.json"))
     tokenizer.no_padding()
