@@ -21,7 +21,9 @@ class IndexSettings:
     """Everything that decides what the index holds, apart from the repository itself."""
 
     model: str = DEFAULT_MODEL
-    shards: int = 8
+    # Small partitions land (and reach the embedder) sooner and balance across consumers;
+    # chunk steps take several each, so more shards cost no more step processes.
+    shards: int = 32
     max_file_bytes: int = 2_000_000
     extra_ignores: tuple[str, ...] = ()
     use_git: bool = True

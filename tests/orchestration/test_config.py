@@ -44,7 +44,7 @@ def test_values_are_parsed_and_a_bad_one_names_its_variable() -> None:
     )
     assert loaded.shards == 3 and loaded.sensors is False
     assert loaded.lancedb_uri == "/tmp/x/lancedb"
-    assert config.load({}).shards == 8 and config.load({}).sensors is True
+    assert config.load({}).shards == 32 and config.load({}).sensors is True
     assert config.load({"CODE_INDEX_REPOS": "a=/src/a; b=/src/b"}).repositories() == {
         "a": "/src/a",
         "b": "/src/b",

@@ -65,6 +65,9 @@ def test_one_partition_through_materialize(dagster_home, db_uri, sample_repo) ->
         assert db.open_table(storage.VECTORS).count_rows() == chunks
 
 
+SPAWN_SHARDS = 8  # spawned steps take seconds each: a few partitions, one step each
+
+
 def _index_with_spawned_steps(tmp_path: Path, root: Path, db_uri: str) -> None:
     """`code-index index` in a fresh process whose executor spawns each step (seconds to start).
 
@@ -76,7 +79,8 @@ def _index_with_spawned_steps(tmp_path: Path, root: Path, db_uri: str) -> None:
         **os.environ,
         "CODE_INDEX_START_METHOD": "spawn",
         "CODE_INDEX_MAX_CONCURRENT": "3",
-        "CODE_INDEX_CHUNK_STEPS": str(shard_count()),  # one step per partition
+        "CODE_INDEX_SHARDS": str(SPAWN_SHARDS),
+        "CODE_INDEX_CHUNK_STEPS": str(SPAWN_SHARDS),  # one step per partition
         "CODE_INDEX_DB": db_uri,
         "HF_HUB_OFFLINE": "1",
     }
@@ -101,7 +105,7 @@ def test_multiprocess_run_embeds_while_chunking(dagster_home, db_uri, tmp_path) 
         assert run.status == dg.DagsterRunStatus.SUCCESS
         chunk_records = materializations(instance, run.run_id, "chunks")
         vector_records = materializations(instance, run.run_id, "vectors")
-        assert len(chunk_records) == len(vector_records) == shard_count()
+        assert len(chunk_records) == len(vector_records) == SPAWN_SHARDS
         # Pipelined: the first partition's vectors were recorded before the last partition's chunks.
         first_vectors = min(e.timestamp for e in vector_records)
         last_chunks = max(e.timestamp for e in chunk_records)
@@ -109,7 +113,7 @@ def test_multiprocess_run_embeds_while_chunking(dagster_home, db_uri, tmp_path) 
         # Chunk steps ran in separate processes.
         starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
         pids = {e.dagster_event.pid for e in starts if e.step_key and ".chunk_shard[" in e.step_key}
-        assert len(pids) == shard_count()
+        assert len(pids) == SPAWN_SHARDS
         # The checks ran in the index run itself (no daemon, no second job) and passed.
         evaluations = [
             e.dagster_event.event_specific_data
