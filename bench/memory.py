@@ -20,6 +20,7 @@ class ProcessPeak:
     peak_rss_mb: float = 0.0
     first_seen: float = 0.0
     last_seen: float = 0.0
+    cpu_seconds: float = 0.0  # user + system, at the last sample
 
 
 @dataclass
@@ -65,7 +66,17 @@ class TreeSampler:
                 peak = self.peaks[pid] = ProcessPeak(pid, _label(pid), first_seen=now)
             peak.peak_rss_mb = max(peak.peak_rss_mb, hwm, rss)
             peak.last_seen = now
+            peak.cpu_seconds = max(peak.cpu_seconds, _cpu_seconds(pid))
         self.peak_total_mb = max(self.peak_total_mb, total)
+
+    def cpu_seconds(self, include_root: bool = False) -> float:
+        """User + system CPU seconds of the tree's processes, each at its last sample (a
+        process that lived less than one interval is missed): on a machine shared with
+        other work, a measure of cost that the others' load does not inflate as it does
+        wall time."""
+        return sum(
+            p.cpu_seconds for p in self.peaks.values() if include_root or p.pid != self.root_pid
+        )
 
     def summary(self) -> dict[str, object]:
         procs = sorted(self.peaks.values(), key=lambda p: -p.peak_rss_mb)
@@ -140,3 +151,16 @@ def _label(pid: int) -> str:
 def self_peak_mb() -> float:
     status = _status(os.getpid()) or {}
     return round(status.get("VmHWM", 0) / 1024, 1)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process from /proc/PID/stat (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS

@@ -8,6 +8,7 @@ nothing done elsewhere and "re-execute from failure" redoes only what failed. Wh
 sides are done, the asset checks run over the whole tables, in the same run.
 """
 
+import os
 import time
 
 import dagster as dg
@@ -36,6 +37,8 @@ from orchestration.resources import CodeIndexResource
 EMBEDDER_TAG = "code-index/embedder"
 SHARDS_TAG = "code-index/shards"
 DATA_VERSION_TAG = "dagster/data_version"
+CHUNK_NICENESS = 5  # chunk steps take about a quarter of a core the encoder wants
+_NICED = False
 # Ops whose steps run in the calling process, one after another: nothing runs alongside.
 _SEQUENTIAL_EXECUTORS = {"in_process", "execute_in_process_executor"}
 
@@ -86,7 +89,13 @@ def chunk_shard(
 ) -> list:
     """Several partitions per step when a run has more than `chunk_steps`: a process launch
     costs more than a small shard's parsing. Each partition is recorded the moment it lands;
-    one that fails does not stop the others, and the step then fails naming it."""
+    one that fails does not stop the others, and the step then fails naming it.
+
+    The step yields the CPU to the embedding consumer (`CHUNK_NICENESS`): where cores are
+    short, the encoder (or the host side of a GPU: tokenizing, copying) is the pipeline's
+    bottleneck, and chunking only has to stay ahead of it."""
+    if not steps_share_a_process(context):
+        _yield_cpu_to_the_encoder()
     failed = []
     for partition_key in partitions:
         try:
@@ -100,6 +109,18 @@ def chunk_shard(
             f"chunking failed for {'; '.join(failed)} ({landed} other shard(s) of this step landed)"
         )
     return partitions
+
+
+def _yield_cpu_to_the_encoder() -> None:
+    """Lower this step process's CPU priority by CHUNK_NICENESS, once (a worker process that
+    runs several chunk steps, as Celery's do, is lowered only once)."""
+    global _NICED
+    if not _NICED and hasattr(os, "nice"):
+        try:
+            os.nice(CHUNK_NICENESS)
+        except OSError:
+            pass  # not permitted here: chunk at the same priority
+        _NICED = True
 
 
 def _chunk_one(context, code_index: CodeIndexResource, partition_key: str) -> None:
