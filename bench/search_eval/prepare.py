@@ -149,30 +149,33 @@ def _blank_lines(lines: list[str], numbers) -> None:
 
 
 def strip_python(text: str) -> str:
-    """Module, class and function docstrings; a body that was only a docstring gets `pass`."""
+    """Module, class and function docstrings, and attribute docstrings (a string statement
+    right after an assignment); a body that was only a docstring gets `pass`."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return text
     lines = text.split("\n")
+
+    def is_string(stmt: ast.stmt) -> bool:
+        return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         body = node.body
-        if not body or not isinstance(body[0], ast.Expr):
-            continue
-        value = body[0].value
-        if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
-            continue
-        first, last = body[0].lineno - 1, body[0].end_lineno - 1
-        before = lines[first][: body[0].col_offset]
-        after = lines[last][body[0].end_col_offset:]
-        if before.strip() or (after.strip() and not after.strip().startswith("#")):
-            continue  # shares a line with other code (`def f(): "doc"`): leave it
-        only = len(body) == 1 and not isinstance(node, ast.Module)
-        _blank_lines(lines, range(first, last + 1))
-        if only:
-            lines[first] = before + "pass"
+        docs = [i for i, stmt in enumerate(body) if is_string(stmt) and (
+            i == 0 or isinstance(body[i - 1], (ast.Assign, ast.AnnAssign)))]
+        for i in docs:
+            stmt = body[i]
+            first, last = stmt.lineno - 1, stmt.end_lineno - 1
+            before = lines[first][: stmt.col_offset]
+            after = lines[last][stmt.end_col_offset:]
+            if before.strip() or (after.strip() and not after.strip().startswith("#")):
+                continue  # shares a line with other code (`def f(): "doc"`): leave it
+            _blank_lines(lines, range(first, last + 1))
+            if len(body) == 1 and not isinstance(node, ast.Module):
+                lines[first] = before + "pass"
     return "\n".join(lines)
 
 

@@ -12,6 +12,8 @@ from bench.search_eval import prepare, scoring
 
 PY = '''"""Module doc."""
 import os
+X = 1
+"""Attribute doc."""
 
 
 class A:
@@ -117,7 +119,7 @@ def test_python_docstrings_blanked_keeping_lines_and_syntax() -> None:
     assert "doc" not in out.lower().replace("docs", "")
     assert "same line" in out  # shares its line with code: left alone
     lines = out.split("\n")
-    assert lines[9].strip() == "pass"  # f's body was only a docstring
+    assert lines[11].strip() == "pass"  # f's body was only a docstring
     assert "# comment stays" in out and "return 1" in out
 
 
@@ -175,16 +177,16 @@ def test_prepare_copies_included_files_and_checks_spans(tmp_path: Path) -> None:
     repo = prepare.Repo("demo", "python", {}, include=["pkg/*.py"], exclude=["*_test.py"])
     stats = prepare.prepare(repo, src, out)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.py")) == ["pkg/m.py"]
-    assert stats["files"] == 1 and stats["doc_lines_blanked"] == 4
+    assert stats["files"] == 1 and stats["doc_lines_blanked"] == 5
     good = {"id": "demo-001", "repo": "demo", "type": "symbol", "query": "A.g",
-            "relevant": [{"path": "pkg/m.py", "start": 12, "end": 14, "grade": 2}]}
+            "relevant": [{"path": "pkg/m.py", "start": 14, "end": 16, "grade": 2}]}
     assert prepare.check_queries("demo", [good], out) == []
     bad = [
         {**good, "id": "demo-002", "relevant": [{"path": "pkg/m.py", "start": 12, "end": 99, "grade": 2}]},
         {**good, "id": "demo-003", "relevant": [{"path": "pkg/nope.py", "start": 1, "end": 1, "grade": 2}]},
         {**good, "id": "demo-004", "relevant": [{"path": "pkg/m.py", "start": 1, "end": 1, "grade": 2}]},  # blank
         {**good, "id": "demo-005", "type": "other"},
-        {**good, "id": "demo-006", "relevant": [{"path": "pkg/m.py", "start": 12, "end": 14, "grade": 1}]},
+        {**good, "id": "demo-006", "relevant": [{"path": "pkg/m.py", "start": 14, "end": 16, "grade": 1}]},
     ]
     problems = prepare.check_queries("demo", bad, out)
     assert [p.split(":")[0] for p in problems] == ["demo-002", "demo-003", "demo-004", "demo-005", "demo-006"]
