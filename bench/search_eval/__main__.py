@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from bench.search_eval import prepare, scoring  # noqa: E402
+from bench.search_eval import prepare, scoring
 
 MODES = ("hybrid", "vector", "text", "bm25")
 MODE_NOTES = {
@@ -64,14 +65,14 @@ def aggregate(per_query: dict[str, list[dict]], languages: dict[str, str]) -> di
         by_lang.setdefault(languages[repo], []).extend(rows)
     out: dict = {"by_language": {}, "by_language_type": {}, "by_type": {}, "over_languages": {}, "all_queries": {}}
     for mode in MODES:
-        def metrics(rows):
+        def metrics(rows, mode=mode):
             return scoring.mean([r["modes"][mode] for r in rows])
 
         lang_means = {lang: metrics(rows) for lang, rows in sorted(by_lang.items())}
         lang_type = {lang: {t: metrics([r for r in rows if r["type"] == t]) for t in prepare.QUERY_TYPES
                             if any(r["type"] == t for r in rows)} for lang, rows in sorted(by_lang.items())}
         by_type = {t: scoring.mean([lt[t] for lt in lang_type.values() if t in lt]) for t in prepare.QUERY_TYPES}
-        rnd = lambda d: {k: round(v, 4) for k, v in d.items()}  # noqa: E731
+        rnd = lambda d: {k: round(v, 4) for k, v in d.items()}
         out["by_language"][mode] = {lang: rnd(v) for lang, v in lang_means.items()}
         out["by_language_type"][mode] = {lang: {t: rnd(v) for t, v in d.items()} for lang, d in lang_type.items()}
         out["by_type"][mode] = {t: rnd(v) for t, v in by_type.items()}
@@ -89,11 +90,11 @@ def markdown(report: dict) -> str:
         f"Command: `{report['command']}`  ",
         f"Commit: {report['commit']}, {report['date']}  ",
         f"Machine: {report['machine']}  ",
-        f"Model: {report['model']} on {report['device']}; top {report['k']}; "
-        f"{report['queries']} queries over {len(report['repos'])} repositories, {len(langs)} languages.  ",
-        f"Times: prepare {report['seconds']['prepare']} s, model load {report['seconds']['model']} s, "
-        f"indexing {report['seconds']['index']} s, queries {report['seconds']['queries']} s, "
-        f"total {report['seconds']['total']} s.",
+        (f"Model: {report['model']} on {report['device']}; top {report['k']}; "
+         f"{report['queries']} queries over {len(report['repos'])} repositories, {len(langs)} languages.  "),
+        (f"Times: prepare {report['seconds']['prepare']} s, model load {report['seconds']['model']} s, "
+         f"indexing {report['seconds']['index']} s, queries {report['seconds']['queries']} s, "
+         f"total {report['seconds']['total']} s."),
         "",
         "| repository | language | source | files | chunks | queries (sem / arch / sym) | index s (chunk + embed + search indexes) |",
         "|---|---|---|---|---|---|---|",
@@ -115,12 +116,20 @@ def markdown(report: dict) -> str:
         rows += [(f"{t} (mean over languages)", agg["by_type"], t) for t in prepare.QUERY_TYPES]
         for label, table, key in rows:
             values = [table[m][key][metric] if key else table[m][metric] for m in MODES]
-            if any(v != v for v in values):  # NaN: no query of this type
+            if any(math.isnan(v) for v in values):  # no query of this type
                 continue
             best = max(values)
             cells = [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in values]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += ["## Lines per result", "",
+              ("Mean lines of a returned hit (hybrid, vector and text report a long unit split into parts as "
+               "one hit spanning all of them). Span recall credits a hit that covers at least half of a judged "
+               "span, so long hits raise it."), "",
+              "| language | " + " | ".join(MODES) + " |", "|---" * (len(MODES) + 1) + "|"]
+    for lang in langs:
+        lines.append(f"| {lang} | " + " | ".join(f"{report['result_lines'][lang][m]:.0f}" for m in MODES) + " |")
+    lines.append("")
     lines += ["## NDCG@10 by language and query type", "", "| language | type | " + " | ".join(MODES) + " |",
               "|---|---" + "|---" * len(MODES) + "|"]
     for lang in langs:
@@ -185,13 +194,22 @@ def main() -> int:
     from bench.results import stamp
 
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
+                            capture_output=True, text=True, check=False).stdout.strip() or "unknown"
+    result_lines: dict[str, dict[str, float]] = {}
+    for repo in repos:
+        for mode in MODES:
+            spans = [t.rsplit(":", 1)[1].split("-") for r in per_query[repo.name] for t in r["modes"][mode]["top"]]
+            bucket = result_lines.setdefault(repo.language, {}).setdefault(mode, [])
+            bucket.extend(int(e) - int(s) + 1 for s, e in spans)
+    result_lines = {lang: {m: round(sum(v) / max(1, len(v)), 1) for m, v in modes.items()}
+                    for lang, modes in sorted(result_lines.items())}
     report = {
         "bench": "search_eval", "command": command, "commit": commit, "date": stamp(),
         "machine": machine.one_line(machine.describe()), "model": args.model,
         "device": getattr(embedder, "device", "?"), "k": args.k, "modes": MODE_NOTES, "rules": scoring.RULES,
         "queries": sum(len(rows) for rows in per_query.values()), "seconds": seconds, "repos": repo_info,
-        "metrics": aggregate(per_query, {r.name: r.language for r in repos}), "per_query": per_query,
+        "metrics": aggregate(per_query, {r.name: r.language for r in repos}), "result_lines": result_lines,
+        "per_query": per_query,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "search_eval.json").write_text(json.dumps(report, indent=1))

@@ -70,7 +70,7 @@ def plain_bm25(db_uri: str, query: str, k: int) -> list[tuple[str, int, int]]:
     rows = (
         table.search(query, query_type="fts", fts_columns=[PLAIN_COLUMN])
         .limit(k)
-        .select(["path", "start_line", "end_line"])
+        .select(["path", "start_line", "end_line", "_score"])
         .to_arrow()
         .to_pylist()
     )

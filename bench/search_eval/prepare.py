@@ -110,7 +110,7 @@ def fetch(repo: Repo, cache: Path) -> Path:
         req = repo.fetch["pypi"]
         project, version = req.split("==")
         _run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q", "-d", str(downloads), req])
-        stem = re.compile(rf"^{re.escape(project).replace('-', '[-_]')}-{re.escape(version)}\.(tar\.gz|zip)$", re.I)
+        stem = re.compile(rf"^{re.escape(project).replace('-', '[-_]')}-{re.escape(version)}\.(tar\.gz|zip)$", re.IGNORECASE)
         archive = next(p for p in downloads.iterdir() if stem.match(p.name))
         _unpack(archive, dest)
     elif "npm" in repo.fetch:
@@ -121,7 +121,8 @@ def fetch(repo: Repo, cache: Path) -> Path:
     elif "apt" in repo.fetch:
         pkg, _, version = repo.fetch["apt"].partition("=")
         src = Path(repo.fetch["path"])
-        installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+        installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True,
+                                   check=False)
         if not src.is_dir() or (version and installed.stdout.strip() != version):
             env_cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", repo.fetch["apt"]]
             try:
@@ -240,7 +241,7 @@ def _comment_blocks_above(text: str, comments, is_decl) -> list[tuple[int, int]]
     offsets = [0]
     for line in lines:
         offsets.append(offsets[-1] + len(line) + 1)
-    line_of = lambda pos: text.count("\n", 0, pos)  # noqa: E731
+    line_of = lambda pos: text.count("\n", 0, pos)
     spans = [(s, e, line_of(s), line_of(max(s, e - 1))) for s, e, _ in comments]
     only_comment = [False] * len(lines)
     for s, e, ls, le in spans:

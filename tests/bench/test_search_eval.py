@@ -220,3 +220,30 @@ def test_checked_in_queries_are_well_formed() -> None:
         assert len(ids) == len(set(ids))
         assert all(q["repo"] == path.stem and q["type"] in prepare.QUERY_TYPES for q in queries)
         assert all(any(r["grade"] == 2 for r in q["relevant"]) for q in queries)
+
+
+def test_aggregate_and_markdown_from_fake_results() -> None:
+    from bench.search_eval import __main__ as runner
+
+    def row(qid: str, qtype: str, value: float) -> dict:
+        metrics = {m: value for m in scoring.METRICS}
+        return {"id": qid, "type": qtype, "query": "q", "modes": {m: {**metrics, "top": ["a.py:1-10"]} for m in runner.MODES}}
+
+    per_query = {"r1": [row("r1-001", "semantic", 1.0), row("r1-002", "symbol", 0.0)],
+                 "r2": [row("r2-001", "semantic", 0.5)]}
+    agg = runner.aggregate(per_query, {"r1": "python", "r2": "go"})
+    assert agg["by_language"]["hybrid"]["python"]["ndcg@10"] == 0.5
+    assert agg["over_languages"]["hybrid"]["ndcg@10"] == 0.5  # mean of python 0.5 and go 0.5
+    assert agg["by_type"]["hybrid"]["semantic"]["ndcg@10"] == 0.75  # mean of python 1.0 and go 0.5
+    assert agg["all_queries"]["hybrid"]["recall@10"] == 0.5
+    report = {"command": "python -m bench.search_eval", "commit": "x", "date": "now", "machine": "m", "model": "m",
+              "device": "cpu", "k": 10, "queries": 3, "rules": scoring.RULES,
+              "seconds": {"prepare": 0, "model": 0, "index": 0, "queries": 0, "total": 0},
+              "repos": {"r1": {"language": "python", "fetch": {"pypi": "x==1"}, "queries": 2,
+                               "query_types": {"semantic": 1, "symbol": 1},
+                               "index": {"files": 1, "chunks": 1, "chunk_seconds": 0, "embed_seconds": 0,
+                                         "search_index_seconds": 0}}},
+              "metrics": agg, "result_lines": {"go": {m: 10 for m in runner.MODES},
+                                               "python": {m: 10 for m in runner.MODES}}}
+    md = runner.markdown(report)
+    assert "python -m bench.search_eval" in md and "| go |" in md and "architecture (mean" not in md
