@@ -35,7 +35,12 @@ EXTENSIONS = {
     "c": (".c", ".h"),
     "typescript": (".ts",),
 }
-COMMENT_START = re.compile(r"^\s*(//|/\*|\*|#(?!!))")
+COMMENT_START = {
+    "ruby": re.compile(r"^\s*#"),
+    "java": re.compile(r"^\s*(//|/\*|\*)"),
+    "c": re.compile(r"^\s*(//|/\*|\*)"),
+    "typescript": re.compile(r"^\s*(//|/\*|\*)"),
+}
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -167,7 +172,7 @@ def check_repo(repo: dict, base: Path, queries_path: Path, seen_ids: set[str]) -
                 errors.append(f"{where}: span {s}-{e} outside {path} (1-{len(lines)})")
                 continue
             first = lines[s - 1]
-            if not first.strip() or COMMENT_START.match(first):
+            if not first.strip() or COMMENT_START[repo["language"]].match(first):
                 errors.append(f"{where}: span {path}:{s} starts on a blank or comment line: {first!r}")
             if q["type"] == "symbol" and r["grade"] == 2:
                 ident = re.split(r"::|\.|#", q["query"].strip())[-1]
