@@ -1,11 +1,11 @@
 """Fetch the repositories of repos_b.toml and check their queries.
 
-    python bench/search_eval/check_queries_b.py [--src /tmp/search-eval/src] [--no-fetch] [--repo NAME]
+    python bench/search_eval/check_queries_b.py [--cache /tmp/search-eval/src] [--no-fetch] [--repo NAME]
 
-Each repository lands in SRC/<name>/ (the fetch "root" described in repos_b.toml); downloads
-are cached in SRC/../dl. Checks, for every line of queries/<name>.jsonl: the fields and their
-types, unique ids of the form <repo>-NNN, that each relevant path exists under the indexed
-directory and is not excluded, that each span lies within its file and starts on a line that is
+Each repository's root (see repos_b.toml) lands in CACHE/<name>, the layout prepare.py uses.
+Checks, for every line of queries/<name>.jsonl: the fields and their
+types, unique ids of the form <repo>-NNN, that each relevant path exists under the root and is
+matched by include/exclude, that each span lies within its file and starts on a line that is
 neither blank nor a comment (doc comments are blanked in the indexed copy), at least one grade-2
 judgment, and that every grade-2 span of a symbol query contains the symbol's last identifier.
 Exits non-zero on any failure.
@@ -23,9 +23,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import tomllib
 import zipfile
 from pathlib import Path
+
+import tomllib
 
 HERE = Path(__file__).resolve().parent
 TYPES = ("semantic", "architecture", "symbol")
@@ -48,75 +49,79 @@ def _run(cmd: list[str], cwd: Path) -> None:
 
 
 def _unpack(archive: Path, dest: Path) -> None:
+    """Unpack into dest, dropping the archive's single top directory (as prepare.py does)."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(dest, filter="data")
+        tar.extractall(tmp, filter="data")
+    entries = list(tmp.iterdir())
+    top = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
+    shutil.rmtree(dest, ignore_errors=True)
+    top.rename(dest)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fetch(repo: dict, src: Path, dl: Path) -> Path:
-    """Fetch one repository into src/<name> (its root); cached by a marker holding the pin."""
-    fetch_spec = repo["fetch"]
-    root = src / repo["name"]
-    marker = root / ".search-eval-fetched"
-    pin = json.dumps(fetch_spec, sort_keys=True)
-    if marker.exists() and marker.read_text() == pin:
+def fetch(name: str, spec: dict, cache: Path) -> Path:
+    """The repository's source tree (its root) under cache/<name>, fetched once.
+
+    Same layout and stamp as prepare.py's fetch (cache/<name>, cache/<name>.fetched holding
+    the fetch spec), so either tool reuses what the other fetched.
+    """
+    root = cache / name
+    stamp = cache / f"{name}.fetched"
+    pin = json.dumps(spec, sort_keys=True)
+    if root.is_dir() and stamp.exists() and stamp.read_text() == pin:
         return root
-    shutil.rmtree(root, ignore_errors=True)
-    dl.mkdir(parents=True, exist_ok=True)
-    root.mkdir(parents=True)
-    if "pypi" in fetch_spec:
-        name, version = fetch_spec["pypi"].split("==")
-        with tempfile.TemporaryDirectory(dir=dl) as tmp:
-            _run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                  "-d", tmp, fetch_spec["pypi"]], dl)
-            (archive,) = Path(tmp).iterdir()
+    downloads = cache / "_downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=downloads) as tmp_name:
+        tmp = Path(tmp_name)
+        if "pypi" in spec:
+            _run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q",
+                  "-d", str(tmp), spec["pypi"]], tmp)
+            (archive,) = tmp.iterdir()
             _unpack(archive, root)
-    elif "npm" in fetch_spec:
-        with tempfile.TemporaryDirectory(dir=dl) as tmp:
-            _run(["npm", "pack", "--silent", fetch_spec["npm"]], Path(tmp))
-            (archive,) = Path(tmp).glob("*.tgz")
+        elif "npm" in spec:
+            _run(["npm", "pack", "--silent", spec["npm"]], tmp)
+            (archive,) = tmp.glob("*.tgz")
             _unpack(archive, root)
-    elif "apt" in fetch_spec or "apt_source_zip" in fetch_spec:
-        package = fetch_spec.get("apt") or fetch_spec["apt_source_zip"]
-        with tempfile.TemporaryDirectory(dir=dl) as tmp:
-            _run(["apt-get", "download", "-q", package], Path(tmp))
-            (deb,) = Path(tmp).glob("*.deb")
-            extracted = Path(tmp) / "x"
-            _run(["dpkg", "-x", str(deb), str(extracted)], Path(tmp))
-            if "apt" in fetch_spec:
-                shutil.rmtree(root)
-                shutil.copytree(extracted / fetch_spec["path"].lstrip("/"), root, symlinks=False)
+        elif "apt" in spec or "apt_source_zip" in spec:
+            _run(["apt-get", "download", "-q", spec.get("apt") or spec["apt_source_zip"]], tmp)
+            (deb,) = tmp.glob("*.deb")
+            extracted = tmp / "x"
+            _run(["dpkg", "-x", str(deb), str(extracted)], tmp)
+            shutil.rmtree(root, ignore_errors=True)
+            if "apt" in spec:
+                shutil.copytree(extracted / spec["path"].lstrip("/"), root, symlinks=False)
             else:
-                prefix = fetch_spec["member_prefix"]
-                with zipfile.ZipFile(extracted / fetch_spec["zip"].lstrip("/")) as zf:
+                prefix = spec["member_prefix"]
+                with zipfile.ZipFile(extracted / spec["zip"].lstrip("/")) as zf:
                     for info in zf.infolist():
                         if info.filename.startswith(prefix) and not info.is_dir():
                             target = root / info.filename[len(prefix):]
                             target.parent.mkdir(parents=True, exist_ok=True)
                             target.write_bytes(zf.read(info))
-    else:
-        raise SystemExit(f"{repo['name']}: unknown fetch {fetch_spec}")
-    marker.write_text(pin)
+        else:
+            raise SystemExit(f"{name}: unknown fetch {spec}")
+    stamp.write_text(pin)
     return root
 
 
-def excluded(rel: str, globs: list[str]) -> bool:
-    return any(fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(Path(rel).name, g) for g in globs)
+def wanted(rel: str, repo: dict) -> bool:
+    return any(fnmatch.fnmatchcase(rel, g) for g in repo["include"]) and not any(
+        fnmatch.fnmatchcase(rel, g) for g in repo.get("exclude", []))
 
 
-def indexed_files(base: Path, repo: dict) -> list[str]:
+def indexed_files(root: Path, repo: dict) -> list[str]:
     exts = EXTENSIONS[repo["language"]]
-    out = []
-    for p in sorted(base.rglob("*")):
-        rel = p.relative_to(base).as_posix()
-        if p.is_file() and p.name.endswith(exts) and not excluded(rel, repo.get("exclude", [])):
-            out.append(rel)
-    return out
+    return [rel for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name.endswith(exts) and wanted(rel := p.relative_to(root).as_posix(), repo)]
 
 
-def check_repo(repo: dict, base: Path, queries_path: Path, seen_ids: set[str]) -> tuple[list[str], collections.Counter]:
+def check_repo(name: str, repo: dict, base: Path, queries_path: Path, seen_ids: set[str]) -> tuple[list[str], collections.Counter]:
     errors: list[str] = []
     counts: collections.Counter = collections.Counter()
-    name = repo["name"]
     lines_cache: dict[str, list[str]] = {}
     if not queries_path.exists():
         return [f"{queries_path}: missing"], counts
@@ -162,8 +167,8 @@ def check_repo(repo: dict, base: Path, queries_path: Path, seen_ids: set[str]) -
             if not file.is_file():
                 errors.append(f"{where}: {path} does not exist")
                 continue
-            if excluded(path, repo.get("exclude", [])):
-                errors.append(f"{where}: {path} is excluded")
+            if not wanted(path, repo):
+                errors.append(f"{where}: {path} is not matched by include/exclude")
             if path not in lines_cache:
                 lines_cache[path] = file.read_text(errors="replace").splitlines()
             lines = lines_cache[path]
@@ -184,24 +189,25 @@ def check_repo(repo: dict, base: Path, queries_path: Path, seen_ids: set[str]) -
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--src", type=Path, default=Path("/tmp/search-eval/src"))
-    ap.add_argument("--no-fetch", action="store_true", help="use what is already under --src")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/search-eval/src"))
+    ap.add_argument("--no-fetch", action="store_true", help="use what is already under --cache")
     ap.add_argument("--repo", action="append", help="check only this repository (repeatable)")
     args = ap.parse_args()
     config = tomllib.loads((HERE / "repos_b.toml").read_text())
     all_errors: list[str] = []
     total: collections.Counter = collections.Counter()
     seen: set[str] = set()
-    for repo in config["repo"]:
-        if args.repo and repo["name"] not in args.repo:
+    for name, repo in config.items():
+        if args.repo and name not in args.repo:
             continue
-        root = args.src / repo["name"] if args.no_fetch else fetch(repo, args.src, args.src.parent / "dl")
-        base = root / repo["subdir"]
-        files = indexed_files(base, repo)
-        errors, counts = check_repo(repo, base, HERE / "queries" / f"{repo['name']}.jsonl", seen)
+        root = args.cache / name if args.no_fetch else fetch(name, repo["fetch"], args.cache)
+        files = indexed_files(root, repo)
+        errors, counts = check_repo(name, repo, root, HERE / "queries" / f"{name}.jsonl", seen)
+        if not files:
+            errors.append(f"{name}: no files to index under {root}")
         all_errors += errors
         total += counts
-        print(f"{repo['name']:12s} {repo['language']:10s} {len(files):4d} files  "
+        print(f"{name:12s} {repo['language']:10s} {len(files):4d} files  "
               f"{sum(counts.values()):3d} queries  " + "  ".join(f"{t} {counts[t]}" for t in TYPES))
     print(f"total {sum(total.values())} queries: " + ", ".join(f"{t} {total[t]}" for t in TYPES))
     for e in all_errors:
