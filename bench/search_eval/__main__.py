@@ -35,13 +35,20 @@ MODES = ("hybrid", "vector", "text", "bm25")
 MODE_NOTES = {
     "hybrid": "project search, fused vector + BM25 + name rankings",
     "vector": "project search, cosine over chunk embeddings",
-    "text": "project search, BM25 over search_text (path, scope, name, content; camelCase split; query expanded)",
-    "bm25": "LanceDB FTS alone over chunk content, raw query, no name ranking, fusion or part merging",
+    "text": (
+        "project search, BM25 over search_text (path, scope, name, content; camelCase split; "
+        "query expanded)"
+    ),
+    "bm25": (
+        "LanceDB FTS alone over chunk content, raw query, no name ranking, fusion or part merging"
+    ),
 }
 DEFAULT_REPORT = ROOT / "bench" / "reports" / "search_eval.md"
 
 
-def run_queries(adapter, db_uri: str, queries: list[dict], embedder, k: int) -> tuple[list[dict], dict]:
+def run_queries(
+    adapter, db_uri: str, queries: list[dict], embedder, k: int
+) -> tuple[list[dict], dict]:
     rows, seconds = [], {m: 0.0 for m in MODES}
     for q in queries:
         row = {"id": q["id"], "type": q["type"], "query": q["query"], "modes": {}}
@@ -52,8 +59,10 @@ def run_queries(adapter, db_uri: str, queries: list[dict], embedder, k: int) -> 
             else:
                 results = adapter.search(db_uri, q["query"], mode, k, embedder)
             seconds[mode] += time.perf_counter() - t0
-            row["modes"][mode] = {**{m: round(v, 4) for m, v in scoring.score(results, q["relevant"], k).items()},
-                                  "top": [f"{p}:{s}-{e}" for p, s, e in results]}
+            row["modes"][mode] = {
+                **{m: round(v, 4) for m, v in scoring.score(results, q["relevant"], k).items()},
+                "top": [f"{p}:{s}-{e}" for p, s, e in results],
+            }
         rows.append(row)
     return rows, {m: round(s, 1) for m, s in seconds.items()}
 
@@ -63,18 +72,36 @@ def aggregate(per_query: dict[str, list[dict]], languages: dict[str, str]) -> di
     by_lang: dict[str, list[dict]] = {}
     for repo, rows in per_query.items():
         by_lang.setdefault(languages[repo], []).extend(rows)
-    out: dict = {"by_language": {}, "by_language_type": {}, "by_type": {}, "over_languages": {}, "all_queries": {}}
+    out: dict = {
+        "by_language": {},
+        "by_language_type": {},
+        "by_type": {},
+        "over_languages": {},
+        "all_queries": {},
+    }
     for mode in MODES:
+
         def metrics(rows, mode=mode):
             return scoring.mean([r["modes"][mode] for r in rows])
 
         lang_means = {lang: metrics(rows) for lang, rows in sorted(by_lang.items())}
-        lang_type = {lang: {t: metrics([r for r in rows if r["type"] == t]) for t in prepare.QUERY_TYPES
-                            if any(r["type"] == t for r in rows)} for lang, rows in sorted(by_lang.items())}
-        by_type = {t: scoring.mean([lt[t] for lt in lang_type.values() if t in lt]) for t in prepare.QUERY_TYPES}
+        lang_type = {
+            lang: {
+                t: metrics([r for r in rows if r["type"] == t])
+                for t in prepare.QUERY_TYPES
+                if any(r["type"] == t for r in rows)
+            }
+            for lang, rows in sorted(by_lang.items())
+        }
+        by_type = {
+            t: scoring.mean([lt[t] for lt in lang_type.values() if t in lt])
+            for t in prepare.QUERY_TYPES
+        }
         rnd = lambda d: {k: round(v, 4) for k, v in d.items()}
         out["by_language"][mode] = {lang: rnd(v) for lang, v in lang_means.items()}
-        out["by_language_type"][mode] = {lang: {t: rnd(v) for t, v in d.items()} for lang, d in lang_type.items()}
+        out["by_language_type"][mode] = {
+            lang: {t: rnd(v) for t, v in d.items()} for lang, d in lang_type.items()
+        }
         out["by_type"][mode] = {t: rnd(v) for t, v in by_type.items()}
         out["over_languages"][mode] = rnd(scoring.mean(list(lang_means.values())))
         out["all_queries"][mode] = rnd(metrics([r for rows in by_lang.values() for r in rows]))
@@ -90,27 +117,53 @@ def markdown(report: dict) -> str:
         f"Command: `{report['command']}`  ",
         f"Commit: {report['commit']}, {report['date']}  ",
         f"Machine: {report['machine']}  ",
-        (f"Model: {report['model']} on {report['device']}; top {report['k']}; "
-         f"{report['queries']} queries over {len(report['repos'])} repositories, {len(langs)} languages.  "),
-        (f"Times: prepare {report['seconds']['prepare']} s, model load {report['seconds']['model']} s, "
-         f"indexing {report['seconds']['index']} s, queries {report['seconds']['queries']} s, "
-         f"total {report['seconds']['total']} s."),
+        (
+            f"Model: {report['model']} on {report['device']}; top {report['k']}; "
+            f"{report['queries']} queries over {len(report['repos'])} repositories, "
+            f"{len(langs)} languages.  "
+        ),
+        (
+            f"Times: prepare {report['seconds']['prepare']} s, "
+            f"model load {report['seconds']['model']} s, "
+            f"indexing {report['seconds']['index']} s, queries {report['seconds']['queries']} s, "
+            f"total {report['seconds']['total']} s."
+        ),
         "",
-        "| repository | language | source | files | chunks | queries (sem / arch / sym) | index s (chunk + embed + search indexes) |",
+        (
+            "| repository | language | source | files | chunks | queries (sem / arch / sym) "
+            "| index s (chunk + embed + search indexes) |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in report["repos"].items():
         src = ", ".join(f"{k} {v}" for k, v in r["fetch"].items() if k != "path")
         types = " / ".join(str(r["query_types"].get(t, 0)) for t in prepare.QUERY_TYPES)
         ix = r["index"]
-        lines.append(f"| {name} | {r['language']} | {src} | {ix['files']} | {ix['chunks']} | {r['queries']} ({types}) | "
-                     f"{ix['chunk_seconds']} + {ix['embed_seconds']} + {ix['search_index_seconds']} |")
-    lines += ["", "Modes: " + "; ".join(f"**{m}**: {MODE_NOTES[m]}" for m in MODES) + ".", "",
-              f"Scoring: {report['rules']}.", ""]
-    names = {"ndcg@10": "NDCG@10 (file level)", "recall@10": "recall@10 (file level)",
-             "mrr@10": "MRR@10 (first judged file)", "span_recall@10": "span recall@10"}
+        lines.append(
+            f"| {name} | {r['language']} | {src} | {ix['files']} | {ix['chunks']} "
+            f"| {r['queries']} ({types}) | "
+            f"{ix['chunk_seconds']} + {ix['embed_seconds']} + {ix['search_index_seconds']} |"
+        )
+    lines += [
+        "",
+        "Modes: " + "; ".join(f"**{m}**: {MODE_NOTES[m]}" for m in MODES) + ".",
+        "",
+        f"Scoring: {report['rules']}.",
+        "",
+    ]
+    names = {
+        "ndcg@10": "NDCG@10 (file level)",
+        "recall@10": "recall@10 (file level)",
+        "mrr@10": "MRR@10 (first judged file)",
+        "span_recall@10": "span recall@10",
+    }
     for metric in scoring.METRICS:
-        lines += [f"## {names[metric]}", "", "| | " + " | ".join(MODES) + " |", "|---" * (len(MODES) + 1) + "|"]
+        lines += [
+            f"## {names[metric]}",
+            "",
+            "| | " + " | ".join(MODES) + " |",
+            "|---" * (len(MODES) + 1) + "|",
+        ]
         rows = [(lang, agg["by_language"], lang) for lang in langs]
         rows.append(("**mean over languages**", agg["over_languages"], None))
         rows += [(f"{t} (mean over languages)", agg["by_type"], t) for t in prepare.QUERY_TYPES]
@@ -122,16 +175,31 @@ def markdown(report: dict) -> str:
             cells = [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in values]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Lines per result", "",
-              ("Mean lines of a returned hit (hybrid, vector and text report a long unit split into parts as "
-               "one hit spanning all of them). Span recall credits a hit that covers at least half of a judged "
-               "span, so long hits raise it."), "",
-              "| language | " + " | ".join(MODES) + " |", "|---" * (len(MODES) + 1) + "|"]
+    lines += [
+        "## Lines per result",
+        "",
+        (
+            "Mean lines of a returned hit. Span recall credits a hit that covers at least half "
+            "of a judged "
+            "span, so long hits raise it."
+        ),
+        "",
+        "| language | " + " | ".join(MODES) + " |",
+        "|---" * (len(MODES) + 1) + "|",
+    ]
     for lang in langs:
-        lines.append(f"| {lang} | " + " | ".join(f"{report['result_lines'][lang][m]:.0f}" for m in MODES) + " |")
+        lines.append(
+            f"| {lang} | "
+            + " | ".join(f"{report['result_lines'][lang][m]:.0f}" for m in MODES)
+            + " |"
+        )
     lines.append("")
-    lines += ["## NDCG@10 by language and query type", "", "| language | type | " + " | ".join(MODES) + " |",
-              "|---|---" + "|---" * len(MODES) + "|"]
+    lines += [
+        "## NDCG@10 by language and query type",
+        "",
+        "| language | type | " + " | ".join(MODES) + " |",
+        "|---|---" + "|---" * len(MODES) + "|",
+    ]
     for lang in langs:
         for t in prepare.QUERY_TYPES:
             if t in agg["by_language_type"]["hybrid"][lang]:
@@ -142,13 +210,22 @@ def markdown(report: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repos", help="comma-separated names from repos.toml (default: all)")
-    parser.add_argument("--work", type=Path, default=prepare.DEFAULT_CACHE.parent,
-                        help="sources (src/), prepared copies (prepared/) and indexes (db/)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=prepare.DEFAULT_CACHE.parent,
+        help="sources (src/), prepared copies (prepared/) and indexes (db/)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--report", type=Path, help=f"also copy the markdown here (default {DEFAULT_REPORT} "
-                        "when every repository ran)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help=f"also copy the markdown here (default {DEFAULT_REPORT} when every repository ran)",
+    )
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("-k", type=int, default=scoring.K)
     args = parser.parse_args()
@@ -170,7 +247,9 @@ def main() -> int:
         queries = prepare.load_queries(repo.name)
         db_uri = str(args.work / "db" / repo.name)
         t0 = time.perf_counter()
-        index = adapter.index_tree(db_uri, repo.name, str(args.work / "prepared" / repo.name), embedder)
+        index = adapter.index_tree(
+            db_uri, repo.name, str(args.work / "prepared" / repo.name), embedder
+        )
         seconds["index"] += time.perf_counter() - t0
         print(f"{repo.name}: indexed {index}", flush=True)
         t0 = time.perf_counter()
@@ -178,14 +257,26 @@ def main() -> int:
         seconds["queries"] += time.perf_counter() - t0
         per_query[repo.name] = rows
         repo_info[repo.name] = {
-            "language": repo.language, "fetch": repo.fetch, "include": repo.include, "exclude": repo.exclude,
-            "prepared": prepared[repo.name], "index": index, "queries": len(queries),
-            "query_types": {t: sum(1 for q in queries if q["type"] == t) for t in prepare.QUERY_TYPES},
+            "language": repo.language,
+            "fetch": repo.fetch,
+            "include": repo.include,
+            "exclude": repo.exclude,
+            "prepared": prepared[repo.name],
+            "index": index,
+            "queries": len(queries),
+            "query_types": {
+                t: sum(1 for q in queries if q["type"] == t) for t in prepare.QUERY_TYPES
+            },
             "query_seconds": mode_seconds,
         }
         means = {m: scoring.mean([r["modes"][m] for r in rows]) for m in MODES}
-        print(f"{repo.name}: " + "  ".join(f"{m} ndcg {v['ndcg@10']:.3f} r@10 {v['recall@10']:.3f}"
-                                           for m, v in means.items()), flush=True)
+        print(
+            f"{repo.name}: "
+            + "  ".join(
+                f"{m} ndcg {v['ndcg@10']:.3f} r@10 {v['recall@10']:.3f}" for m, v in means.items()
+            ),
+            flush=True,
+        )
     seconds["index"] = round(seconds["index"], 1)
     seconds["queries"] = round(seconds["queries"], 1)
     seconds["total"] = round(time.perf_counter() - started, 1)
@@ -193,22 +284,45 @@ def main() -> int:
     from bench import machine
     from bench.results import stamp
 
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True, check=False).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        or "unknown"
+    )
     result_lines: dict[str, dict[str, float]] = {}
     for repo in repos:
         for mode in MODES:
-            spans = [t.rsplit(":", 1)[1].split("-") for r in per_query[repo.name] for t in r["modes"][mode]["top"]]
+            spans = [
+                t.rsplit(":", 1)[1].split("-")
+                for r in per_query[repo.name]
+                for t in r["modes"][mode]["top"]
+            ]
             bucket = result_lines.setdefault(repo.language, {}).setdefault(mode, [])
             bucket.extend(int(e) - int(s) + 1 for s, e in spans)
-    result_lines = {lang: {m: round(sum(v) / max(1, len(v)), 1) for m, v in modes.items()}
-                    for lang, modes in sorted(result_lines.items())}
+    result_lines = {
+        lang: {m: round(sum(v) / max(1, len(v)), 1) for m, v in modes.items()}
+        for lang, modes in sorted(result_lines.items())
+    }
     report = {
-        "bench": "search_eval", "command": command, "commit": commit, "date": stamp(),
-        "machine": machine.one_line(machine.describe()), "model": args.model,
-        "device": getattr(embedder, "device", "?"), "k": args.k, "modes": MODE_NOTES, "rules": scoring.RULES,
-        "queries": sum(len(rows) for rows in per_query.values()), "seconds": seconds, "repos": repo_info,
-        "metrics": aggregate(per_query, {r.name: r.language for r in repos}), "result_lines": result_lines,
+        "bench": "search_eval",
+        "command": command,
+        "commit": commit,
+        "date": stamp(),
+        "machine": machine.one_line(machine.describe()),
+        "model": args.model,
+        "device": getattr(embedder, "device", "?"),
+        "k": args.k,
+        "modes": MODE_NOTES,
+        "rules": scoring.RULES,
+        "queries": sum(len(rows) for rows in per_query.values()),
+        "seconds": seconds,
+        "repos": repo_info,
+        "metrics": aggregate(per_query, {r.name: r.language for r in repos}),
+        "result_lines": result_lines,
         "per_query": per_query,
     }
     args.out.mkdir(parents=True, exist_ok=True)

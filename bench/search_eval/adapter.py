@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import time
 
-from indexer_core import search_index, storage
-from indexer_core.embedding import load_embedder as _load_embedder
-from indexer_core.indexing import IndexSettings, chunk_partition, embed_partition
-from indexer_core.search import MODES, SearchFilters
-from indexer_core.search import search as _search
+from indexer_core.embedding.model import load_embedder as _load_embedder
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.search import indexes as search_index
+from indexer_core.search.filters import SearchFilters
+from indexer_core.search.query import MODES
+from indexer_core.search.query import search as _search
+from indexer_core.storage import tables as storage
 
 PLAIN_COLUMN = "content"
 SEARCH_MODES = tuple(MODES)  # hybrid, vector, text
@@ -46,9 +50,13 @@ def index_tree(db_uri: str, repo: str, tree: str, embedder) -> dict:
     _build_plain_index(db_uri)
     t3 = time.perf_counter()
     return {
-        "files": chunked.files, "skipped": len(chunked.skipped), "chunks": chunked.chunks_total,
-        "embedded": embedded.embedded, "embeddings_reused": embedded.reused,
-        "chunk_seconds": round(t1 - t0, 1), "embed_seconds": round(t2 - t1, 1),
+        "files": chunked.files,
+        "skipped": len(chunked.skipped),
+        "chunks": chunked.chunks_total,
+        "embedded": embedded.embedded,
+        "embeddings_reused": embedded.reused,
+        "chunk_seconds": round(t1 - t0, 1),
+        "embed_seconds": round(t2 - t1, 1),
         "search_index_seconds": round(t3 - t2, 1),
     }
 

@@ -1,8 +1,9 @@
-"""Fetch the repositories of repos_b.toml and check their queries.
+"""Fetch the Java, Ruby, C and TypeScript repositories of repos.toml and check their queries.
 
-    python bench/search_eval/check_queries_b.py [--cache /tmp/search-eval/src] [--no-fetch] [--repo NAME]
+    python bench/search_eval/check_queries_b.py [--cache /tmp/search-eval/src] [--no-fetch]
+                                                [--repo NAME]
 
-Each repository's root (see repos_b.toml) lands in CACHE/<name>, the layout prepare.py uses.
+Each repository's root (see repos.toml) lands in CACHE/<name>, the layout prepare.py uses.
 Checks, for every line of queries/<name>.jsonl: the fields and their
 types, unique ids of the form <repo>-NNN, that each relevant path exists under the root and is
 matched by include/exclude, that each span lies within its file and starts on a line that is
@@ -78,8 +79,22 @@ def fetch(name: str, spec: dict, cache: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=downloads) as tmp_name:
         tmp = Path(tmp_name)
         if "pypi" in spec:
-            _run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q",
-                  "-d", str(tmp), spec["pypi"]], tmp)
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-binary",
+                    ":all:",
+                    "--no-deps",
+                    "-q",
+                    "-d",
+                    str(tmp),
+                    spec["pypi"],
+                ],
+                tmp,
+            )
             (archive,) = tmp.iterdir()
             _unpack(archive, root)
         elif "npm" in spec:
@@ -99,7 +114,7 @@ def fetch(name: str, spec: dict, cache: Path) -> Path:
                 with zipfile.ZipFile(extracted / spec["zip"].lstrip("/")) as zf:
                     for info in zf.infolist():
                         if info.filename.startswith(prefix) and not info.is_dir():
-                            target = root / info.filename[len(prefix):]
+                            target = root / info.filename[len(prefix) :]
                             target.parent.mkdir(parents=True, exist_ok=True)
                             target.write_bytes(zf.read(info))
         else:
@@ -110,16 +125,24 @@ def fetch(name: str, spec: dict, cache: Path) -> Path:
 
 def wanted(rel: str, repo: dict) -> bool:
     return any(fnmatch.fnmatchcase(rel, g) for g in repo["include"]) and not any(
-        fnmatch.fnmatchcase(rel, g) for g in repo.get("exclude", []))
+        fnmatch.fnmatchcase(rel, g) for g in repo.get("exclude", [])
+    )
 
 
 def indexed_files(root: Path, repo: dict) -> list[str]:
     exts = EXTENSIONS[repo["language"]]
-    return [rel for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name.endswith(exts) and wanted(rel := p.relative_to(root).as_posix(), repo)]
+    return [
+        rel
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and p.name.endswith(exts)
+        and wanted(rel := p.relative_to(root).as_posix(), repo)
+    ]
 
 
-def check_repo(name: str, repo: dict, base: Path, queries_path: Path, seen_ids: set[str]) -> tuple[list[str], collections.Counter]:
+def check_repo(
+    name: str, repo: dict, base: Path, queries_path: Path, seen_ids: set[str]
+) -> tuple[list[str], collections.Counter]:
     errors: list[str] = []
     counts: collections.Counter = collections.Counter()
     lines_cache: dict[str, list[str]] = {}
@@ -178,10 +201,12 @@ def check_repo(name: str, repo: dict, base: Path, queries_path: Path, seen_ids: 
                 continue
             first = lines[s - 1]
             if not first.strip() or COMMENT_START[repo["language"]].match(first):
-                errors.append(f"{where}: span {path}:{s} starts on a blank or comment line: {first!r}")
+                errors.append(
+                    f"{where}: span {path}:{s} starts on a blank or comment line: {first!r}"
+                )
             if q["type"] == "symbol" and r["grade"] == 2:
                 ident = re.split(r"::|\.|#", q["query"].strip())[-1]
-                text = "\n".join(lines[s - 1:e])
+                text = "\n".join(lines[s - 1 : e])
                 if not re.search(rf"(?<![A-Za-z0-9_]){re.escape(ident)}(?![A-Za-z0-9_])", text):
                     errors.append(f"{where}: grade-2 span {path}:{s}-{e} lacks {ident!r}")
     return errors, counts
@@ -193,7 +218,11 @@ def main() -> int:
     ap.add_argument("--no-fetch", action="store_true", help="use what is already under --cache")
     ap.add_argument("--repo", action="append", help="check only this repository (repeatable)")
     args = ap.parse_args()
-    config = tomllib.loads((HERE / "repos_b.toml").read_text())
+    config = {
+        name: repo
+        for name, repo in tomllib.loads((HERE / "repos.toml").read_text()).items()
+        if repo["language"] in EXTENSIONS
+    }
     all_errors: list[str] = []
     total: collections.Counter = collections.Counter()
     seen: set[str] = set()
@@ -207,8 +236,10 @@ def main() -> int:
             errors.append(f"{name}: no files to index under {root}")
         all_errors += errors
         total += counts
-        print(f"{name:12s} {repo['language']:10s} {len(files):4d} files  "
-              f"{sum(counts.values()):3d} queries  " + "  ".join(f"{t} {counts[t]}" for t in TYPES))
+        print(
+            f"{name:12s} {repo['language']:10s} {len(files):4d} files  "
+            f"{sum(counts.values()):3d} queries  " + "  ".join(f"{t} {counts[t]}" for t in TYPES)
+        )
     print(f"total {sum(total.values())} queries: " + ", ".join(f"{t} {total[t]}" for t in TYPES))
     for e in all_errors:
         print("ERROR", e)

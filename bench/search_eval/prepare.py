@@ -9,7 +9,10 @@ Each entry of `repos.toml` names one pinned source package:
 - `fetch = {npm = "express@4.19.2"}`: the tarball, `npm pack`;
 - `fetch = {apt = "pkg=version", path = "/usr/share/..."}`: a Debian package that ships its
   source (Go `golang-*-dev`, Rust `librust-*-dev`, Ruby `ruby-*`), installed with `apt-get`
-  when the path is missing or another version is installed.
+  when the path is missing or another version is installed;
+- `fetch = {apt_source_zip = "pkg=version", zip = "/path/in/pkg.zip", member_prefix = "dir/"}`:
+  the members under `member_prefix` of a zip a Debian package ships (openjdk-17-source's
+  src.zip), fetched with `apt-get download` and `dpkg -x`.
 
 The unpacked source is cached under `--cache/<name>` (a rerun fetches nothing). The indexed
 copy, `--out/<name>`, holds the files matched by `include` and not by `exclude` (globs over
@@ -32,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,33 +113,96 @@ def fetch(repo: Repo, cache: Path) -> Path:
     if "pypi" in repo.fetch:
         req = repo.fetch["pypi"]
         project, version = req.split("==")
-        _run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q", "-d", str(downloads), req])
-        stem = re.compile(rf"^{re.escape(project).replace('-', '[-_]')}-{re.escape(version)}\.(tar\.gz|zip)$", re.IGNORECASE)
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                "-q",
+                "-d",
+                str(downloads),
+                req,
+            ]
+        )
+        stem = re.compile(
+            rf"^{re.escape(project).replace('-', '[-_]')}-{re.escape(version)}\.(tar\.gz|zip)$",
+            re.IGNORECASE,
+        )
         archive = next(p for p in downloads.iterdir() if stem.match(p.name))
         _unpack(archive, dest)
     elif "npm" in repo.fetch:
         pkg = repo.fetch["npm"]
-        out = subprocess.run(["npm", "pack", pkg, "--silent", "--pack-destination", str(downloads)],
-                             check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        out = (
+            subprocess.run(
+                ["npm", "pack", pkg, "--silent", "--pack-destination", str(downloads)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         _unpack(downloads / out, dest)
     elif "apt" in repo.fetch:
         pkg, _, version = repo.fetch["apt"].partition("=")
         src = Path(repo.fetch["path"])
-        installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True,
-                                   check=False)
+        installed = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, check=False
+        )
         if not src.is_dir() or (version and installed.stdout.strip() != version):
-            env_cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", repo.fetch["apt"]]
+            env_cmd = [
+                "apt-get",
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                repo.fetch["apt"],
+            ]
             try:
                 _run(env_cmd)
             except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-                raise SystemExit(f"{repo.name}: could not install {repo.fetch['apt']} ({exc}); "
-                                 "run `apt-get update` and retry as root") from exc
+                raise SystemExit(
+                    f"{repo.name}: could not install {repo.fetch['apt']} ({exc}); "
+                    "run `apt-get update` and retry as root"
+                ) from exc
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(src, dest, symlinks=False)
+    elif "apt_source_zip" in repo.fetch:
+        _fetch_source_zip(repo, downloads, dest)
     else:
         raise SystemExit(f"{repo.name}: unknown fetch {repo.fetch}")
     stamp.write_text(spec)
     return dest
+
+
+def _fetch_source_zip(repo: Repo, downloads: Path, dest: Path) -> None:
+    """The members under `member_prefix` of a zip that a Debian package ships (the JDK's
+    src.zip), prefix stripped: `apt-get download` and `dpkg -x`, so no root is needed."""
+    spec = repo.fetch
+    with tempfile.TemporaryDirectory(dir=downloads) as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            _run(["apt-get", "download", "-q", spec["apt_source_zip"]], cwd=tmp)
+        except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+            raise SystemExit(
+                f"{repo.name}: could not download {spec['apt_source_zip']} ({exc}); "
+                "run `apt-get update` and retry"
+            ) from exc
+        (deb,) = tmp.glob("*.deb")
+        extracted = tmp / "x"
+        _run(["dpkg", "-x", str(deb), str(extracted)], cwd=tmp)
+        shutil.rmtree(dest, ignore_errors=True)
+        prefix = spec["member_prefix"]
+        with zipfile.ZipFile(extracted / spec["zip"].lstrip("/")) as zf:
+            for info in zf.infolist():
+                if info.filename.startswith(prefix) and not info.is_dir():
+                    target = dest / info.filename[len(prefix) :]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(zf.read(info))
 
 
 # ---------------------------------------------------------------- doc stripping
@@ -159,19 +226,26 @@ def strip_python(text: str) -> str:
     lines = text.split("\n")
 
     def is_string(stmt: ast.stmt) -> bool:
-        return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
+        return (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Constant)
+            and isinstance(stmt.value.value, str)
+        )
 
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         body = node.body
-        docs = [i for i, stmt in enumerate(body) if is_string(stmt) and (
-            i == 0 or isinstance(body[i - 1], (ast.Assign, ast.AnnAssign)))]
+        docs = [
+            i
+            for i, stmt in enumerate(body)
+            if is_string(stmt) and (i == 0 or isinstance(body[i - 1], (ast.Assign, ast.AnnAssign)))
+        ]
         for i in docs:
             stmt = body[i]
             first, last = stmt.lineno - 1, stmt.end_lineno - 1
             before = lines[first][: stmt.col_offset]
-            after = lines[last][stmt.end_col_offset:]
+            after = lines[last][stmt.end_col_offset :]
             if before.strip() or (after.strip() and not after.strip().startswith("#")):
                 continue  # shares a line with other code (`def f(): "doc"`): leave it
             _blank_lines(lines, range(first, last + 1))
@@ -245,7 +319,10 @@ def _comment_blocks_above(text: str, comments, is_decl) -> list[tuple[int, int]]
     spans = [(s, e, line_of(s), line_of(max(s, e - 1))) for s, e, _ in comments]
     only_comment = [False] * len(lines)
     for s, e, ls, le in spans:
-        if text[offsets[ls]:s].strip() or text[e:offsets[le + 1] - 1 if le + 1 < len(offsets) else len(text)].strip():
+        if (
+            text[offsets[ls] : s].strip()
+            or text[e : offsets[le + 1] - 1 if le + 1 < len(offsets) else len(text)].strip()
+        ):
             continue
         for k in range(ls, le + 1):
             only_comment[k] = True
@@ -268,8 +345,10 @@ def strip_block_docs(text: str) -> str:
     return _blank_ranges(text, [(s, e) for s, e, kind in _comments(text) if kind == "doc"])
 
 
-_C_DECL = re.compile(r"^(?!(?:typedef|struct|union|enum|return|if|while|for|switch|else|do)\b)[A-Za-z_][\w \t\*]*$|"
-                     r"^(?!(?:typedef|return|if|while|for|switch|else|do)\b)[A-Za-z_][\w \t\*,]*\(")
+_C_DECL = re.compile(
+    r"^(?!(?:typedef|struct|union|enum|return|if|while|for|switch|else|do)\b)[A-Za-z_][\w \t\*]*$|"
+    r"^(?!(?:typedef|return|if|while|for|switch|else|do)\b)[A-Za-z_][\w \t\*,]*\("
+)
 
 
 def _c_function_start(lines: list[str], i: int) -> bool:
@@ -309,11 +388,16 @@ def strip_go(text: str) -> str:
             inside = True
 
     def is_decl(ls: list[str], i: int) -> bool:
-        return bool(_GO_TOP.match(ls[i])) or (in_group[i] and not ls[i].lstrip().startswith(("//", "/*")))
+        return bool(_GO_TOP.match(ls[i])) or (
+            in_group[i] and not ls[i].lstrip().startswith(("//", "/*"))
+        )
 
     comments = _comments(text)
-    ranges = [(s, e) for s, e in _comment_blocks_above(text, comments, is_decl)
-              if not _GO_DIRECTIVE.match(text[s:e])]
+    ranges = [
+        (s, e)
+        for s, e in _comment_blocks_above(text, comments, is_decl)
+        if not _GO_DIRECTIVE.match(text[s:e])
+    ]
     return _blank_ranges(text, ranges)
 
 
@@ -345,15 +429,33 @@ def strip_ruby(text: str) -> str:
 
 
 STRIPPERS = {
-    ".py": strip_python, ".pyi": strip_python,
-    ".js": strip_block_docs, ".mjs": strip_block_docs, ".cjs": strip_block_docs, ".jsx": strip_block_docs,
-    ".ts": strip_block_docs, ".mts": strip_block_docs, ".cts": strip_block_docs, ".tsx": strip_block_docs,
-    ".java": strip_block_docs, ".kt": strip_block_docs, ".scala": strip_block_docs, ".cs": strip_block_docs,
-    ".php": strip_block_docs, ".swift": strip_block_docs,
-    ".c": strip_c, ".h": strip_c, ".cc": strip_c, ".cpp": strip_c, ".cxx": strip_c, ".hpp": strip_c, ".hh": strip_c,
+    ".py": strip_python,
+    ".pyi": strip_python,
+    ".js": strip_block_docs,
+    ".mjs": strip_block_docs,
+    ".cjs": strip_block_docs,
+    ".jsx": strip_block_docs,
+    ".ts": strip_block_docs,
+    ".mts": strip_block_docs,
+    ".cts": strip_block_docs,
+    ".tsx": strip_block_docs,
+    ".java": strip_block_docs,
+    ".kt": strip_block_docs,
+    ".scala": strip_block_docs,
+    ".cs": strip_block_docs,
+    ".php": strip_block_docs,
+    ".swift": strip_block_docs,
+    ".c": strip_c,
+    ".h": strip_c,
+    ".cc": strip_c,
+    ".cpp": strip_c,
+    ".cxx": strip_c,
+    ".hpp": strip_c,
+    ".hh": strip_c,
     ".go": strip_go,
     ".rs": strip_rust,
-    ".rb": strip_ruby, ".rake": strip_ruby,
+    ".rb": strip_ruby,
+    ".rake": strip_ruby,
 }
 
 
@@ -411,7 +513,9 @@ def load_queries(repo: str, directory: Path = QUERIES_DIR) -> list[dict]:
     path = directory / f"{repo}.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def check_queries(repo: str, queries: list[dict], tree: Path) -> list[str]:
@@ -437,12 +541,18 @@ def check_queries(repo: str, queries: list[dict], tree: Path) -> list[str]:
                 problems.append(f"{qid}: grade {grade!r} not 1 or 2")
             if path not in lengths:
                 f = tree / path if path else None
-                lengths[path] = f.read_text(encoding="utf-8").split("\n") if f and f.is_file() else None
+                lengths[path] = (
+                    f.read_text(encoding="utf-8").split("\n") if f and f.is_file() else None
+                )
             lines = lengths[path]
             if lines is None:
                 problems.append(f"{qid}: {path} is not in the prepared copy")
-            elif not (isinstance(start, int) and isinstance(end, int) and 1 <= start <= end <= len(lines)):
-                problems.append(f"{qid}: {path}:{start}-{end} outside the file's {len(lines)} lines")
+            elif not (
+                isinstance(start, int) and isinstance(end, int) and 1 <= start <= end <= len(lines)
+            ):
+                problems.append(
+                    f"{qid}: {path}:{start}-{end} outside the file's {len(lines)} lines"
+                )
             elif not any(line.strip() for line in lines[start - 1 : end]):
                 problems.append(f"{qid}: {path}:{start}-{end} is blank in the prepared copy")
     return problems
@@ -458,15 +568,22 @@ def prepare_all(repos: list[Repo], cache: Path, out: Path, check: bool = True) -
         if check:
             problems = check_queries(repo.name, queries, out / repo.name)
             if problems:
-                raise SystemExit(f"{repo.name}: {len(problems)} problems in queries:\n  " + "\n  ".join(problems))
-        print(f"{repo.name}: {stats['files']} files, {stats['lines']} lines, "
-              f"{stats['doc_lines_blanked']} doc lines blanked, {stats['queries']} queries", flush=True)
+                raise SystemExit(
+                    f"{repo.name}: {len(problems)} problems in queries:\n  " + "\n  ".join(problems)
+                )
+        print(
+            f"{repo.name}: {stats['files']} files, {stats['lines']} lines, "
+            f"{stats['doc_lines_blanked']} doc lines blanked, {stats['queries']} queries",
+            flush=True,
+        )
         report[repo.name] = stats
     return report
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repos", help="comma-separated names (default: all in repos.toml)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--out", type=Path, default=DEFAULT_CACHE.parent / "prepared")

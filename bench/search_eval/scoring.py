@@ -39,7 +39,9 @@ def file_grades(relevant: list[dict]) -> dict[str, int]:
     return grades
 
 
-def score(results: list[tuple[str, int, int]], relevant: list[dict], k: int = K) -> dict[str, float]:
+def score(
+    results: list[tuple[str, int, int]], relevant: list[dict], k: int = K
+) -> dict[str, float]:
     top = results[:k]
     grades = file_grades(relevant)
     dcg, seen, first_hit = 0.0, set(), None
@@ -53,8 +55,11 @@ def score(results: list[tuple[str, int, int]], relevant: list[dict], k: int = K)
     ideal = sorted(grades.values(), reverse=True)[:k]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
     found_spans = sum(
-        1 for r in relevant
-        if any(path == r["path"] and overlap_ok((s, e), (r["start"], r["end"])) for path, s, e in top)
+        1
+        for r in relevant
+        if any(
+            path == r["path"] and overlap_ok((s, e), (r["start"], r["end"])) for path, s, e in top
+        )
     )
     return {
         "ndcg@10": dcg / idcg if idcg else 0.0,
