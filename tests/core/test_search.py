@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer_core.search.query import (
-    IndexModelMismatch,
-    SearchFilters,
-    get_chunk,
-    glob_to_regex,
-    search,
-)
+from indexer_core.search.filters import SearchFilters, glob_to_regex
+from indexer_core.search.hits import get_chunk
+from indexer_core.search.query import IndexModelMismatch, search
 from tests.core.search_corpus import build_index
 
 
