@@ -61,7 +61,10 @@ class SearchHit:
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "location": self.location(), "snippet": self.snippet()}
+        out = {**asdict(self), "location": self.location(), "snippet": self.snippet()}
+        if self.why is None:
+            del out["why"]
+        return out
 
 
 def load_hits(

@@ -228,3 +228,30 @@ def test_a_gap_too_big_to_join_stays_a_chunk(small: TokenCounter) -> None:
     assert (gap.kind, gap.name) == ("class", "Codec")
     assert "def " not in gap.content
     check_invariants(text, "codec.py", "python", small, spans)
+
+
+EXPRESS_STYLE = """var app = exports = module.exports = {};
+
+app.init = function init() {
+  this.cache = {};
+  this.settings = {};
+};
+
+app.handle = function handle(req, res, callback) {
+  var router = this._router;
+  router.handle(req, res, callback);
+};
+
+exports.route = (path) => new Route(path);
+"""
+
+
+def test_function_assignments_are_functions(small: TokenCounter) -> None:
+    """`app.handle = function ...` (CommonJS, prototypes) is a unit named by its target, not a
+    stretch of module statements: an express file was one 500-line run of module parts."""
+    spans = chunk_text(EXPRESS_STYLE, "application.js", "javascript", small)
+    got = [(s.start_line, s.end_line, s.kind, s.name) for s in spans]
+    assert (3, 6, "function", "app.init") in got
+    assert (8, 11, "function", "app.handle") in got
+    assert (13, 13, "function", "exports.route") in got
+    check_invariants(EXPRESS_STYLE, "application.js", "javascript", small, spans)
