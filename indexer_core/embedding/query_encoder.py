@@ -145,6 +145,7 @@ class OnnxQueryEncoder:
     session: Any
     tokenizer: Any
     device: str = "cpu (onnxruntime)"
+    query_prefix: str = ""  # the model's query prompt (`prompts.py`)
 
     @property
     def dim(self) -> int:
@@ -158,10 +159,14 @@ class OnnxQueryEncoder:
         """Normalised (if the model normalises) float32 embeddings in the order of `texts`."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            out[i] = self.encode_query(text)
+            out[i] = self._embed(text)
         return out
 
     def encode_query(self, text: str) -> np.ndarray:
+        """A query's embedding, after the model's query prefix."""
+        return self._embed(self.query_prefix + text)
+
+    def _embed(self, text: str) -> np.ndarray:
         encoding = self.tokenizer.encode(text)
         feeds = {
             "input_ids": np.asarray([encoding.ids], dtype=np.int64),
@@ -301,4 +306,8 @@ def load_from_file(
     tokenizer = Tokenizer.from_file(str(layout.directory / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(layout.max_tokens)
-    return OnnxQueryEncoder(model, layout, session, tokenizer)
+    from indexer_core.embedding.prompts import model_prompts
+
+    return OnnxQueryEncoder(
+        model, layout, session, tokenizer, query_prefix=model_prompts(model).query
+    )

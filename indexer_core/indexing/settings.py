@@ -43,4 +43,8 @@ def chunker_fingerprint(model: str) -> str:
     """
     counter = load_token_counter(model)
     tokenizer_digest = hashlib.blake2b(counter.tokenizer.to_str().encode(), digest_size=8)
-    return f"v{CHUNKER_VERSION}-{tokenizer_digest.hexdigest()}-{counter.max_tokens}"
+    fingerprint = f"v{CHUNKER_VERSION}-{tokenizer_digest.hexdigest()}-{counter.max_tokens}"
+    if counter.document_prefix:  # it is part of every embedded text and of the budget
+        prefix = hashlib.blake2b(counter.document_prefix.encode(), digest_size=4).hexdigest()
+        fingerprint += f"-p{prefix}"
+    return fingerprint
