@@ -67,8 +67,13 @@ def run_queries(
     return rows, {m: round(s, 1) for m, s in seconds.items()}
 
 
-def aggregate(per_query: dict[str, list[dict]], languages: dict[str, str]) -> dict:
-    """Means per language, per language and type, per type and over languages (macro)."""
+def aggregate(
+    per_query: dict[str, list[dict]],
+    languages: dict[str, str],
+    splits: dict[str, str] | None = None,
+) -> dict:
+    """Means per language, per language and type, per type, over languages (macro) and over
+    the languages of each split (dev: tuned on; held-out: not)."""
     by_lang: dict[str, list[dict]] = {}
     for repo, rows in per_query.items():
         by_lang.setdefault(languages[repo], []).extend(rows)
@@ -78,7 +83,9 @@ def aggregate(per_query: dict[str, list[dict]], languages: dict[str, str]) -> di
         "by_type": {},
         "over_languages": {},
         "all_queries": {},
+        "by_split": {},
     }
+    lang_split = {languages[repo]: (splits or {}).get(repo, "held-out") for repo in per_query}
     for mode in MODES:
 
         def metrics(rows, mode=mode):
@@ -105,6 +112,12 @@ def aggregate(per_query: dict[str, list[dict]], languages: dict[str, str]) -> di
         out["by_type"][mode] = {t: rnd(v) for t, v in by_type.items()}
         out["over_languages"][mode] = rnd(scoring.mean(list(lang_means.values())))
         out["all_queries"][mode] = rnd(metrics([r for rows in by_lang.values() for r in rows]))
+        out["by_split"][mode] = {
+            split: rnd(
+                scoring.mean([v for lang, v in lang_means.items() if lang_split[lang] == split])
+            )
+            for split in sorted(set(lang_split.values()))
+        }
     return out
 
 
@@ -166,6 +179,10 @@ def markdown(report: dict) -> str:
         ]
         rows = [(lang, agg["by_language"], lang) for lang in langs]
         rows.append(("**mean over languages**", agg["over_languages"], None))
+        rows += [
+            (f"{split} languages (mean)", {m: agg["by_split"][m] for m in MODES}, split)
+            for split in agg["by_split"]["hybrid"]
+        ]
         rows += [(f"{t} (mean over languages)", agg["by_type"], t) for t in prepare.QUERY_TYPES]
         for label, table, key in rows:
             values = [table[m][key][metric] if key else table[m][metric] for m in MODES]
@@ -321,7 +338,9 @@ def main() -> int:
         "queries": sum(len(rows) for rows in per_query.values()),
         "seconds": seconds,
         "repos": repo_info,
-        "metrics": aggregate(per_query, {r.name: r.language for r in repos}),
+        "metrics": aggregate(
+            per_query, {r.name: r.language for r in repos}, {r.name: r.split for r in repos}
+        ),
         "result_lines": result_lines,
         "per_query": per_query,
     }

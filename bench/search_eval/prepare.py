@@ -57,6 +57,7 @@ class Repo:
     fetch: dict
     include: list[str]
     exclude: list[str] = field(default_factory=list)
+    split: str = "held-out"  # or "dev": ranking was tuned on it
 
     def wants(self, rel: str) -> bool:
         return any(fnmatch.fnmatchcase(rel, g) for g in self.include) and not any(

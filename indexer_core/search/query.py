@@ -4,7 +4,8 @@ Hybrid fuses rankings by weighted reciprocal rank (`ranking.py`): vector similar
 the query embedding, BM25 over each chunk's `search_text` (path, scope, name and content,
 camelCase split into words), and exact or partial matches of chunk names (`names.py`);
 sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one
-long function collapse into one result. The query is embedded with the model that built the
+long function collapse into one result, and the ranking stage (`rerank.py`) orders files, not
+chunks: the best span of each of the best files. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
 silently compared. Connections, tables, the model and the chunk catalogue (metadata and
 row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one

@@ -54,6 +54,9 @@ DIR_BOOST = 0.1  # times the share of the directories' words the query mentions
 SHARE = 0.25
 SIBLING_SHARE = 0.4
 EVIDENCE = 4  # chunks per file that count
+# A file's n-th chunk (n > 1) ranks at its own score times REPEAT^(n-1): a second chunk of a
+# strong file can still beat a weak file, a third rarely; 0 would show each file once first.
+REPEAT = 0.3
 _UNITS = frozenset(
     {
         "function",
@@ -148,25 +151,23 @@ def rerank(
         row = catalog.row(pick.chunk_id)
         key = f"{row['repo']}\x00{row['path']}" if row else pick.chunk_id
         files.setdefault(key, []).append(pick)
-    ranked: list[tuple[float, str, Pick]] = []
-    for key, picks in files.items():
+    ranked: list[tuple[float, float, str, Pick]] = []
+    for picks in files.values():
         best = picks[0]
         total = _file_score(catalog, picks)
         if total > best.score:
             best.why["file"] = f"+{total - best.score:.4f} from {len(picks) - 1} more chunk(s)"
         best.also = [p.chunk_id for p in picks[1:4]]
-        ranked.append((total, best.chunk_id, best))
-    ranked.sort(key=lambda t: (-t[0], t[1]))
+        ranked.append((total, best.score, best.chunk_id, best))
+        for n, pick in enumerate(picks[1:], 1):  # again the same file: worth REPEAT^n as much
+            pick.why["repeat"] = f"chunk {n + 1} of its file x{REPEAT**n:.3f}"
+            ranked.append((pick.score * REPEAT**n, pick.score, pick.chunk_id, pick))
+    ranked.sort(key=lambda t: (-t[0], -t[1], t[2]))
     out = []
-    for total, _, best in ranked:
-        best.score = total
-        out.append(best)
-    out = _limit_non_code(catalog, out, asked, k)
-    if len(out) < k:  # fewer files than results asked: second chunks of the best files
-        seconds = [p for picks in files.values() for p in picks[1:]]
-        seconds.sort(key=lambda p: (-p.score, p.chunk_id))
-        out.extend(seconds)
-    return out
+    for total, _, _, pick in ranked:
+        pick.score = total
+        out.append(pick)
+    return _limit_non_code(catalog, out, asked, k)
 
 
 def _chunk_weight(row: dict, asked, terms, defined, why: dict) -> float:

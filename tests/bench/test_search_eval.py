@@ -284,7 +284,9 @@ def test_aggregate_and_markdown_from_fake_results() -> None:
         "r1": [row("r1-001", "semantic", 1.0), row("r1-002", "symbol", 0.0)],
         "r2": [row("r2-001", "semantic", 0.5)],
     }
-    agg = runner.aggregate(per_query, {"r1": "python", "r2": "go"})
+    agg = runner.aggregate(per_query, {"r1": "python", "r2": "go"}, {"r2": "dev"})
+    assert agg["by_split"]["hybrid"]["dev"]["ndcg@10"] == 0.5  # go alone
+    assert agg["by_split"]["vector"]["held-out"]["span_recall@10"] == 0.5  # python, the default
     assert agg["by_language"]["hybrid"]["python"]["ndcg@10"] == 0.5
     assert agg["over_languages"]["hybrid"]["ndcg@10"] == 0.5  # mean of python 0.5 and go 0.5
     assert agg["by_type"]["hybrid"]["semantic"]["ndcg@10"] == 0.75  # mean of python 1.0 and go 0.5
@@ -323,3 +325,10 @@ def test_aggregate_and_markdown_from_fake_results() -> None:
     }
     md = runner.markdown(report)
     assert "python -m bench.search_eval" in md and "| go |" in md and "architecture (mean" not in md
+    assert "| dev languages (mean) |" in md and "| held-out languages (mean) |" in md
+    assert {r.name for r in prepare.load_repos() if r.split == "dev"} == {
+        "click",
+        "cobra",
+        "openjdk-juc",
+        "mobx",
+    }
