@@ -23,7 +23,7 @@ RRF_K = 10
 # 0-1 match scores. BM25 over `search_text` (camelCase split) is nearly as good as the
 # embedding on sentences in camelCase languages, hence text 0.5 (0.3 before it had the words).
 WEIGHTS: dict[str, dict[str, float]] = {
-    "natural": {"vector": 1.0, "text": 0.5, "names": 0.0, "words": 0.6},
+    "natural": {"vector": 1.0, "text": 0.75, "names": 0.0, "words": 0.6},
     "identifier": {"vector": 0.5, "text": 1.0, "names": 3.0, "words": 0.0},
 }
 _WORD = re.compile(r"[A-Za-z_$][\w$.:#>-]*")

@@ -47,8 +47,8 @@ ROLE_WEIGHTS = {
 MAX_NON_CODE = 2
 DEFINITION_BOOST = 1.25  # identifier query, unit named exactly so
 STATEMENTS_WEIGHT = 0.9  # a chunk of top-level statements, not a named unit
-PATH_BOOST = 0.3  # times the share of the file name's words the query mentions
-DIR_BOOST = 0.1  # times the share of the directories' words the query mentions
+PATH_BOOST = 0.15  # times the share of the file name's words the query mentions
+DIR_BOOST = 0.05  # times the share of the directories' words the query mentions
 # A file's score: best chunk + SHARE * second + SHARE^2 * third ...; members of one parent
 # (class, module) add SIBLING_SHARE of theirs instead.
 SHARE = 0.25
@@ -56,7 +56,7 @@ SIBLING_SHARE = 0.4
 EVIDENCE = 4  # chunks per file that count
 # A file's n-th chunk (n > 1) ranks at its own score times REPEAT^(n-1): a second chunk of a
 # strong file can still beat a weak file, a third rarely; 0 would show each file once first.
-REPEAT = 0.3
+REPEAT = 0.5
 _UNITS = frozenset(
     {
         "function",
