@@ -13,8 +13,9 @@ hybrid's fused scores), then
 - sums each file's evidence: its best chunk plus a decaying share of the others, members of
   one class or module counting more together (the `parent_id` hierarchy), so a file or class
   many chunks point at rises;
-- returns the best chunk of each file, best file first, then second chunks only if files run
-  out; every pick carries why it ranks there (`--explain`).
+- returns the best chunk of each file at the file's score, best file first; a file's n-th
+  chunk follows at its own score times REPEAT^(n-1), so repeats of one file rarely take the
+  place of another file; every pick carries why it ranks there (`--explain`).
 
 Deterministic (ties by chunk id) and cheap: a few hundred candidates, no table reads.
 """
