@@ -50,7 +50,7 @@ def build_server(db_uri: str) -> FastMCP:
 
         mode: hybrid (default), vector or text. Filters: language (python, go, ...), path_glob
         over repository-relative paths ('src/*.py'), kind (function, method, class, ...), repo.
-        One result per file, best file first: its best span (at most ~60 lines, `content`),
+        Best file first, each file's best span first (at most ~60 lines, `content`),
         chunk_id (for get_chunk), location path:start-end, kind, name, scope (enclosing
         units), part/parts and unit_start/unit_end of a long unit, `also` (other matching
         chunks of the file). expand: a long unit's whole text; explain: why each ranks there.
