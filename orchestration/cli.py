@@ -113,6 +113,8 @@ def cmd_search(args) -> int:
             model=args.model,
             min_score=args.min_score,
             query_options=config.load().query_options(),
+            expand=args.expand,
+            explain=args.explain,
         )
     except Exception as exc:  # noqa: BLE001 - a clear one-line error for a person or a script
         print(f"code-index: {exc}", file=sys.stderr)
@@ -121,11 +123,16 @@ def cmd_search(args) -> int:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
     for rank, hit in enumerate(hits, 1):
+        part = f" (part {hit.part}/{hit.parts})" if hit.parts > 1 else ""
         print(
-            f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}  "
-            f"score={hit.score:.4f}"
+            f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}{part}"
+            f"  score={hit.score:.4f}"
         )
-        for line in hit.snippet().split("\n"):
+        if hit.scope:
+            print(f"      in {hit.scope}")
+        if hit.why is not None:
+            print(f"      why: {json.dumps(hit.why)}")
+        for line in (hit.content if args.expand else hit.snippet()).split("\n"):
             print(f"      {line[:120]}")
     if not hits:
         print("no results")
@@ -173,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind")
     p.add_argument("--path", help="glob over repository-relative paths, e.g. 'src/*.py'")
     p.add_argument("--min-score", type=float)
+    p.add_argument(
+        "--expand", action="store_true", help="whole units (all parts of a long one), in full"
+    )
+    p.add_argument("--explain", action="store_true", help="why each result ranks where it does")
     p.add_argument("--model", help="model to embed the query (default: the index's)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--db", help=argparse.SUPPRESS, default=argparse.SUPPRESS)

@@ -43,13 +43,17 @@ def build_server(db_uri: str) -> FastMCP:
         kind: str | None = None,
         repo: str | None = None,
         min_score: float | None = None,
+        expand: bool = False,
+        explain: bool = False,
     ) -> list[dict]:
-        """Find code chunks for a natural-language or identifier query (e.g. `HttpClient.send`).
+        """Find code for a natural-language or identifier query (e.g. `HttpClient.send`).
 
         mode: hybrid (default), vector or text. Filters: language (python, go, ...), path_glob
         over repository-relative paths ('src/*.py'), kind (function, method, class, ...), repo.
-        Each result has chunk_id (for get_chunk), location path:start-end, kind, name, score
-        and a snippet.
+        Best file first, each file's best span first (at most ~60 lines, `content`),
+        chunk_id (for get_chunk), location path:start-end, kind, name, scope (enclosing
+        units), part/parts and unit_start/unit_end of a long unit, `also` (other matching
+        chunks of the file). expand: a long unit's whole text; explain: why each ranks there.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -62,10 +66,10 @@ def build_server(db_uri: str) -> FastMCP:
             filters=filters,
             min_score=min_score,
             query_options=query_options,
+            expand=expand,
+            explain=explain,
         )
-        return [
-            {key: value for key, value in hit.to_dict().items() if key != "content"} for hit in hits
-        ]
+        return [hit.to_dict() for hit in hits]  # what `code-index search --json` prints
 
     @server.tool(name="get_chunk")
     def get_chunk_by_id(chunk_id: str) -> dict:

@@ -94,7 +94,7 @@ def _chunks_of(
             header = headers[span.scope, words] = fitted_header(
                 path, language, span.scope, counter, words
             )
-        text = embed_text(header, span.content)
+        text = counter.document_prefix + embed_text(header, span.content)
         content_hash = text_hash(text)
         chunks.append(
             Chunk(

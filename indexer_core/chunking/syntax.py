@@ -40,6 +40,7 @@ class SyntaxChunker:
         self, nodes: list[Node], min_row: int, depth: int, parent_kind: str | None
     ) -> tuple[list[Unit], list[Node]]:
         """Units among sibling nodes, and the siblings that are not units."""
+        nodes = _without_errors(nodes)
         spec = self.spec
         units: list[Unit] = []
         others: list[Node] = []
@@ -304,6 +305,22 @@ class SyntaxChunker:
         inner_scope = scope + (unit.name,)
         pieces = self.pieces(body_start, unit.end, unit.members, unit.body_nodes)
         self.emit_level(pieces, header, inner_scope, unit.kind, unit.name)
+
+
+def _without_errors(nodes: list[Node]) -> list[Node]:
+    """Siblings with each ERROR node replaced by its named children. A parser that stumbles
+    once (a C header's `extern "C" {` behind `#ifdef __cplusplus`, an unknown macro before a
+    function) can wrap the rest of the file in one ERROR node that still holds well-formed
+    functions; without this they were one long run of module statements."""
+    if not any(node.type == "ERROR" for node in nodes):
+        return nodes
+    out: list[Node] = []
+    for node in nodes:
+        if node.type == "ERROR" and node.named_child_count:
+            out.extend(_without_errors(node.named_children))
+        else:
+            out.append(node)
+    return out
 
 
 def _join_names(units: list[Unit]) -> str:

@@ -24,11 +24,16 @@ class TokenCounter:
 
     tokenizer: Tokenizer
     max_tokens: int
+    document_prefix: str = ""  # the model's document prompt (`embedding/prompts.py`)
 
     @property
     def budget(self) -> int:
-        """Tokens available to a chunk's embedded text (header and content together)."""
-        return self.max_tokens - _SPECIAL_TOKEN_RESERVE
+        """Tokens available to a chunk's embedded text (header and content together), after
+        the special tokens and the model's document prefix."""
+        return self.max_tokens - _SPECIAL_TOKEN_RESERVE - self._prefix_tokens()
+
+    def _prefix_tokens(self) -> int:
+        return self.count(self.document_prefix) if self.document_prefix else 0
 
     def count(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
@@ -68,4 +73,10 @@ def load_token_counter(model: str) -> TokenCounter:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir)).backend_tokenizer
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    return TokenCounter(tokenizer=tokenizer, max_tokens=_max_seq_length(model_dir))
+    from indexer_core.embedding.prompts import model_prompts
+
+    return TokenCounter(
+        tokenizer=tokenizer,
+        max_tokens=_max_seq_length(model_dir),
+        document_prefix=model_prompts(model).document,
+    )

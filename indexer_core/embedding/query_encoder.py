@@ -147,6 +147,7 @@ class OnnxEncoder:
     tokenizer: Any
     device: str = "cpu (onnxruntime)"
     batch_size: int = 32  # texts per run of the session when encoding many
+    query_prefix: str = ""  # the model's query prompt (`prompts.py`)
 
     @property
     def dim(self) -> int:
@@ -196,6 +197,10 @@ class OnnxEncoder:
         return vectors.astype(np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
+        """A query's embedding, after the model's query prefix."""
+        return self._embed(self.query_prefix + text)
+
+    def _embed(self, text: str) -> np.ndarray:
         encoding = self.tokenizer.encode(text)
         feeds = {
             "input_ids": np.asarray([encoding.ids], dtype=np.int64),
@@ -350,4 +355,6 @@ def load_from_file(model: str, layout: ModelLayout, path: Path, threads: int = 1
     tokenizer = Tokenizer.from_file(str(layout.directory / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(layout.max_tokens)
-    return OnnxEncoder(model, layout, session, tokenizer)
+    from indexer_core.embedding.prompts import model_prompts
+
+    return OnnxEncoder(model, layout, session, tokenizer, query_prefix=model_prompts(model).query)

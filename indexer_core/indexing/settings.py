@@ -13,7 +13,7 @@ from indexer_core.embedding.model_location import DEFAULT_MODEL
 
 # Bump when chunk boundaries, the embedded text or the full-text `search_text` change:
 # every partition then re-chunks.
-CHUNKER_VERSION = "6"
+CHUNKER_VERSION = "8"
 
 
 @dataclass(frozen=True)
@@ -45,4 +45,8 @@ def chunker_fingerprint(model: str) -> str:
     """
     counter = load_token_counter(model)
     tokenizer_digest = hashlib.blake2b(counter.tokenizer.to_str().encode(), digest_size=8)
-    return f"v{CHUNKER_VERSION}-{tokenizer_digest.hexdigest()}-{counter.max_tokens}"
+    fingerprint = f"v{CHUNKER_VERSION}-{tokenizer_digest.hexdigest()}-{counter.max_tokens}"
+    if counter.document_prefix:  # it is part of every embedded text and of the budget
+        prefix = hashlib.blake2b(counter.document_prefix.encode(), digest_size=4).hexdigest()
+        fingerprint += f"-p{prefix}"
+    return fingerprint

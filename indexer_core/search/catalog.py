@@ -67,6 +67,9 @@ HIT_META_COLUMNS = [
     "name",
     "language",
     "parent_id",
+    "scope",
+    "part",
+    "parts",
 ]
 
 
@@ -229,6 +232,11 @@ class ChunkCatalog:
             RowIdMap(version, chunk_of),
             arrow,
         )
+
+    def row(self, chunk_id: str) -> dict | None:
+        """A chunk's catalogue row (CATALOG_COLUMNS), shared: do not change it."""
+        i = self.row_of.get(chunk_id)
+        return None if i is None else self.names.rows[i]
 
     def meta(self, chunk_id: str) -> dict | None:
         """A chunk's hit fields other than content, or None when this version lacks it."""

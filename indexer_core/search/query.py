@@ -4,7 +4,8 @@ Hybrid fuses rankings by weighted reciprocal rank (`ranking.py`): vector similar
 the query embedding, BM25 over each chunk's `search_text` (path, scope, name and content,
 camelCase split into words), and exact or partial matches of chunk names (`names.py`);
 sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one
-long function collapse into one result. The query is embedded with the model that built the
+long function collapse into one result, and the ranking stage (`rerank.py`) orders files, not
+chunks: the best span of each of the best files. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
 silently compared. Connections, tables, the model and the chunk catalogue (metadata and
 row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one
@@ -22,6 +23,7 @@ from indexer_core.search.hits import SearchHit, load_hits
 from indexer_core.search.index_view import OpenIndex, open_index
 from indexer_core.search.names import expand_identifiers
 from indexer_core.search.ranking import fuse, query_kind
+from indexer_core.search.rerank import query_terms, rank_scores, rerank
 from indexer_core.search.row_ids import ROW_ID
 from indexer_core.storage import tables as storage
 from indexer_core.storage.lancedb_import import import_lancedb
@@ -115,11 +117,15 @@ def search(
     min_score: float | None = None,
     embedder=None,
     query_options: QueryEncoderOptions = DEFAULT_OPTIONS,
+    expand: bool = False,
+    explain: bool = False,
 ) -> list[SearchHit]:
-    """The k best chunks for a query.
+    """The k best results for a query: the best span of each of the best files.
 
     Scores: cosine similarity (vector), BM25 (text), or fused reciprocal rank scaled to 0-1
-    (hybrid: 1.0 means first in every ranking), so `min_score` means the same within a mode.
+    (hybrid: 1.0 means first in every ranking), so `min_score` means the same within a mode;
+    the order is the ranking stage's (`rerank.py`, its score in `rank_score`). `expand`: a
+    long unit's hit holds all its parts, uncut; `explain`: each hit says why it ranks there.
     """
     filters = filters or SearchFilters()
     if mode not in MODES:
@@ -146,11 +152,42 @@ def search(
         )
         scores = dict(ranked["vector"])
     else:
-        scores = dict(_text_ranking(index, catalog, query, fetch, filters))
-    ordered = sorted(scores, key=lambda cid: -scores[cid])
+        ranked["text"] = _text_ranking(index, catalog, query, fetch, filters)
+        scores = dict(ranked["text"])
+    ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
     if min_score is not None:
         ordered = [cid for cid in ordered if scores[cid] >= min_score]
-    return load_hits(index, catalog, catalog.groups.collapse(ordered), scores, filters, k)
+    collapsed = catalog.groups.collapse(ordered)
+    base = scores if mode == "hybrid" else rank_scores([cid for cid, _ in collapsed])
+    picks = rerank(catalog, collapsed, base, query, kind, k)
+    hits = load_hits(
+        index,
+        catalog,
+        [(p.chunk_id, p.group) for p in picks],
+        scores,
+        filters,
+        k,
+        expand=expand,
+        terms=query_terms(query),
+    )
+    by_id = {p.chunk_id: p for p in picks}
+    for hit in hits:
+        pick = by_id[hit.chunk_id]
+        hit.rank_score, hit.also = round(pick.score, 4), pick.also
+        if explain:
+            hit.why = {**pick.why, "rankings": _ranks(ranked, hit.chunk_id, mode)}
+    return hits
+
+
+def _ranks(ranked: dict[str, list[tuple[str, float]]], chunk_id: str, mode: str) -> dict:
+    """Where a chunk stood in each ranking (1-based), and its score there."""
+    out = {}
+    for name, ranking in ranked.items():
+        for rank, (cid, score) in enumerate(ranking, 1):
+            if cid == chunk_id:
+                out[name] = {"rank": rank, "score": round(score, 4)}
+                break
+    return out
 
 
 def _lexical_rankings(

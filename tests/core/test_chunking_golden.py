@@ -228,3 +228,65 @@ def test_a_gap_too_big_to_join_stays_a_chunk(small: TokenCounter) -> None:
     assert (gap.kind, gap.name) == ("class", "Codec")
     assert "def " not in gap.content
     check_invariants(text, "codec.py", "python", small, spans)
+
+
+EXPRESS_STYLE = """var app = exports = module.exports = {};
+
+app.init = function init() {
+  this.cache = {};
+  this.settings = {};
+};
+
+app.handle = function handle(req, res, callback) {
+  var router = this._router;
+  router.handle(req, res, callback);
+};
+
+exports.route = (path) => new Route(path);
+"""
+
+
+def test_function_assignments_are_functions(small: TokenCounter) -> None:
+    """`app.handle = function ...` (CommonJS, prototypes) is a unit named by its target, not a
+    stretch of module statements: an express file was one 500-line run of module parts."""
+    spans = chunk_text(EXPRESS_STYLE, "application.js", "javascript", small)
+    got = [(s.start_line, s.end_line, s.kind, s.name) for s in spans]
+    assert (3, 6, "function", "app.init") in got
+    assert (8, 11, "function", "app.handle") in got
+    assert (13, 13, "function", "exports.route") in got
+    check_invariants(EXPRESS_STYLE, "application.js", "javascript", small, spans)
+
+
+C_HEADER = """#ifndef CODEC_H
+#define CODEC_H
+
+#if defined (__cplusplus)
+extern "C" {
+#endif
+
+#define LIMIT 8   /* a comment that runs on
+                     over a second line */
+
+static int codec_add(int a, int b)
+{
+    return a + b;
+}
+
+static int codec_scale(int value, int factor)
+{
+    return value * factor;
+}
+"""  # (the file's closing `}` and `#endif`s left out: the grammar fails as on zstd's headers)
+
+
+def test_functions_inside_a_parse_error_are_units(small: TokenCounter) -> None:
+    """`extern "C" {` behind `#if` makes the C grammar wrap the rest of a header in one ERROR
+    node; the functions in it are still units (zstd's headers were runs of module parts)."""
+    from indexer_core.discovery.languages import get_parser
+
+    root = get_parser("c").parse(C_HEADER.encode()).root_node
+    assert any(node.type == "ERROR" for node in root.named_children)  # what this test is about
+    spans = chunk_text(C_HEADER, "codec.h", "c", small)
+    got = {(s.start_line, s.end_line, s.kind, s.name) for s in spans}
+    assert {(11, 14, "function", "codec_add"), (16, 19, "function", "codec_scale")} <= got
+    check_invariants(C_HEADER, "codec.h", "c", small, spans)

@@ -55,6 +55,11 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
         _cli(tmp_path, "search", "HttpClient", "--mode", "text", "--json").stdout
     )
     assert text_hits[0]["path"] == "src/util.js"
+    explained = json.loads(
+        _cli(tmp_path, "search", "parse_header", "--json", "--explain", "-k", "2").stdout
+    )
+    assert explained[0]["name"] == "parse_header" and "vector" in explained[0]["why"]["rankings"]
+    assert explained[0]["end_line"] - explained[0]["start_line"] < 60 and explained[0]["content"]
     filtered = json.loads(_cli(tmp_path, "search", "hello", "--language", "go", "--json").stdout)
     assert filtered and all(h["path"].endswith(".go") for h in filtered)
     status = json.loads(_cli(tmp_path, "status", "--json").stdout)

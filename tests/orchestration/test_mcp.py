@@ -71,7 +71,13 @@ def test_mcp_tools_over_stdio(db, tmp_path):
     assert out["tools"] == ["get_chunk", "index_status", "search_code"]
     top = out["search"][0]
     assert top["name"] == "parse_header" and top["location"].startswith("pkg/http_client.py:")
-    assert {"kind", "score", "snippet", "chunk_id"} <= top.keys()
+    assert {"kind", "score", "snippet", "chunk_id", "content", "scope", "also"} <= top.keys()
+    # The tool returns what `code-index search --json` prints: the hits' own dictionaries.
+    from indexer_core.search.query import search
+
+    assert out["search"] == json.loads(
+        json.dumps([h.to_dict() for h in search(db, "parse_header", k=3)])
+    )
     assert out["filtered"] and {h["language"] for h in out["filtered"]} == {"go"}
     chunk = out["chunk"]
     assert "def parse_header" in chunk["content"] and chunk["parent"]["kind"] == "module"
