@@ -19,5 +19,5 @@ if ! python -c "import torch" 2>/dev/null; then
       --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
   fi
 fi
-python -m pip install -q -e ".[dev,mcp]"
+python -m pip install -q -e ".[dev,mcp,cluster]"
 echo "set-up done: $(python -c 'import torch; print("torch", torch.__version__)')"

@@ -50,11 +50,12 @@ class EmbeddingWorker:
         self._in_flight: dict[str, np.ndarray] = {}
         self._queued: list[Future[EmbedReport]] = []  # submitted, not yet started
 
-    def submit(self, repo: str, shard: int) -> Future[EmbedReport]:
-        """Queue a partition; the future holds its report once its vectors are committed."""
+    def submit(self, repo: str, shard: int, locked: bool = False) -> Future[EmbedReport]:
+        """Queue a partition; the future holds its report once its vectors are committed.
+        `locked`: the caller holds the partition's lock (a consumer's claim) until then."""
         done: Future[EmbedReport] = Future()
         self._queued.append(done)
-        self._encoder.submit(self._encode, repo, shard, done)
+        self._encoder.submit(self._encode, repo, shard, done, locked)
         return done
 
     def close(self, cancel: bool = False) -> None:
@@ -66,7 +67,7 @@ class EmbeddingWorker:
             done.cancel()  # never started: cancelled, so no caller waits on it forever
         self._queued.clear()
 
-    def _encode(self, repo: str, shard: int, done: Future[EmbedReport]) -> None:
+    def _encode(self, repo: str, shard: int, done: Future[EmbedReport], locked: bool) -> None:
         """Read and encode one partition under its lock while the previous partition's write
         goes on; then queue this one's write. The lock is held until that write commits."""
         self._queued.remove(done)
@@ -74,7 +75,8 @@ class EmbeddingWorker:
             return
         hold = ExitStack()
         try:
-            hold.enter_context(partition_lock(self.db_uri, repo, shard))
+            if not locked:
+                hold.enter_context(partition_lock(self.db_uri, repo, shard))
             work = plan_embedding(
                 self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._in_flight
             )
