@@ -4,7 +4,7 @@ import warnings
 
 import dagster as dg
 
-from orchestration import config
+from orchestration import config, scale_out
 from orchestration.assets.index import code_index_assets
 from orchestration.assets.search_indexes import search_index_assets
 from orchestration.housekeeping import (
@@ -25,6 +25,10 @@ warnings.filterwarnings(
     message=r"Parameter `owners` of initializer `SensorDefinition.__init__`",
     category=dg.BetaWarning,
 )
+
+# Storage options and locks for whatever this process opens outside a step (sensors,
+# schedules); steps install them again with the instance's Postgres (`CodeIndexResource`).
+scale_out.install(config.load())
 
 defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],
