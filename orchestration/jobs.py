@@ -31,7 +31,7 @@ def start_method(method: str = "") -> dict:
 def celery_config(settings: config.Config) -> dict:
     """The celery executor's config: the broker, and a visibility timeout above the longest
     run, so Redis never hands a long embedding step (or one waiting behind it) to a second
-    worker. `deploy/cluster/celery.yaml` gives the workers the same values."""
+    worker. `deploy/cluster/celery.yaml` gives the workers the same values (a test compares)."""
     return {
         "broker": settings.celery_broker,
         "backend": settings.celery_backend or settings.celery_broker,
@@ -40,6 +40,10 @@ def celery_config(settings: config.Config) -> dict:
             "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
             "worker_prefetch_multiplier": 1,
             "task_acks_late": False,
+            # A step whose worker process dies is retried in another (Celery 5.5+), as the
+            # multiprocess executor's rerun would: dagster-celery 0.29.27 otherwise spins
+            # forever on a task that raised WorkerLostError instead of ending the run.
+            "task_retry_on_worker_lost": True,
         },
     }
 
