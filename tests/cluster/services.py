@@ -131,7 +131,9 @@ class Services:
             **extra,
         }
 
-    def worker(self, name: str, queue: str, concurrency: int) -> subprocess.Popen:
+    def worker(
+        self, name: str, queue: str, concurrency: int, config_yaml: Path | None = None
+    ) -> subprocess.Popen:
         """A dagster-celery worker with its own Dagster home, ready to take tasks."""
         home = self.home(f"home-{name}")
         log = self.root / f"worker-{name}.log"
@@ -142,7 +144,7 @@ class Services:
             "-A",
             "dagster_celery.app",
             "-y",
-            str(DEPLOY / "celery.yaml"),
+            str(config_yaml or DEPLOY / "celery.yaml"),
             "-q",
             queue,
             "-n",
