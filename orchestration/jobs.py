@@ -44,6 +44,7 @@ def celery_config(settings: config.Config) -> dict:
             # multiprocess executor's rerun would: dagster-celery 0.29.27 otherwise spins
             # forever on a task that raised WorkerLostError instead of ending the run.
             "task_retry_on_worker_lost": True,
+            "task_annotations": {"execute_plan": {"default_retry_delay": 2}},  # not 180 s
         },
     }
 

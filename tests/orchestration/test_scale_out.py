@@ -130,6 +130,7 @@ def test_the_celery_visibility_timeout_outlasts_a_run_and_matches_the_workers() 
     assert timeout >= 6 * 3600  # far above an index run of the largest repository here
     assert worker_source["worker_prefetch_multiplier"] == 1
     assert executor["task_retry_on_worker_lost"] is worker_source["task_retry_on_worker_lost"]
+    assert executor["task_annotations"] == worker_source["task_annotations"]
 
 
 def test_the_k8s_profile_gives_each_consumer_a_gpu_pod() -> None:
