@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,7 @@ def walls(corpus: Path, work: Path, device: str) -> dict:
         cluster = _index(corpus, env)
     finally:
         services.stop()
+        shutil.rmtree(getattr(services, "_pg_data", ""), ignore_errors=True)
     rows = _vector_rows(str(work / "mp" / "lancedb"))
     return {
         "device": device,

@@ -61,6 +61,7 @@ class Services:
     s3_endpoint: str = ""
 
     def start(self) -> Services:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.pg_url = self._postgres()
         redis_port = free_port()
         self._spawn(
