@@ -19,8 +19,10 @@ GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedu
 
 
 def consumer_op_names(count: int) -> list[str]:
-    """The ops of the `count` embedding consumers (`assets/index.py` names them so)."""
-    return ["embed_as_chunks_land"] + [f"embed_as_chunks_land_{i + 1}" for i in range(1, count)]
+    """The ops of the `count` embedding consumers."""
+    from orchestration.assets.index import consumer_op_name
+
+    return [consumer_op_name(i) for i in range(count)]
 
 
 def gpu_step_config() -> dict:

@@ -137,15 +137,20 @@ def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, k
     yield dg.Output(None, output_name="chunked")
 
 
+def consumer_op_name(index: int) -> str:
+    """`embed_as_chunks_land`, then `embed_as_chunks_land_2`, ... (the k8s profile's per-step
+    config is keyed by these names)."""
+    return "embed_as_chunks_land" if index == 0 else f"embed_as_chunks_land_{index + 1}"
+
+
 def embedding_consumer_op(index: int = 0, count: int = 1) -> dg.OpDefinition:
     """Consumer `index` of `count` (`CODE_INDEX_EMBED_CONSUMERS`): the first keeps the name
     `embed_as_chunks_land`; with several, they share the run's partitions through claims
     (`embedding_consumer.py`) and go to the Celery queue `CODE_INDEX_GPU_QUEUE`."""
     settings = config.load()
-    name = "embed_as_chunks_land" if index == 0 else f"embed_as_chunks_land_{index + 1}"
 
     @dg.op(
-        name=name,
+        name=consumer_op_name(index),
         out={"vectors": dg.Out(is_required=False), "embedded": dg.Out(dg.Nothing)},
         tags={
             EMBEDDER_TAG: "1",
@@ -203,10 +208,8 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
     yield dg.Output(None, output_name="embedded")
 
 
-consumer_ops = [
-    embedding_consumer_op(i, config.load().embed_consumers)
-    for i in range(config.load().embed_consumers)
-]
+_CONSUMERS = config.load().embed_consumers  # read when the code location loads, like shards
+consumer_ops = [embedding_consumer_op(i, _CONSUMERS) for i in range(_CONSUMERS)]
 embed_as_chunks_land = consumer_ops[0]
 
 
