@@ -6,7 +6,8 @@
    home, local LanceDB) and through the cluster profile on this machine (Celery workers on
    loopback Redis, Postgres instance, step outputs and LanceDB on moto's S3), one consumer
    each, `--device` for both (default: a simulated H100, so the walls show the pipeline's
-   own costs); prints both walls and their ratio (target: cluster <= 1.3 x multiprocess).
+   own costs); prints both walls and their ratio (target: cluster <= 1.3 x multiprocess),
+   and the cluster profile's wall with LanceDB in a local directory (the share of S3).
 2. Consumer scaling: the slice through the multiprocess profile with 1, 2 and 4 embedding
    consumers, each a simulated device of `--rate` tokens/s, on `--scale-shards` partitions;
    prints chunks/s end to end and against N x one consumer's (target: >= 0.8), and the same
@@ -76,6 +77,9 @@ def walls(corpus: Path, work: Path, device: str) -> dict:
             CODE_INDEX_DEVICE=device,
         )
         cluster = _index(corpus, env)
+        # The same profile with LanceDB in a local directory: what S3 (moto here) costs.
+        env["CODE_INDEX_DB"] = str(work / "cluster-local-db")
+        cluster_local_db = _index(corpus, env)
     finally:
         services.stop()
         shutil.rmtree(getattr(services, "_pg_data", ""), ignore_errors=True)
@@ -86,6 +90,7 @@ def walls(corpus: Path, work: Path, device: str) -> dict:
         "multiprocess_wall_s": round(multiprocess, 1),
         "cluster_wall_s": round(cluster, 1),
         "ratio": round(cluster / multiprocess, 2),
+        "cluster_with_local_lancedb_wall_s": round(cluster_local_db, 1),
     }
 
 
