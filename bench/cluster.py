@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=250, help="tokens/s per consumer")
     parser.add_argument("--scale-mb", type=float, default=0.25, help="slice of the scaling runs")
     parser.add_argument("--scale-shards", type=int, default=16)
+    parser.add_argument("--counts", default="1,2,4", help="consumer counts of the scaling")
     parser.add_argument("--skip-walls", action="store_true")
     parser.add_argument("--skip-scaling", action="store_true")
     args = parser.parse_args(argv)
@@ -163,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         sliced = corpora.materialize(
             corpus, corpora.take(files, int(args.scale_mb * 1e6)), work / "scale-slice"
         )
-        result["scaling"] = scaling(sliced, work, args.rate, args.scale_shards)
+        counts = tuple(int(n) for n in args.counts.split(","))
+        result["scaling"] = scaling(sliced, work, args.rate, args.scale_shards, counts)
         print(json.dumps(result["scaling"]), flush=True)
     print(json.dumps(result, indent=2))
     return 0

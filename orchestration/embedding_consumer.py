@@ -23,12 +23,12 @@ Interface:
 
 Several consumers (one per GPU, on one host or many) share one run's partitions through
 `claim`: a partition lock taken without waiting (`locking.try_partition_lock`, a Postgres
-advisory lock across hosts). A consumer claims at most `ahead` partitions at a time, so
-the others get theirs; it keeps the claim until the partition's `vectors` materialization
-is recorded, and a consumer that wins a claim first checks the run's event log, so each
-partition is embedded and recorded once, whichever consumer takes it. A consumer that dies
-releases its claims with its connection (or file descriptor): another consumer, or the
-rerun, takes those partitions.
+advisory lock across hosts). A consumer claims at most `ahead` partitions at a time (one
+once every partition has landed), so the others get theirs; it keeps the claim until the
+partition's `vectors` materialization is recorded, and a consumer that wins a claim first
+checks the run's event log, so each partition is embedded and recorded once, whichever
+consumer takes it. A consumer that dies releases its claims with its connection (or file
+descriptor): another consumer, or the rerun, takes those partitions.
 """
 
 from __future__ import annotations
@@ -244,8 +244,11 @@ class EmbeddingConsumer:
             taken, self._ready = bool(self._ready), []
             return taken
         taken = False
+        # Once every partition has landed, one at a time: a second claim held ahead would
+        # leave another consumer idle at the end of the run.
+        limit = self.ahead if landings.pending else 1
         for key in list(self._ready):
-            if len(self._queued) >= self.ahead:
+            if len(self._queued) >= limit:
                 break
             held = self.claim(key)
             if held is None:
