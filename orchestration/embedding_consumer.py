@@ -23,8 +23,9 @@ Interface:
 
 Several consumers (one per GPU, on one host or many) share one run's partitions through
 `claim`: a partition lock taken without waiting (`locking.try_partition_lock`, a Postgres
-advisory lock across hosts). A consumer claims at most `ahead` partitions at a time (one
-once every partition has landed), so the others get theirs; it keeps the claim until the
+advisory lock across hosts). A consumer claims at most `ahead` partitions at a time (one by
+default: a claim held ahead of a long partition idles the other consumers; measured with
+bench.cluster), so the others get theirs; it keeps the claim until the
 partition's `vectors` materialization is recorded, and a consumer that wins a claim first
 checks the run's event log, so each partition is embedded and recorded once, whichever
 consumer takes it. A consumer that dies releases its claims with its connection (or file
@@ -193,7 +194,7 @@ class EmbeddingConsumer:
         record: Callable[[str, EmbedReport], None],
         poll_seconds: float = POLL_SECONDS,
         claim: Claim | None = None,
-        ahead: int = 2,
+        ahead: int = 1,
     ) -> None:
         self.embedder = embedder
         self.record = record
@@ -244,11 +245,8 @@ class EmbeddingConsumer:
             taken, self._ready = bool(self._ready), []
             return taken
         taken = False
-        # Once every partition has landed, one at a time: a second claim held ahead would
-        # leave another consumer idle at the end of the run.
-        limit = self.ahead if landings.pending else 1
         for key in list(self._ready):
-            if len(self._queued) >= limit:
+            if len(self._queued) >= self.ahead:
                 break
             held = self.claim(key)
             if held is None:
