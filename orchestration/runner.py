@@ -95,20 +95,20 @@ def run_index(
     worker = threading.Thread(target=execute, daemon=True)
     worker.start()
     run_id = None
-    seen_chunks: set[str] = set()
-    seen_vectors: set[str] = set()
+    landed = _Landed()
     while worker.is_alive():
         worker.join(0.5)
         if run_id is None:
             runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: request}), limit=1)
             run_id = runs[0].run_id if runs else None
         if run_id and on_progress:
-            _count_materializations(instance, run_id, seen_chunks, seen_vectors)
-            on_progress(len(seen_chunks), len(seen_vectors), len(partitions))
+            landed.read_new(instance, run_id)
+            on_progress(len(landed.chunks), len(landed.vectors), len(partitions))
     if "error" in result:
         raise result["error"]
     run_id = result["run_id"]
-    _count_materializations(instance, run_id, seen_chunks, seen_vectors)
+    landed.read_new(instance, run_id)
+    seen_chunks, seen_vectors = landed.chunks, landed.vectors
     if on_progress:
         on_progress(len(seen_chunks), len(seen_vectors), len(partitions))
     failures = [
@@ -136,14 +136,33 @@ def run_index(
     )
 
 
-def _count_materializations(instance, run_id, chunks: set[str], vectors: set[str]) -> None:
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        mat = entry.dagster_event.event_specific_data.materialization
-        name = mat.asset_key.to_user_string()
-        if name == "chunks":
-            chunks.add(mat.partition)
-        elif name == "vectors":
-            vectors.add(mat.partition)
+@dataclass
+class _Landed:
+    """The partitions whose chunks and vectors a run has recorded, read incrementally: the
+    progress bars poll twice a second, and a run's records carry much metadata each."""
+
+    chunks: set[str] = field(default_factory=set)
+    vectors: set[str] = field(default_factory=set)
+    cursor: str | None = None
+
+    def read_new(self, instance: dg.DagsterInstance, run_id: str) -> None:
+        while True:
+            page = instance.get_records_for_run(
+                run_id=run_id,
+                cursor=self.cursor,
+                of_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
+                limit=1000,
+            )
+            for record in page.records:
+                mat = record.event_log_entry.dagster_event.event_specific_data.materialization
+                name = mat.asset_key.to_user_string()
+                if name == "chunks":
+                    self.chunks.add(mat.partition)
+                elif name == "vectors":
+                    self.vectors.add(mat.partition)
+            self.cursor = page.cursor
+            if not page.has_more:
+                return
 
 
 def index_repository(
