@@ -62,6 +62,10 @@ def index_with_cli(tree: Path, work: Path, env: dict[str, str]) -> tuple[float, 
     wall = time.perf_counter() - started
     if out.returncode != 0:
         raise RuntimeError(f"index failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    top = sorted(tree_cpu.peaks.values(), key=lambda p: -p.cpu_seconds)[:12]
+    index_with_cli.processes = [  # type: ignore[attr-defined]
+        {"pid": p.pid, "label": p.label[:120], "cpu_s": round(p.cpu_seconds, 2)} for p in top
+    ]
     return wall, tree_cpu.cpu_seconds(), out.stdout
 
 
@@ -216,6 +220,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         "chunks": chunks,
         "cli_wall_s": round(wall, 3),
         "cli_cpu_s": round(cpu, 3),  # every process of the run: CLI, steps, consumer
+        "cpu_by_process": getattr(index_with_cli, "processes", []),
         **facts,
         **limits,
         "cli_wall_over_our_encode": round(wall / limits["our_encode_s"], 3),
