@@ -132,6 +132,7 @@ def embedded_texts(db_uri: str) -> tuple[int, list[str]]:
 
 def encoder_limits(texts: list[str], device: str, batch_size: int) -> dict[str, object]:
     """Our encoder (as the pipeline loads it) and the model's own, on exactly `texts`."""
+    from bench.embedding import bare_encode
     from indexer_core.embedding.model import load_embedder, load_encoder
     from indexer_core.embedding.query_encoder import QueryEncoderOptions
     from indexer_core.embedding.simulated import simulated_rate
@@ -155,15 +156,7 @@ def encoder_limits(texts: list[str], device: str, batch_size: int) -> dict[str, 
     our_s, our_cpu = time.perf_counter() - started, time.process_time() - cpu
     model = load_embedder(MODEL, device, batch_size)
     model.encode(texts[:64])
-    started = time.perf_counter()
-    model.model.encode(
-        texts,
-        batch_size=model.batch_size,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-        show_progress_bar=False,
-    )
-    own_s = time.perf_counter() - started
+    own_s = bare_encode(model, texts)
     return {
         "texts": len(texts),
         "our_encoder": f"{type(ours).__name__} on {ours.device}, batch {ours.batch_size}",

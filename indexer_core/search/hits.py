@@ -6,26 +6,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from indexer_core.search.catalog import ChunkCatalog
+from indexer_core.search.catalog import HIT_META_COLUMNS, ChunkCatalog
 from indexer_core.search.filters import SearchFilters
 from indexer_core.search.index_view import OpenIndex, open_index
 from indexer_core.storage import tables as storage
 
-_HIT_COLUMNS = [
-    "chunk_id",
-    "repo",
-    "path",
-    "start_line",
-    "end_line",
-    "kind",
-    "name",
-    "language",
-    "content",
-    "parent_id",
-    "scope",
-    "part",
-    "parts",
-]
+# What a hit reads: the metadata the catalogue holds, and the content.
+_HIT_COLUMNS = [*HIT_META_COLUMNS, "content"]
 # A result is a span a person reads: longer chunks show their best window of this many lines
 # (the whole chunk with `expand`, or `get_chunk`).
 MAX_HIT_LINES = 60
