@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer_core.embedding.batching import length_batch_sizes
 from indexer_core.embedding.model_location import resolve_model_path
 from indexer_core.embedding.prompts import model_prompts
 from indexer_core.embedding.query_encoder import (
@@ -72,17 +73,10 @@ def default_batch_size(device: str) -> int:
 def length_batches(
     longest_first: list[str], batch_size: int, max_factor: int = 8
 ) -> list[list[str]]:
-    """Batches of texts sorted longest first, each padded only to its own longest text and
-    as large as the longest batch's memory allows: `batch_size` texts of the longest length,
-    more (up to `max_factor` times as many) of shorter ones, so a device is as full on short
-    texts as on long ones. Characters stand in for tokens, both being sorted alike."""
-    if not longest_first:
-        return []
-    budget = batch_size * max(1, len(longest_first[0]))
+    """Batches of texts sorted longest first (`batching.length_batch_sizes`; characters
+    stand in for tokens, both being sorted alike)."""
     batches, start = [], 0
-    while start < len(longest_first):
-        longest = max(1, len(longest_first[start]))
-        size = min(batch_size * max_factor, max(batch_size, budget // longest))
+    for size in length_batch_sizes([len(t) for t in longest_first], batch_size, max_factor):
         batches.append(longest_first[start : start + size])
         start += size
     return batches
@@ -304,7 +298,7 @@ def load_encoder(
     model's (checked when exported). Elsewhere, or without an export, the model itself.
     """
     if onnx is not None and simulated_rate(device) is None and runs_on_cpu(device):
-        fast = load_onnx_encoder(model, onnx, os.cpu_count() or 1, batch_size or 32)
+        fast = load_onnx_encoder(model, onnx, 1, batch_size, workers=os.cpu_count() or 1)
         if fast is not None:
             return fast
     return load_embedder(model, device, batch_size, tokenizer_threads_wanted)

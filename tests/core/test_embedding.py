@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer_core.embedding.model import Embedder, tokenizer_threads
 
@@ -119,3 +121,27 @@ def test_length_batches_fill_short_texts_up_to_the_longest_batchs_memory() -> No
     assert all(len(b) <= 64 for b in batches) and len(batches[0]) == 8
     assert max(len(b) for b in batches) > 8  # short texts go in bigger batches
     assert length_batches([], 8) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=600), max_size=300),
+    batch_size=st.integers(min_value=1, max_value=64),
+)
+def test_length_batch_sizes_cover_every_text_within_the_budget(
+    lengths: list[int], batch_size: int
+) -> None:
+    from indexer_core.embedding.batching import length_batch_sizes
+
+    longest_first = sorted(lengths, reverse=True)
+    sizes = length_batch_sizes(longest_first, batch_size)
+    assert sum(sizes) == len(lengths) and all(size >= 1 for size in sizes)
+    budget = batch_size * max(1, longest_first[0]) if lengths else 0
+    start = 0
+    for size in sizes:
+        padded = size * max(1, longest_first[start])
+        last = start + size == len(lengths)
+        assert size <= 8 * batch_size
+        assert padded <= budget or size <= batch_size  # over budget only at the floor
+        assert size >= batch_size or last  # small batches only where the texts run out
+        start += size

@@ -63,15 +63,22 @@ def test_onnx_vectors_equal_the_models_own(embedder, exported: Path) -> None:
 
 
 def test_indexing_on_the_cpu_takes_the_export_in_batches(embedder, exported: Path) -> None:
-    """`load_encoder` on the CPU: the export on every core, length-sorted padded batches that
-    give the model's own vectors; with ONNX off, or on a GPU, the model itself."""
+    """`load_encoder` on the CPU: the export with a batch running on every core at once,
+    length-sorted padded batches that give the model's own vectors in the callers' order
+    whatever the batching; with ONNX off, or on a GPU, the model itself."""
+    import os
+
     from indexer_core.embedding.model import load_encoder
 
-    encoder = load_encoder(MODEL, "cpu", 4, onnx=query_encoder.QueryEncoderOptions())
-    assert isinstance(encoder, query_encoder.OnnxEncoder) and encoder.batch_size == 4
+    encoder = load_encoder(MODEL, "cpu", 3, onnx=query_encoder.QueryEncoderOptions())
+    assert isinstance(encoder, query_encoder.OnnxEncoder) and encoder.batch_size == 3
+    assert encoder.workers == (os.cpu_count() or 1)
     texts = TEXTS * 3 + [f"def f{i}(x):\n    return x * {i}" for i in range(9)]
     vectors = encoder.encode(texts)
     np.testing.assert_allclose(vectors, embedder.encode(texts), atol=1e-5)
+    one_by_one = query_encoder.load_onnx_encoder(MODEL, batch_size=1, workers=3)
+    np.testing.assert_allclose(one_by_one.encode(texts), vectors, atol=1e-5)
+    assert load_encoder(MODEL, "cpu", onnx=query_encoder.QueryEncoderOptions()).batch_size == 4
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert encoder.encode([]).shape == (0, encoder.dim)
     torch_only = query_encoder.QueryEncoderOptions(mode="torch")
