@@ -62,7 +62,8 @@ class Config:
     batch_size: int = _setting(
         "CODE_INDEX_BATCH_SIZE",
         0,
-        "embedding batch size; 0 picks one from free GPU memory (64 on CPU)",
+        "embedding batch size (texts of the longest length); 0 picks one: from free GPU "
+        "memory on CUDA, 4 for the ONNX encoder on CPU, else 64",
     )
     tokenizer_threads: str = _setting(
         "CODE_INDEX_TOKENIZER_THREADS",
