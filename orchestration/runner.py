@@ -21,6 +21,8 @@ from orchestration.launch import ensure_dagster_home, prewarm_step_server
 from orchestration.partitions import keys_for_repo, repo_partitions
 
 RUN_ID_TAG = "code-index/request"
+JOIN_SECONDS = 0.05
+PROGRESS_SECONDS = 0.5
 
 
 def index_job_def() -> dg.JobDefinition:
@@ -96,8 +98,14 @@ def run_index(
     worker.start()
     run_id = None
     landed = _Landed()
+    polled = 0.0
     while worker.is_alive():
-        worker.join(0.5)
+        # Joined often, so the caller hears of the run's end at once; polled for progress
+        # twice a second, each poll being queries against the instance.
+        worker.join(JOIN_SECONDS)
+        if time.perf_counter() - polled < PROGRESS_SECONDS:
+            continue
+        polled = time.perf_counter()
         if run_id is None:
             runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: request}), limit=1)
             run_id = runs[0].run_id if runs else None
