@@ -6,6 +6,7 @@ step in the run's output (64 times for 64 partitions), burying the lines a perso
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -24,3 +25,33 @@ def test_loading_the_definitions_raises_no_beta_warning() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("loaded")
+
+
+PRELOAD = """
+import os, sys
+import orchestration.step_preload
+loaded = [m for m in ("dagster._core.storage.runs.sqlite.sqlite_run_storage",
+                      "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+                      "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage")
+          if m in sys.modules]
+print(len(loaded), sorted(os.listdir(os.environ["DAGSTER_HOME"])))
+"""
+
+
+def test_the_step_server_loads_instance_storage_code_and_creates_nothing(tmp_path) -> None:
+    """The server that steps fork from loads what opening an instance loads, so a step does
+    not pay for it; it must not create the Dagster home's databases itself (the run's own
+    process does, and two processes creating them at once could race)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "3 []"
