@@ -62,11 +62,12 @@ class EmbeddingWorker:
         self._queued: list[Future[EmbedReport]] = []  # submitted, not yet started
         self._unclaimed: list[Future] = []  # reads whose partition lock nobody released yet
 
-    def submit(self, repo: str, shard: int) -> Future[EmbedReport]:
-        """Queue a partition; the future holds its report once its vectors are committed."""
+    def submit(self, repo: str, shard: int, locked: bool = False) -> Future[EmbedReport]:
+        """Queue a partition; the future holds its report once its vectors are committed.
+        `locked`: the caller holds the partition's lock (a consumer's claim) until then."""
         done: Future[EmbedReport] = Future()
         self._queued.append(done)
-        read = self._reader.submit(self._read, repo, shard)
+        read = self._reader.submit(self._read, repo, shard, locked)
         self._unclaimed.append(read)
         self._encoder.submit(self._encode, read, done)
         return done
@@ -87,13 +88,14 @@ class EmbeddingWorker:
             done.cancel()  # never started: cancelled, so no caller waits on it forever
         self._queued.clear()
 
-    def _read(self, repo: str, shard: int) -> tuple[EmbeddingWork, ExitStack]:
-        """Take the partition's lock and read what it needs; the lock is held until its
-        write commits. At most READ_AHEAD partitions are read ahead of the encoder."""
+    def _read(self, repo: str, shard: int, locked: bool) -> tuple[EmbeddingWork, ExitStack]:
+        """Take the partition's lock (unless the caller holds it) and read what it needs; the
+        lock is held until its write commits. At most READ_AHEAD partitions are read ahead."""
         self._ahead.acquire()
         hold = ExitStack()
         try:
-            hold.enter_context(partition_lock(self.db_uri, repo, shard))
+            if not locked:
+                hold.enter_context(partition_lock(self.db_uri, repo, shard))
             work = plan_embedding(
                 self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._recent
             )

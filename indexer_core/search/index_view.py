@@ -13,9 +13,6 @@ from indexer_core.search import indexes as search_index
 from indexer_core.search.catalog import ChunkCatalog
 from indexer_core.search.row_ids import RowIdMap
 from indexer_core.storage import tables as storage
-from indexer_core.storage.lancedb_import import import_lancedb
-
-lancedb = import_lancedb()
 
 _CONSISTENCY = timedelta(seconds=2)  # how stale a long-lived server's view may get
 
@@ -25,7 +22,7 @@ class OpenIndex:
 
     def __init__(self, db_uri: str) -> None:
         self.db_uri = db_uri
-        self.db = lancedb.connect(db_uri, read_consistency_interval=_CONSISTENCY)
+        self.db = storage.connect(db_uri, read_consistency_interval=_CONSISTENCY)
         self._tables: dict[str, object] = {}
         self._catalog: ChunkCatalog | None = None
         self._vector_state: tuple[RowIdMap, set[str]] | None = None

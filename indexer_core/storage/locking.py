@@ -1,14 +1,23 @@
-"""One writer per partition at a time, across processes, for indexes on a local filesystem.
+"""One writer per partition at a time, across processes, and across hosts given Postgres.
 
 Two writers of the same partition (a sensor run and a backfill) would each read the
 partition, decide the same rows are new, and both insert them: LanceDB's `merge_insert`
 does not conflict on concurrent inserts of the same key, so the table ends up with
-duplicate chunk ids that no later run removes. An advisory `flock` per partition makes the
-second writer wait and then find nothing left to do. The kernel drops the lock when its
-holder dies, so a killed run never leaves a partition locked.
+duplicate chunk ids that no later run removes. A lock per partition makes the second
+writer wait and then find nothing left to do.
 
-Object-store URIs (s3://, gs://, ...) get no lock here: there, runs must be serialized by
-the orchestrator (docs/guarantees.md, "Local directory vs object storage").
+Two kinds, both released when their holder dies, so a killed run never leaves a partition
+locked:
+- a Postgres advisory lock (session level, one connection per held lock) when a DSN is
+  given (`use_postgres_locks`, or the `dsn` argument): it works across hosts and for object
+  stores, where the store itself has no lock;
+- otherwise an advisory `flock` per partition in the database directory (one host only).
+
+Object-store URIs without a DSN get no lock here: there, runs must be serialized by the
+orchestrator (docs/guarantees.md, "Local directory vs object storage").
+
+`try_partition_lock` takes a lock without waiting: the embedding consumers claim a
+partition with it, so several consumers of one run embed each partition once.
 """
 
 from __future__ import annotations
@@ -25,6 +34,17 @@ except ImportError:  # Windows: no advisory locks; the orchestrator must seriali
     fcntl = None  # type: ignore[assignment]
 
 LOCK_DIR = ".partition-locks"
+_postgres_dsn: str | None = None
+
+
+def use_postgres_locks(dsn: str | None) -> None:
+    """Take every later partition lock in this process from Postgres at `dsn` (None: flock)."""
+    global _postgres_dsn
+    _postgres_dsn = dsn or None
+
+
+def postgres_dsn() -> str | None:
+    return _postgres_dsn
 
 
 def local_path(db_uri: str) -> str | None:
@@ -35,19 +55,84 @@ def local_path(db_uri: str) -> str | None:
     return None
 
 
-@contextmanager
-def partition_lock(db_uri: str, repo: str, shard: int) -> Iterator[None]:
-    """Hold the exclusive lock of (repo, shard) in this database for the duration of the block."""
+class HeldLock:
+    """A partition lock that is held until `release()` (idempotent)."""
+
+    def __init__(self, release) -> None:
+        self._release = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
+
+
+def advisory_key(db_uri: str, repo: str, shard: int) -> int:
+    """A signed 64-bit key naming (database, repository, shard) for `pg_advisory_lock`."""
+    digest = hashlib.blake2b(f"{db_uri.rstrip('/')}\0{repo}\0{shard}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def _acquire(db_uri: str, repo: str, shard: int, dsn: str | None, wait: bool) -> HeldLock | None:
+    dsn = dsn or _postgres_dsn
+    if dsn:
+        return _postgres_lock(dsn, advisory_key(db_uri, repo, shard), wait)
     directory = local_path(db_uri)
     if directory is None or fcntl is None:
-        yield
-        return
+        return HeldLock(None)  # nothing to hold: see the module docstring
     lock_dir = os.path.join(directory, LOCK_DIR)
     os.makedirs(lock_dir, exist_ok=True)
     name = hashlib.blake2b(f"{repo}\0{shard}".encode(), digest_size=8).hexdigest()
     fd = os.open(os.path.join(lock_dir, name), os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return HeldLock(lambda: os.close(fd))  # closing releases the lock
+
+
+def _postgres_lock(dsn: str, key: int, wait: bool) -> HeldLock | None:
+    """A session-level advisory lock on its own connection: closing it (or the holder's
+    death, which closes it) releases the lock. Keepalives find a vanished host."""
+    import psycopg2  # the driver dagster-postgres ships; imported only where Postgres is used
+
+    conn = psycopg2.connect(
+        dsn, keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3
+    )
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            if wait:
+                cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
+                held = True
+            else:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                held = bool(cursor.fetchone()[0])
+    except BaseException:
+        conn.close()
+        raise
+    if not held:
+        conn.close()
+        return None
+    return HeldLock(conn.close)
+
+
+@contextmanager
+def partition_lock(db_uri: str, repo: str, shard: int, dsn: str | None = None) -> Iterator[None]:
+    """Hold the exclusive lock of (repo, shard) in this database for the duration of the block."""
+    held = _acquire(db_uri, repo, shard, dsn, wait=True)
+    try:
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        held.release()
+
+
+def try_partition_lock(
+    db_uri: str, repo: str, shard: int, dsn: str | None = None
+) -> HeldLock | None:
+    """The lock of (repo, shard) if it is free now, else None (never waits)."""
+    return _acquire(db_uri, repo, shard, dsn, wait=False)

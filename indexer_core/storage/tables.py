@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import pyarrow as pa
@@ -151,8 +151,31 @@ def id_list_filter(column: str, ids: Iterable[str]) -> str:
 # ---------------------------------------------------------------- connection and tables
 
 
-def connect(uri: str) -> lancedb.DBConnection:
-    return lancedb.connect(uri)
+_storage_options: dict[str, str] = {}
+
+
+def use_storage_options(options: Mapping[str, str] | None) -> None:
+    """Set the storage options (endpoint, region, credentials, `allow_http`) every later
+    `connect` to an object store passes to LanceDB in this process. The code location sets
+    them from its configuration once per process; LanceDB still reads `AWS_*` itself."""
+    _storage_options.clear()
+    _storage_options.update(options or {})
+
+
+def storage_options_for(uri: str) -> dict[str, str] | None:
+    """The options for `uri`: those set by `use_storage_options`, for object stores only."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    if scheme in ("", "file") or not _storage_options:
+        return None
+    return dict(_storage_options)
+
+
+def connect(uri: str, **kwargs) -> lancedb.DBConnection:
+    """Open a database; object-store URIs get the process's storage options."""
+    options = storage_options_for(uri)
+    if options:
+        kwargs.setdefault("storage_options", options)
+    return lancedb.connect(uri, **kwargs)
 
 
 def table_uri(db_uri: str, table: str) -> str:
