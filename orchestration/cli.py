@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from orchestration import config, scale_out
+
+    scale_out.install(config.load())  # storage options (s3://...) before any table opens
     return args.func(args)
 
 

@@ -153,6 +153,55 @@ class Config:
         "on",
     )
 
+    executor: str = _setting(
+        "CODE_INDEX_EXECUTOR",
+        "multiprocess",
+        "`multiprocess`, `celery` (workers on queues `dagster` and `gpu`), `k8s` "
+        "(a pod per step) or `in_process`",
+    )
+    embed_consumers: int = _setting(
+        "CODE_INDEX_EMBED_CONSUMERS",
+        1,
+        "embedding consumers per run (one per GPU); they share the run's partitions",
+    )
+    gpu_queue: str = _setting(
+        "CODE_INDEX_GPU_QUEUE", "gpu", "Celery queue of the embedding consumers"
+    )
+    celery_broker: str = _setting(
+        "CODE_INDEX_CELERY_BROKER",
+        "",
+        "Celery broker URL (`redis://...`), with the executor `celery`",
+        "none",
+    )
+    celery_backend: str = _setting(
+        "CODE_INDEX_CELERY_BACKEND", "", "Celery result backend URL (default: the broker)", "none"
+    )
+    visibility_timeout: int = _setting(
+        "CODE_INDEX_VISIBILITY_TIMEOUT",
+        86400,
+        "seconds before the broker redelivers an unacknowledged step: above the longest run",
+    )
+    step_outputs: str = _setting(
+        "CODE_INDEX_STEP_OUTPUTS",
+        "",
+        "`s3://bucket/prefix` for step outputs (needed where steps run on several hosts)",
+        "the Dagster home",
+    )
+    storage_options: str = _setting(
+        "CODE_INDEX_STORAGE_OPTIONS",
+        "",
+        "LanceDB storage options `key=value;...` (`aws_endpoint`, `allow_http`, `aws_region`, "
+        "keys); `AWS_*` variables also apply",
+        "none",
+    )
+    lock_dsn: str = _setting(
+        "CODE_INDEX_LOCK_DSN",
+        "",
+        "Postgres DSN for per-partition advisory locks across hosts",
+        "the Dagster instance's Postgres, if any",
+    )
+    aws_environment: tuple = field(default=(), metadata={"env": None})
+
     @property
     def home_path(self) -> Path:
         return Path(self.home).expanduser().resolve()
@@ -178,6 +227,15 @@ class Config:
             mode=self.query_encoder, cache_dir=self.onnx_cache or None, threads=self.query_threads
         )
 
+    def lancedb_storage_options(self) -> dict[str, str]:
+        """`storage_options` as a dict for LanceDB (object stores only)."""
+        pairs = [item.split("=", 1) for item in self.storage_options.split(";") if "=" in item]
+        return {key.strip(): value.strip() for key, value in pairs}
+
+    def aws(self) -> dict[str, str]:
+        """The `AWS_*` variables (and `ALLOW_HTTP`) seen at load, which LanceDB and boto read."""
+        return dict(self.aws_environment)
+
     def repositories(self) -> dict[str, str]:
         """`repos` as name -> path."""
         pairs = [item.split("=", 1) for item in self.repos.split(";") if "=" in item]
@@ -187,8 +245,14 @@ class Config:
 def load(environ: Mapping[str, str] | None = None) -> Config:
     """Read every setting from the environment (`os.environ` unless given)."""
     environ = os.environ if environ is None else environ
-    values = {}
+    values: dict = {
+        "aws_environment": tuple(
+            sorted((k, v) for k, v in environ.items() if k.startswith("AWS_") or k == "ALLOW_HTTP")
+        )
+    }
     for f in fields(Config):
+        if f.metadata["env"] is None:
+            continue
         raw = environ.get(f.metadata["env"])
         if raw is None or raw.strip() == "":
             continue
@@ -204,6 +268,8 @@ def markdown_table() -> str:
     """The README's table of settings."""
     rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
     for f in fields(Config):
+        if f.metadata["env"] is None:
+            continue
         shown = f.metadata["shown"] or f"`{f.default}`"
         rows.append(f"| `{f.metadata['env']}` | {shown} | {f.metadata['doc']} |")
     return "\n".join(rows)

@@ -4,6 +4,7 @@ import warnings
 
 import dagster as dg
 
+from orchestration import config, scale_out
 from orchestration.assets.index import code_index_assets
 from orchestration.assets.search_indexes import search_index_assets
 from orchestration.housekeeping import (
@@ -11,7 +12,7 @@ from orchestration.housekeeping import (
     housekeeping_when_crowded,
     weekly_housekeeping,
 )
-from orchestration.jobs import index_executor, index_job
+from orchestration.jobs import index_executor, index_job, step_output_resources
 from orchestration.resources import CodeIndexResource
 from orchestration.schedules import daily_reconcile
 from orchestration.sensors import repository_changes
@@ -25,12 +26,16 @@ warnings.filterwarnings(
     category=dg.BetaWarning,
 )
 
+# Storage options and locks for whatever this process opens outside a step (sensors,
+# schedules); steps install them again with the instance's Postgres (`CodeIndexResource`).
+scale_out.install(config.load())
+
 defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],
     jobs=[index_job, housekeeping_job],
     sensors=[repository_changes, housekeeping_when_crowded],
     schedules=[daily_reconcile, weekly_housekeeping],
-    resources={"code_index": CodeIndexResource()},
+    resources={"code_index": CodeIndexResource(), **step_output_resources(config.load())},
     # Materializations outside index_job (`dagster asset materialize`, the UI's Materialize)
     # run on the same executor: forked steps, the same concurrency, one embedding consumer.
     executor=index_executor,

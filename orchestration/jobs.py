@@ -8,16 +8,77 @@ from orchestration import config
 from orchestration.assets.index import EMBEDDER_TAG, SHARDS_TAG
 from orchestration.launch import start_method
 from orchestration.partitions import index_partitions, keys_for_repo
+from orchestration.scale_out import check_configuration
+
+
+def celery_config(settings: config.Config) -> dict:
+    """The celery executor's config: the broker, and a visibility timeout above the longest
+    run, so Redis never hands a long embedding step (or one waiting behind it) to a second
+    worker. `deploy/cluster/celery.yaml` gives the workers the same values (a test compares)."""
+    return {
+        "broker": settings.celery_broker,
+        "backend": settings.celery_backend or settings.celery_broker,
+        "config_source": {
+            "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+            "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
+            "worker_prefetch_multiplier": 1,
+            "task_acks_late": False,
+            # A step whose worker process dies is retried in another (Celery 5.5+), as the
+            # multiprocess executor's rerun would: dagster-celery 0.29.27 otherwise spins
+            # forever on a task that raised WorkerLostError instead of ending the run.
+            "task_retry_on_worker_lost": True,
+            "task_annotations": {"execute_plan": {"default_retry_delay": 2}},  # not 180 s
+        },
+    }
+
+
+def make_executor(settings: config.Config) -> dg.ExecutorDefinition:
+    """The executor `CODE_INDEX_EXECUTOR` names. Every one caps the embedding consumers in its
+    own terms: a tag limit (multiprocess, k8s), the `gpu` queue's worker processes (celery)."""
+    consumers = settings.embed_consumers
+    limits = [{"key": EMBEDDER_TAG, "value": "1", "limit": consumers}]
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    if settings.executor == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(celery_config(settings))
+    if settings.executor == "k8s":
+        from orchestration.k8s import k8s_executor
+
+        return k8s_executor(settings, limits)
+    # One chunk step per core plus the embedding consumers (they mostly wait, or use a GPU).
+    return dg.multiprocess_executor.configured(
+        {
+            "max_concurrent": settings.max_concurrent + consumers - 1,
+            "tag_concurrency_limits": limits,
+            "start_method": start_method(settings.start_method),
+        }
+    )
+
+
+def step_output_resources(settings: config.Config) -> dict:
+    """`io_manager` on S3 when `CODE_INDEX_STEP_OUTPUTS` is an `s3://` URI: the plan's list
+    and the mapped steps' keys then reach a worker on any host (boto reads `AWS_*`, including
+    `AWS_ENDPOINT_URL`). Otherwise Dagster's default, files under the Dagster home."""
+    if not settings.step_outputs.startswith("s3://"):
+        return {}
+    from dagster_aws.s3 import S3PickleIOManager, S3Resource
+
+    bucket, _, prefix = settings.step_outputs[len("s3://") :].partition("/")
+    endpoint = settings.aws().get("AWS_ENDPOINT_URL")
+    return {
+        "io_manager": S3PickleIOManager(
+            s3_resource=S3Resource(endpoint_url=endpoint),
+            s3_bucket=bucket,
+            s3_prefix=prefix.strip("/") or "dagster",
+        )
+    }
+
 
 _settings = config.load()
-# One chunk step per core plus the embedding consumer (it mostly waits, or uses the GPU).
-index_executor = dg.multiprocess_executor.configured(
-    {
-        "max_concurrent": _settings.max_concurrent,
-        "tag_concurrency_limits": [{"key": EMBEDDER_TAG, "value": "1", "limit": 1}],
-        "start_method": start_method(_settings.start_method),
-    }
-)
+check_configuration(_settings)
+index_executor = make_executor(_settings)
 
 index_job = dg.define_asset_job(
     "index_job",

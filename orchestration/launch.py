@@ -75,9 +75,11 @@ def prewarm_step_server() -> bool:
     """Start the step server now, with the executor's preload, so it imports the code
     location while this process is still getting the run ready; the executor then finds it
     running and its first step forks at once. False where steps are spawned instead.
-    Call it once the environment is final: forked steps inherit the server's."""
-    method = start_method(config.load().start_method)
-    if "forkserver" not in method:
+    Call it once the environment is final: forked steps inherit the server's. Only for the
+    multiprocess executor: under Celery or Kubernetes, steps start on the workers."""
+    settings = config.load()
+    method = start_method(settings.start_method)
+    if settings.executor != "multiprocess" or "forkserver" not in method:
         return False
     from multiprocessing import forkserver
 

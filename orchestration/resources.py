@@ -14,7 +14,7 @@ from pydantic import Field
 
 from indexer_core.embedding.query_encoder import QueryEncoderOptions
 from indexer_core.indexing.settings import IndexSettings
-from orchestration import config
+from orchestration import config, scale_out
 
 
 class CodeIndexResource(dg.ConfigurableResource):
@@ -61,6 +61,12 @@ class CodeIndexResource(dg.ConfigurableResource):
         default_factory=lambda: config.load().cache_stale_floor,
         description="stale embedding-cache rows housekeeping keeps (oldest go first)",
     )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Storage options and cross-host locks for this process (`scale_out.install`)."""
+        settings = config.load()
+        scale_out.install(settings, context.instance)
+        scale_out.check_locks(settings, self.db_uri)
 
     def settings(self) -> IndexSettings:
         return replace(

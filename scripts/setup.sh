@@ -19,5 +19,11 @@ if ! python -c "import torch" 2>/dev/null; then
       --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
   fi
 fi
-python -m pip install -q -e ".[dev,mcp]"
+python -m pip install -q -e ".[dev,mcp,cluster]"
+# The cluster tests' broker (Debian's redis-server); Postgres is on the image. Best effort.
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -qq redis-server >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-server >/dev/null 2>&1; }) \
+    || echo "set-up: redis-server not installed; tests/cluster will be skipped"
+fi
 echo "set-up done: $(python -c 'import torch; print("torch", torch.__version__)')"

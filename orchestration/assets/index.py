@@ -1,8 +1,9 @@
 """files -> chunks -> vectors as one graph-backed multi-asset over any set of partitions.
 
-Inside one run: a planning op fans out one chunk step per partition (many at once on the
-multiprocess executor), while the embedding consumer (`embedding_consumer.py`), which starts
-with the run and loads the model meanwhile, embeds each partition as soon as its chunks land.
+Inside one run: a planning op fans the partitions out to chunk steps (many at once on the
+multiprocess executor, or on Celery workers), while the embedding consumers
+(`embedding_consumer.py`, one per GPU), which start with the run and load the model
+meanwhile, embed each partition as soon as its chunks land.
 Each partition's materializations are recorded the moment it lands, so a failure loses
 nothing done elsewhere and "re-execute from failure" redoes only what failed. When both
 sides are done, the asset checks run over the whole tables, in the same run.
@@ -19,10 +20,12 @@ from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
 from indexer_core.storage.housekeeping import compact_manifest
+from orchestration import config
 from orchestration.checks import CHECK_SPECS, check_results
 from orchestration.embedding_consumer import (
     ChunkLandings,
     EmbeddingConsumer,
+    partition_claims,
     rerun_chunked_elsewhere,
 )
 from orchestration.metadata import chunk_metadata, embed_metadata
@@ -33,6 +36,7 @@ from orchestration.partitions import (
     split_partition_key,
 )
 from orchestration.resources import CodeIndexResource
+from orchestration.scale_out import consumer_device
 
 EMBEDDER_TAG = "code-index/embedder"
 SHARDS_TAG = "code-index/shards"
@@ -184,23 +188,47 @@ def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, g
     yield dg.Output(None, output_name="chunked")
 
 
-@dg.op(
-    out={"vectors": dg.Out(is_required=False), "embedded": dg.Out(dg.Nothing)},
-    tags={EMBEDDER_TAG: "1", "dagster/priority": "10", "dagster-celery/priority": "10"},
-    description="Loads the model at the start of the run and embeds each partition as soon as "
-    "its chunks land.",
-)
-def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexResource):
+def consumer_op_name(index: int) -> str:
+    """`embed_as_chunks_land`, then `embed_as_chunks_land_2`, ... (the k8s profile's per-step
+    config is keyed by these names)."""
+    return "embed_as_chunks_land" if index == 0 else f"embed_as_chunks_land_{index + 1}"
+
+
+def embedding_consumer_op(index: int = 0, count: int = 1) -> dg.OpDefinition:
+    """Consumer `index` of `count` (`CODE_INDEX_EMBED_CONSUMERS`): the first keeps the name
+    `embed_as_chunks_land`; with several, they share the run's partitions through claims
+    (`embedding_consumer.py`) and go to the Celery queue `CODE_INDEX_GPU_QUEUE`."""
+    settings = config.load()
+
+    @dg.op(
+        name=consumer_op_name(index),
+        out={"vectors": dg.Out(is_required=False), "embedded": dg.Out(dg.Nothing)},
+        tags={
+            EMBEDDER_TAG: "1",
+            "dagster/priority": "10",
+            "dagster-celery/priority": "10",
+            "dagster-celery/queue": settings.gpu_queue,
+        },
+        description="Loads the model at the start of the run and embeds each partition as "
+        "soon as its chunks land.",
+    )
+    def consumer(context: dg.OpExecutionContext, code_index: CodeIndexResource):
+        yield from _consume(context, code_index, index, count)
+
+    return consumer
+
+
+def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, index: int, count: int):
     if steps_share_a_process(context):
         context.log.info("in-process executor: partitions are embedded by chunks_done")
         yield dg.Output(None, output_name="embedded")
         return
     partitions = planned_partitions(context)
     started = time.perf_counter()
-    embedder = _load_embedder(code_index)
+    embedder = _load_embedder(code_index, index)
     context.log.info(
         f"model {embedder.model_name} on {embedder.device}, batch {embedder.batch_size}, "
-        f"ready in {time.perf_counter() - started:.1f}s"
+        f"ready in {time.perf_counter() - started:.1f}s (consumer {index + 1} of {count})"
     )
     landings = ChunkLandings(
         context.instance,
@@ -211,11 +239,15 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
         already_chunked=rerun_chunked_elsewhere(context.run, partitions, chunk_shard.name),
     )
     consumer = EmbeddingConsumer(
-        code_index.db_uri, embedder, lambda key, report: _record(context, code_index, key, report)
+        code_index.db_uri,
+        embedder,
+        lambda key, report: _record(context, code_index, key, report),
+        claim=partition_claims(code_index.db_uri) if count > 1 else None,
     )
     outcome = consumer.run(landings)
     consumer.close()
-    _export_for_queries(context, embedder, code_index)
+    if index == 0:
+        _export_for_queries(context, embedder, code_index)
     if outcome.aborted:
         context.log.warning(f"nothing to embed: {outcome.aborted}")
     elif outcome.failed_chunking:
@@ -227,6 +259,11 @@ def embed_as_chunks_land(context: dg.OpExecutionContext, code_index: CodeIndexRe
     yield dg.Output(None, output_name="embedded")
 
 
+_CONSUMERS = config.load().embed_consumers  # read when the code location loads, like shards
+consumer_ops = [embedding_consumer_op(i, _CONSUMERS) for i in range(_CONSUMERS)]
+embed_as_chunks_land = consumer_ops[0]
+
+
 @dg.op(
     ins={"chunked": dg.In(dg.Nothing), "embedded": dg.In(dg.Nothing)},
     out={spec.get_python_identifier(): dg.Out(is_required=True) for spec in CHECK_SPECS},
@@ -236,10 +273,10 @@ def check_tables(code_index: CodeIndexResource):
     yield from check_results(code_index)
 
 
-def _load_embedder(code_index: CodeIndexResource):
+def _load_embedder(code_index: CodeIndexResource, index: int = 0):
     return load_encoder(
         code_index.model,
-        code_index.device,
+        consumer_device(code_index.device, index),
         code_index.batch_size,
         code_index.tokenizer_threads,
         onnx=code_index.query_options(),
@@ -288,7 +325,8 @@ def _record(context, code_index: CodeIndexResource, key: str, report: EmbedRepor
 def code_index_graph():
     files, chunks, chunked = chunks_done(plan_partitions().map(chunk_shard).collect())
     vectors, embedded = embed_as_chunks_land()
-    checks = check_tables(chunked=chunked, embedded=embedded)
+    more = [op()[1] for op in consumer_ops[1:]]  # their `vectors` are events, not outputs
+    checks = check_tables(chunked=chunked, embedded=[embedded, *more])
     return {"files": files, "chunks": chunks, "vectors": vectors, **checks._asdict()}
 
 

@@ -1,0 +1,261 @@
+"""Configuration of the scale-out profiles without a cluster: the start-up checks (one bad
+case each, named in the error), the Celery and Kubernetes executor configs, and several
+embedding consumers sharing one run's partitions exactly once (flock claims, real tables)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import tables as storage
+from orchestration import config, jobs, k8s, scale_out
+from orchestration.embedding_consumer import EmbeddingConsumer, Landed, partition_claims
+from orchestration.partitions import keys_for_repo
+from tests.conftest import write_tree
+from tests.reliability.fakes import HashEmbedder
+
+PROJECT = Path(__file__).resolve().parents[2]
+S3_OK = {
+    "CODE_INDEX_DB": "s3://bucket/db",
+    "CODE_INDEX_STORAGE_OPTIONS": "aws_endpoint=http://127.0.0.1:9000;allow_http=true",
+    "AWS_ACCESS_KEY_ID": "key",
+    "AWS_SECRET_ACCESS_KEY": "secret",
+}
+MATCHING = {name: "0.29.27" for name in scale_out.INTEGRATIONS}
+
+
+def _check(env: dict[str, str], versions=MATCHING) -> None:
+    scale_out.check_configuration(config.load(env), versions, dagster_version="1.13.27")
+
+
+def test_the_local_defaults_pass() -> None:
+    _check({})
+    _check({}, versions={})  # without the cluster extra, the local profile needs none of it
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CODE_INDEX_EXECUTOR": "dask"}, "CODE_INDEX_EXECUTOR"),
+        ({"CODE_INDEX_EMBED_CONSUMERS": "0"}, "CODE_INDEX_EMBED_CONSUMERS"),
+        ({"CODE_INDEX_EXECUTOR": "celery"}, "CODE_INDEX_CELERY_BROKER"),
+        (
+            {"CODE_INDEX_EXECUTOR": "celery", "CODE_INDEX_CELERY_BROKER": "redis://h:6379/0"},
+            "CODE_INDEX_STEP_OUTPUTS",
+        ),
+        ({"CODE_INDEX_EXECUTOR": "k8s"}, "CODE_INDEX_STEP_OUTPUTS"),
+        ({"CODE_INDEX_DB": "s3://bucket/db"}, "aws_access_key_id"),
+        (
+            {k: v for k, v in S3_OK.items() if k != "CODE_INDEX_STORAGE_OPTIONS"},
+            "aws_endpoint",
+        ),
+    ],
+)
+def test_a_bad_configuration_is_refused_naming_the_setting(env, named) -> None:
+    with pytest.raises(scale_out.ConfigurationError, match=named):
+        _check(env)
+
+
+def test_an_object_store_with_credentials_and_endpoint_passes() -> None:
+    _check(S3_OK)
+    _check({"CODE_INDEX_DB": "s3://bucket/db", "AWS_PROFILE": "ci", "AWS_REGION": "eu-west-1"})
+
+
+def test_integration_libraries_must_match_dagster() -> None:
+    assert scale_out.matching_integration("1.13.27") == "0.29.27"
+    with pytest.raises(scale_out.ConfigurationError, match="dagster-celery==0.29.26"):
+        _check({}, versions={**MATCHING, "dagster-celery": "0.29.26"})
+    with pytest.raises(scale_out.ConfigurationError, match="needs dagster-celery"):
+        _check(
+            {
+                "CODE_INDEX_EXECUTOR": "celery",
+                "CODE_INDEX_CELERY_BROKER": "redis://h/0",
+                "CODE_INDEX_STEP_OUTPUTS": "s3://b/p",
+            },
+            versions={},
+        )
+    _check({}, versions=scale_out.installed_versions())  # what this environment installed
+
+
+def test_several_consumers_on_an_object_store_need_postgres_locks() -> None:
+    settings = config.load({**S3_OK, "CODE_INDEX_EMBED_CONSUMERS": "2"})
+    scale_out.install(settings)
+    try:
+        with pytest.raises(scale_out.ConfigurationError, match="CODE_INDEX_LOCK_DSN"):
+            scale_out.check_locks(settings, settings.lancedb_uri)
+        scale_out.check_locks(settings, "/a/local/dir")  # flock works there
+    finally:
+        scale_out.install(config.load({}))
+    assert storage.storage_options_for("s3://b/db") is None  # restored
+
+
+def test_storage_options_reach_object_stores_only() -> None:
+    scale_out.install(config.load(S3_OK))
+    try:
+        options = storage.storage_options_for("s3://bucket/db")
+        assert options == {"aws_endpoint": "http://127.0.0.1:9000", "allow_http": "true"}
+        assert storage.storage_options_for("/local/dir") is None
+    finally:
+        scale_out.install(config.load({}))
+
+
+def test_a_code_location_with_a_bad_setting_fails_to_load_naming_it() -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "CODE_INDEX_EXECUTOR": "celery"}
+    env.pop("CODE_INDEX_CELERY_BROKER", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "import orchestration.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0 and "CODE_INDEX_CELERY_BROKER" in done.stderr
+
+
+def test_the_celery_visibility_timeout_outlasts_a_run_and_matches_the_workers() -> None:
+    settings = config.load({"CODE_INDEX_CELERY_BROKER": "redis://h:6379/0"})
+    executor = jobs.celery_config(settings)["config_source"]
+    workers = yaml.safe_load((PROJECT / "deploy/cluster/celery.yaml").read_text())
+    worker_source = workers["execution"]["config"]["config_source"]
+    timeout = executor["broker_transport_options"]["visibility_timeout"]
+    assert timeout == worker_source["broker_transport_options"]["visibility_timeout"]
+    assert timeout >= 6 * 3600  # far above an index run of the largest repository here
+    assert worker_source["worker_prefetch_multiplier"] == 1
+    assert executor["task_retry_on_worker_lost"] is worker_source["task_retry_on_worker_lost"]
+    assert executor["task_annotations"] == worker_source["task_annotations"]
+
+
+def test_the_k8s_profile_gives_each_consumer_a_gpu_pod() -> None:
+    """Builds the job as a k8s deployment loads it and checks the executor's per-step config."""
+    code = (
+        "import json; from orchestration.definitions import defs; "
+        "job = defs.resolve_job_def('index_job'); ex = job.executor_def; "
+        "ops = [n.name for n in job.graph.node_defs[0].node_defs]; "
+        "print(json.dumps([ex.name, ex.config_schema.resolve_config({}).value, ops]))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT),
+        "CODE_INDEX_EXECUTOR": "k8s",
+        "CODE_INDEX_STEP_OUTPUTS": "s3://bucket/steps",
+        "CODE_INDEX_EMBED_CONSUMERS": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    import json
+
+    from dagster_k8s import k8s_job_executor
+    from dagster_k8s.job import UserDefinedDagsterK8sConfig
+
+    name, resolved, ops = json.loads(done.stdout.strip().splitlines()[-1])
+    assert name == "k8s"
+    executor_config = resolved["config"]
+    from dagster._config import validate_config
+
+    checked = validate_config(  # the executor's own schema
+        k8s_job_executor.config_schema.config_type, executor_config
+    )
+    assert checked.success, checked.errors
+    per_step = executor_config["per_step_k8s_config"]
+    assert sorted(per_step) == ["embed_as_chunks_land", "embed_as_chunks_land_2"]
+    assert set(per_step) <= set(ops)  # keyed by op names the job really has
+    for step in per_step.values():
+        parsed = UserDefinedDagsterK8sConfig.from_dict(step)
+        assert parsed.container_config["resources"]["limits"] == {k8s.GPU_RESOURCE: 1}
+        assert parsed.pod_spec_config["node_selector"] == k8s.GPU_NODE_SELECTOR
+        assert parsed.pod_spec_config["tolerations"] == [k8s.GPU_TOLERATION]
+    assert {"key": "code-index/embedder", "value": "1", "limit": 2} in executor_config[
+        "tag_concurrency_limits"
+    ]
+
+
+def test_the_helm_values_run_the_code_location_on_postgres_with_the_k8s_profile() -> None:
+    values = yaml.safe_load((PROJECT / "deploy/k8s/values.yaml").read_text())
+    assert values["postgresql"]["enabled"] is True
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    env = {item["name"]: item.get("value") for item in deployment["env"]}
+    assert env["CODE_INDEX_EXECUTOR"] == "k8s"
+    assert env["CODE_INDEX_STEP_OUTPUTS"].startswith("s3://")
+    assert env["CODE_INDEX_DB"].startswith("s3://")
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "orchestration.definitions"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+
+
+class _SharedRun:
+    """One run's event log as several consumers see it: partitions land on a schedule and
+    every consumer sees every `vectors` record (appended under a lock)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.recorded: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def landings(self):
+        run = self
+
+        class Landings:
+            def __init__(self) -> None:
+                self.pending = set(run.keys)
+                self.seen = 0
+
+            def poll(self):
+                landed = sorted(self.pending)
+                self.pending.clear()
+                with run.lock:
+                    embedded = [k for k, _ in run.recorded[self.seen :]]
+                    self.seen = len(run.recorded)
+                return Landed(landed=landed, embedded=embedded)
+
+            def poll_recorded(self):
+                with run.lock:
+                    return [k for k, _ in run.recorded]
+
+        return Landings()
+
+    def record(self, consumer: int):
+        def record(key, report) -> None:
+            with self.lock:
+                self.recorded.append((key, consumer))
+
+        return record
+
+
+def test_two_consumers_share_a_run_and_embed_each_partition_once(tmp_path, db_uri) -> None:
+    files = {f"pkg/m{i}.py": f"def f{i}(x):\n    return x * {i}\n" for i in range(40)}
+    root = write_tree(tmp_path / "repo", files)
+    keys = keys_for_repo("demo", list(range(8)))
+    for shard in range(8):
+        chunk_partition(db_uri, "demo", str(root), shard, IndexSettings(shards=8))
+    run = _SharedRun(keys)
+    outcomes = {}
+
+    def consume(index: int) -> None:
+        consumer = EmbeddingConsumer(
+            db_uri,
+            HashEmbedder(delay=0.05),
+            run.record(index),
+            poll_seconds=0.01,
+            claim=partition_claims(db_uri),
+        )
+        outcomes[index] = consumer.run(run.landings())
+        consumer.close()
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    recorded = [key for key, _ in run.recorded]
+    assert sorted(recorded) == keys  # every partition once, whichever consumer took it
+    assert {consumer for _, consumer in run.recorded} == {0, 1}  # both took a share
+    db = storage.connect(db_uri)
+    assert db.open_table(storage.VECTORS).count_rows() == db.open_table(storage.CHUNKS).count_rows()
