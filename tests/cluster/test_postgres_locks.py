@@ -1,0 +1,74 @@
+"""Partition locks across hosts: Postgres advisory locks held by one process exclude the
+others, whatever the database URI, and a holder that dies releases them."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from indexer_core.storage import locking
+from tests.cluster.services import PROJECT
+
+pytestmark = pytest.mark.cluster
+DB = "s3://code-index/locks"
+
+
+def _holder(dsn: str) -> subprocess.Popen:
+    code = (
+        "import sys, time; from indexer_core.storage import locking\n"
+        f"held = locking.try_partition_lock({DB!r}, 'repo', 3, dsn={dsn!r})\n"
+        "print('held' if held else 'busy', flush=True); time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(PROJECT), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_an_advisory_lock_excludes_other_processes_until_its_holder_dies(cluster) -> None:
+    holder = _holder(cluster.pg_url)
+    try:
+        assert locking.try_partition_lock(DB, "repo", 3, dsn=cluster.pg_url) is None
+        other = locking.try_partition_lock(DB, "repo", 4, dsn=cluster.pg_url)
+        assert other is not None  # another partition is free
+        other.release()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        deadline = time.monotonic() + 10
+        held = None
+        while held is None and time.monotonic() < deadline:
+            held = locking.try_partition_lock(DB, "repo", 3, dsn=cluster.pg_url)
+            time.sleep(0.1)
+        assert held is not None  # the dead holder's connection took its lock with it
+        held.release()
+    finally:
+        holder.kill()
+
+
+def test_the_blocking_lock_waits_for_the_holder(cluster) -> None:
+    held = locking.try_partition_lock(DB, "repo", 5, dsn=cluster.pg_url)
+    waited: list[float] = []
+
+    import threading
+
+    def take() -> None:
+        started = time.monotonic()
+        with locking.partition_lock(DB, "repo", 5, dsn=cluster.pg_url):
+            waited.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    time.sleep(0.5)
+    assert not waited
+    held.release()
+    thread.join(10)
+    assert waited and waited[0] >= 0.5
