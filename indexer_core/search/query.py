@@ -3,9 +3,10 @@
 Hybrid fuses rankings by weighted reciprocal rank (`ranking.py`): vector similarity of
 the query embedding, BM25 over each chunk's `search_text` (path, scope, name and content,
 camelCase split into words), and exact or partial matches of chunk names (`names.py`);
-sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one
-long function collapse into one result, and the ranking stage (`rerank.py`) orders files, not
-chunks: the best span of each of the best files. The query is embedded with the model that built the
+sentences lean on the vector ranking, identifiers on names and text. In every mode the parts
+of one long function collapse into one result (each part of a long run of top-level
+statements stands on its own), and the ranking stage (`rerank.py`) orders files, not chunks:
+the best spans of the best files. The query is embedded with the model that built the
 index; a table built by another model or of another dimension is a clear error, never
 silently compared. Connections, tables, the model and the chunk catalogue (metadata and
 row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one
@@ -23,7 +24,7 @@ from indexer_core.search.hits import SearchHit, load_hits
 from indexer_core.search.index_view import OpenIndex, open_index
 from indexer_core.search.names import expand_identifiers
 from indexer_core.search.ranking import fuse, query_kind
-from indexer_core.search.rerank import query_terms, rank_scores, rerank
+from indexer_core.search.rerank import is_statements, query_terms, rank_scores, rerank
 from indexer_core.search.row_ids import ROW_ID
 from indexer_core.storage import tables as storage
 from indexer_core.storage.lancedb_import import import_lancedb
@@ -157,7 +158,12 @@ def search(
     ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
     if min_score is not None:
         ordered = [cid for cid in ordered if scores[cid] >= min_score]
-    collapsed = catalog.groups.collapse(ordered)
+    # A long unit's parts are one result; parts of a long run of top-level statements (a
+    # module body holding many functions the chunker did not see as units, a class assigned
+    # to `module.exports`) are different code each, so each stands on its own, unless the
+    # whole unit is asked for (`expand`).
+    apart = None if expand else (lambda cid: is_statements(catalog.row(cid)))
+    collapsed = catalog.groups.collapse(ordered, apart)
     base = scores if mode == "hybrid" else rank_scores([cid for cid, _ in collapsed])
     picks = rerank(catalog, collapsed, base, query, kind, k)
     hits = load_hits(

@@ -12,7 +12,7 @@ the best-scoring part per function and report the whole function's line range.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from indexer_core.search.names import looks_like_code, query_identifiers
@@ -117,16 +117,19 @@ class PartGroups:
                 group_of[cid] = number
         return PartGroups(group_of, members, spans, parts)
 
-    def collapse(self, ordered: list[str]) -> list[tuple[str, int | None]]:
+    def collapse(
+        self, ordered: list[str], apart: Callable[[str], bool] | None = None
+    ) -> list[tuple[str, int | None]]:
         """Best-first chunk ids with later parts of an already listed function dropped.
 
-        Returns (chunk id, group number or None) pairs; the id is the best part's.
+        Returns (chunk id, group number or None) pairs; the id is the best part's. A part
+        for which `apart` is true stands on its own (with its group, for the unit's span).
         """
         seen: set[int] = set()
         out: list[tuple[str, int | None]] = []
         for cid in ordered:
             group = self.group_of.get(cid)
-            if group is not None:
+            if group is not None and not (apart is not None and apart(cid)):
                 if group in seen:
                     continue
                 seen.add(group)
