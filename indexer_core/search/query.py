@@ -1,17 +1,17 @@
-"""Searching the index: vector, full-text and hybrid (reciprocal rank fusion) queries.
+"""Searching the index: vector, full-text and hybrid (fused) queries.
 
-Hybrid fuses rankings by weighted reciprocal rank (`ranking.py`): vector similarity of
-the query embedding, BM25 over each chunk's `search_text` (path, scope, name and content,
-camelCase split into words), and exact or partial matches of chunk names (`names.py`);
-sentences lean on the vector ranking, identifiers on names and text. In every mode the parts
-of one long function collapse into one result (each part of a long run of top-level
-statements stands on its own), and the ranking stage (`rerank.py`) orders files, not chunks:
-the best spans of the best files. The query is embedded with the model that built the
-index; a table built by another model or of another dimension is a clear error, never
-silently compared. Connections, tables, the model and the chunk catalogue (metadata and
-row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one
-embedding, one version read per table, searches that return row ids only, and a point read
-of its hits' content.
+Hybrid fuses rankings (`ranking.py`): vector similarity of the query embedding, BM25 over
+each chunk's `search_text` (path, scope, name and content, camelCase split into words), and
+exact or partial matches of chunk names (`names.py`); sentences by their normalised scores,
+the embedding and BM25 about equally, identifiers by reciprocal rank led by names and text.
+In every mode the parts of one long function collapse into one result (each part of a long
+run of top-level statements stands on its own), and the ranking stage (`rerank.py`) orders
+files, not chunks: the best spans of the best files. The query is embedded with the model
+that built the index; a table built by another model or of another dimension is a clear
+error, never silently compared. Connections, tables, the model and the chunk catalogue
+(metadata and row ids, `chunk_catalog.py`) are kept per process and table version, so a
+query costs one embedding, one version read per table, searches that return row ids only,
+and a point read of its hits' content.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def search(
 ) -> list[SearchHit]:
     """The k best results for a query: the best span of each of the best files.
 
-    Scores: cosine similarity (vector), BM25 (text), or fused reciprocal rank scaled to 0-1
+    Scores: cosine similarity (vector), BM25 (text), or the fused score, 0-1
     (hybrid: 1.0 means first in every ranking), so `min_score` means the same within a mode;
     the order is the ranking stage's (`rerank.py`, its score in `rank_score`). `expand`: a
     long unit's hit holds all its parts, uncut; `explain`: each hit says why it ranks there.
