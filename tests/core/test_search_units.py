@@ -121,7 +121,64 @@ def format_bytes(size):
     return f"{size:.1f} TB"
 """
 
-FILES = {"src/platform_ops.py": _PLATFORM, "src/task_queue.py": _QUEUE, "src/util.py": _UTIL}
+_JAVA = """
+public class RateCounter {
+    private final long windowMillis;
+    private final long[] buckets;
+    private long total;
+    private long startedAt;
+
+    public RateCounter(long windowMillis, int bucketCount) {
+        if (windowMillis <= 0 || bucketCount <= 0) {
+            throw new IllegalArgumentException("window and buckets must be positive");
+        }
+        this.windowMillis = windowMillis;
+        this.buckets = new long[bucketCount];
+        this.startedAt = System.currentTimeMillis();
+    }
+
+    public void record(long events, long nowMillis) {
+        int slot = (int) ((nowMillis / bucketMillis()) % buckets.length);
+        buckets[slot] += events;
+        total += events;
+    }
+
+    public double perSecond(long nowMillis) {
+        long elapsed = Math.max(1, Math.min(windowMillis, nowMillis - startedAt));
+        return total * 1000.0 / elapsed;
+    }
+
+    private long bucketMillis() {
+        return Math.max(1, windowMillis / buckets.length);
+    }
+
+    public void reset(long nowMillis) {
+        java.util.Arrays.fill(buckets, 0L);
+        total = 0;
+        startedAt = nowMillis;
+    }
+
+    public long busiestBucket() {
+        long best = 0;
+        for (long value : buckets) {
+            best = Math.max(best, value);
+        }
+        return best;
+    }
+
+    public String describe() {
+        return "RateCounter[window=" + windowMillis + "ms, buckets=" + buckets.length
+            + ", total=" + total + "]";
+    }
+}
+"""
+
+FILES = {
+    "src/platform_ops.py": _PLATFORM,
+    "src/task_queue.py": _QUEUE,
+    "src/util.py": _UTIL,
+    "src/RateCounter.java": _JAVA,
+}
 
 
 def _build(tmp: Path) -> str:
@@ -218,3 +275,11 @@ def test_further_chunks_of_a_strong_file_are_not_compounded_away(db):
     assert order.index(weak["chunk_id"]) == len(strong)  # after every method of the queue
     for pick in picks[1 : len(strong)]:
         assert pick.why["repeat"].endswith(f"x{rerank.REPEAT}")
+
+
+def test_a_constructor_is_a_unit_not_statements(db):
+    hits = search(db, "create a rate counter over a time window", k=10, explain=True)
+    ctor = next(h for h in hits if h.kind == "constructor")
+    assert ctor.name == "RateCounter" and "statements" not in ctor.why
+    run = search(db, "number of columns and rows of the terminal window", k=3, explain=True)
+    assert run[0].kind == "module" and run[0].why["statements"] == "module x0.9"  # as before
