@@ -23,7 +23,7 @@ from indexer_core.search.filters import SearchFilters
 from indexer_core.search.hits import SearchHit, load_hits
 from indexer_core.search.index_view import OpenIndex, open_index
 from indexer_core.search.names import expand_identifiers
-from indexer_core.search.ranking import fuse, query_kind
+from indexer_core.search.ranking import FUSION, fuse, normalised, query_kind
 from indexer_core.search.rerank import is_statements, query_terms, rank_scores, rerank
 from indexer_core.search.row_ids import ROW_ID
 from indexer_core.storage import tables as storage
@@ -177,11 +177,22 @@ def search(
         terms=query_terms(query),
     )
     by_id = {p.chunk_id: p for p in picks}
+    normalised_values = (
+        {name: dict(normalised(r)) for name, r in ranked.items() if name in ("vector", "text")}
+        if explain and mode == "hybrid" and FUSION[kind] == "scores"
+        else {}
+    )
     for hit in hits:
         pick = by_id[hit.chunk_id]
         hit.rank_score, hit.also = round(pick.score, 4), pick.also
         if explain:
             hit.why = {**pick.why, "rankings": _ranks(ranked, hit.chunk_id, mode)}
+            if mode == "hybrid":
+                hit.why["fusion"] = f"{FUSION[kind]} ({kind} query)"
+                if FUSION[kind] == "scores":  # each ranking's normalised value, 0-1
+                    for name, values in normalised_values.items():
+                        if name in hit.why["rankings"]:
+                            hit.why["rankings"][name]["value"] = round(values[hit.chunk_id], 4)
     return hits
 
 

@@ -70,3 +70,22 @@ def test_a_sentence_ranks_the_same_whatever_k(db, query):
     hits = search(db, query, k=5, explain=True)
     assert all(0.0 <= h.score <= 1.0 for h in hits)
     assert {"vector", "text"} & hits[0].why["rankings"].keys()
+
+
+def test_explain_shows_how_a_sentence_was_fused(db):
+    query = "match a route pattern against a path"
+    hits = search(db, query, k=5, explain=True)
+    weights = ranking.WEIGHTS["natural"]
+    for hit in hits:
+        why = hit.why
+        assert why["fusion"] == "scores (natural query)"
+        total = 0.0
+        for name, entry in why["rankings"].items():
+            value = entry["value"] if name in ("vector", "text") else entry["score"]
+            assert 0.0 <= value <= 1.0
+            total += weights[name] * value
+        present = ("vector", "text", "words")  # the rankings a sentence's fusion had
+        assert why["base"] == pytest.approx(total / sum(weights[n] for n in present), abs=2e-4)
+    top = search(db, "match_route", k=1, explain=True)[0]
+    assert top.why["fusion"] == "ranks (identifier query)"
+    assert "value" not in top.why["rankings"]["vector"]
