@@ -23,10 +23,10 @@ RRF_K = 10
 # - an identifier-like query by weighted reciprocal rank (RRF_K): the name rankings' exact
 #   matches lead, and a rank says all that matters;
 # - a sentence by a weighted sum of each ranking's own scores, min-max normalised over its
-#   first SCORE_DEPTH candidates (1 = that ranking's best, 0 = its SCORE_DEPTH-th): how far a
-#   chunk stands above the others counts, not only its place: a chunk far ahead in BM25
-#   that the embedding missed keeps a strong score, one barely ahead does not (reciprocal
-#   rank scored both alike).
+#   first SCORE_DEPTH candidates (1 = that ranking's best, 1/SCORE_DEPTH = its SCORE_DEPTH-th,
+#   `normalised`): how far a chunk stands above the others counts, not only its place: a
+#   chunk far ahead in BM25 that the embedding missed keeps a strong score, one barely ahead
+#   does not (reciprocal rank scored both alike).
 #   Chosen on the development samples (bench/retrieval_eval.py seed 11, the search eval's
 #   dev repositories), checked on the held-out ones (seed 7, the search eval's held-out
 #   repositories): docstring->function hybrid MRR@10 seed 11 .559 -> .600 and seed 7 .551
