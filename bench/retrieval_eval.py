@@ -1,7 +1,9 @@
 """Retrieval quality on real code: does a function's own doc summary find the function?
 
-For Python (CPython stdlib), Go (Go 1.19 stdlib) and JavaScript (npm's own sources), a
-seeded sample of files is copied with every function's docstring / doc comment removed.
+For Python (CPython stdlib), Go (Go 1.19 stdlib), JavaScript (npm's own sources) and Java
+(OpenJDK 17 `java.util`, the top-level package, from the openjdk-17-source Debian package the
+search eval pins; `--languages python,go,javascript,java`), a seeded sample of files is copied
+with every function's docstring / doc comment removed.
 The stripped tree is indexed with indexer_core (chunk_partition + embed_partition, no
 Dagster), and the first sentence of each removed doc is a query whose answer is its
 function. Scoring rule, the same for every system (see HIT_RULE): each system returns its
@@ -20,6 +22,7 @@ recall@1,
 recall@10 and MRR@10 per language; prints and writes JSON under bench/results/.
 
     python bench/retrieval_eval.py [--files 30] [--queries 150] [--seed 7]
+    python bench/retrieval_eval.py --languages python --under python=email   # CPython `email`
 """
 
 from __future__ import annotations
@@ -191,6 +194,59 @@ def _brace_end(lines: list[str], start: int) -> int | None:
     return None
 
 
+_JAVA_DECL = re.compile(
+    r"^\s*(?:(?:public|protected|private|static|final|abstract|synchronized|native|default"
+    r"|strictfp)\s+)*(?:<[^>]*>\s+)?[\w.<>\[\], ?]+?\s+(\w+)\s*\("
+)
+_JAVA_NOT_METHOD = re.compile(r"\b(class|interface|enum|record|new|return|throw)\b")
+
+
+def _javadoc_text(lines: list[str]) -> str:
+    """A Javadoc block's prose: `{@code x}` and `{@link a#b c}` as their words, no HTML."""
+    text = "\n".join(re.sub(r"^\s*/?\*+/?\s?", "", ln).replace("*/", "") for ln in lines)
+    text = re.sub(r"\{@(?:code|literal)\s+([^}]*)\}", r"\1", text)
+    link = r"\{@(?:link|linkplain)\s+([\w.$]*(?:#\w+)?(?:\([^)]*\))?)\s*([^}]*)\}"
+    text = re.sub(link, lambda m: m.group(2).strip() or m.group(1), text)
+    text = re.sub(r"</?[a-zA-Z][^>]*>", "", text)
+    text = re.sub(r"(?<![\w#])#(?=\w)", "", text)  # `{@link #get}` -> get
+    return "\n".join(ln for ln in text.split("\n") if not ln.strip().startswith("@"))
+
+
+def strip_java(text: str):
+    """Javadoc blocks directly above a method or constructor with a body (annotations
+    between them allowed); the method's span runs from its declaration to its closing brace."""
+    lines = text.split("\n")
+    removed: set[int] = set()
+    spans = []
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip().startswith("/**"):
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and "*/" not in lines[j]:
+            j += 1
+        k = j + 1
+        while k < len(lines) and lines[k].strip().startswith("@"):
+            k += 1
+        if (
+            k < len(lines)
+            and _JAVA_DECL.match(lines[k])
+            and not _JAVA_NOT_METHOD.search(lines[k].split("(")[0])
+        ):
+            body = next(
+                (m for m in range(k, min(len(lines), k + 8)) if "{" in lines[m] or ";" in lines[m]),
+                None,
+            )
+            end = _brace_end(lines, k) if body is not None and "{" in lines[body] else None
+            doc = _javadoc_text(lines[i : j + 1])
+            if end is not None and doc.strip():
+                removed.update(range(i + 1, j + 2))
+                spans.append((first_sentence(doc), k + 1, end + 1))
+        i = j + 1
+    return _strip_lines(lines, removed, spans)
+
+
 def python_files() -> list[Path]:
     import sysconfig
 
@@ -221,19 +277,57 @@ def js_files() -> tuple[list[Path], Path]:
     return [p for p in root.rglob("*.js") if "test" not in p.parts], root
 
 
+# OpenJDK's sources: the Debian package the search eval pins (bench/search_eval/repos.toml),
+# fetched with `apt-get download` and unpacked without installing (no root needed).
+JDK_SOURCE = "openjdk-17-source=17.0.19+10-1~deb12u2"
+JDK_PREFIX = "java.base/java/util/"
+SOURCE_CACHE = Path(tempfile.gettempdir()) / "retrieval-eval-src"
+
+
+def java_files() -> tuple[list[Path], Path]:
+    """The top-level `java.util` package (not its subpackages)."""
+    from bench.search_eval import prepare
+
+    repo = prepare.Repo(
+        name="openjdk-java-util",
+        language="java",
+        fetch={
+            "apt_source_zip": JDK_SOURCE,
+            "zip": "/usr/lib/jvm/openjdk-17/lib/src.zip",
+            "member_prefix": JDK_PREFIX,
+        },
+        include=["*.java"],
+    )
+    root = prepare.fetch(repo, SOURCE_CACHE)
+    return sorted(root.glob("*.java")), root
+
+
 LANGUAGES = {
     "python": (python_files, strip_python),
     "go": (go_files, strip_go),
     "javascript": (js_files, strip_js),
+    "java": (java_files, strip_java),
 }
 
 
 def build_tree(
-    language: str, out: Path, n_files: int, n_queries: int, rng: random.Random
+    language: str,
+    out: Path,
+    n_files: int,
+    n_queries: int,
+    rng: random.Random,
+    under: str | None = None,
 ) -> list[Query]:
-    """Copy a sample of files with docs stripped; return the queries (at most n_queries)."""
+    """Copy a sample of files with docs stripped; return the queries (at most n_queries).
+    `under`: only files below this directory of the language's root (`email`)."""
     list_files, strip = LANGUAGES[language]
     files, root = list_files()
+    if under:
+        files = [
+            p
+            for p in files
+            if p.relative_to(root).parts[: len(Path(under).parts)] == Path(under).parts
+        ]
     files = sorted(p for p in files if 2_000 < p.stat().st_size < 60_000)
     rng.shuffle(files)
     queries: list[Query] = []
@@ -363,7 +457,9 @@ def evaluate(language: str, work: Path, args, embedder) -> dict:
         import shutil
 
         shutil.rmtree(tree)
-    queries = build_tree(language, tree, args.files, args.queries, rng)
+    queries = build_tree(
+        language, tree, args.files, args.queries, rng, dict(args.under).get(language)
+    )
     settings = IndexSettings(shards=1, use_git=False, model=embedder.model_name)
     chunked = chunk_partition(db_uri, language, str(tree), 0, settings)
     embed_partition(db_uri, language, 0, embedder)
@@ -410,6 +506,15 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=150, help="queries kept per language")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--languages", default=",".join(LANGUAGES))
+    parser.add_argument(
+        "--under",
+        action="append",
+        default=[],
+        type=lambda v: tuple(v.split("=", 1)),
+        metavar="LANG=DIR",
+        help="sample only files below DIR of that language's root (python=email)",
+    )
+    parser.add_argument("--out", type=Path, help="write the JSON here (default bench/results)")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument(
         "--work", help="keep the stripped trees and indexes here; a rerun reuses them"
@@ -421,6 +526,7 @@ def main() -> int:
         "device": embedder.device,
         "seed": args.seed,
         "files_per_language": args.files,
+        "under": dict(args.under),
         "window_lines": WINDOW,
         "hit_rule": HIT_RULE,
         "languages": {},
@@ -447,7 +553,7 @@ def main() -> int:
                 )
             print(f"  hybrid - window40 recall@10: {res['hybrid_minus_window40_recall@10']:+.3f}")
     report["seconds"] = round(time.perf_counter() - started, 1)
-    out = Path(__file__).parent / "results" / "retrieval_eval.json"
+    out = args.out or Path(__file__).parent / "results" / "retrieval_eval.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {out} ({report['seconds']}s)")

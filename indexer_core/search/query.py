@@ -1,16 +1,17 @@
-"""Searching the index: vector, full-text and hybrid (reciprocal rank fusion) queries.
+"""Searching the index: vector, full-text and hybrid (fused) queries.
 
-Hybrid fuses rankings by weighted reciprocal rank (`ranking.py`): vector similarity of
-the query embedding, BM25 over each chunk's `search_text` (path, scope, name and content,
-camelCase split into words), and exact or partial matches of chunk names (`names.py`);
-sentences lean on the vector ranking, identifiers on names and text. In every mode the parts of one
-long function collapse into one result, and the ranking stage (`rerank.py`) orders files, not
-chunks: the best span of each of the best files. The query is embedded with the model that built the
-index; a table built by another model or of another dimension is a clear error, never
-silently compared. Connections, tables, the model and the chunk catalogue (metadata and
-row ids, `chunk_catalog.py`) are kept per process and table version, so a query costs one
-embedding, one version read per table, searches that return row ids only, and a point read
-of its hits' content.
+Hybrid fuses rankings (`ranking.py`): vector similarity of the query embedding, BM25 over
+each chunk's `search_text` (path, scope, name and content, camelCase split into words), and
+exact or partial matches of chunk names (`names.py`); sentences by their normalised scores,
+the embedding and BM25 about equally, identifiers by reciprocal rank led by names and text.
+In every mode the parts of one long function collapse into one result (each part of a long
+run of top-level statements stands on its own), and the ranking stage (`rerank.py`) orders
+files, not chunks: the best spans of the best files. The query is embedded with the model
+that built the index; a table built by another model or of another dimension is a clear
+error, never silently compared. Connections, tables, the model and the chunk catalogue
+(metadata and row ids, `chunk_catalog.py`) are kept per process and table version, so a
+query costs one embedding, one version read per table, searches that return row ids only,
+and a point read of its hits' content.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from indexer_core.search.filters import SearchFilters
 from indexer_core.search.hits import SearchHit, load_hits
 from indexer_core.search.index_view import OpenIndex, open_index
 from indexer_core.search.names import expand_identifiers
-from indexer_core.search.ranking import fuse, query_kind
-from indexer_core.search.rerank import query_terms, rank_scores, rerank
+from indexer_core.search.ranking import FUSION, fuse, normalised, query_kind
+from indexer_core.search.rerank import is_statements, query_terms, rank_scores, rerank
 from indexer_core.search.row_ids import ROW_ID
 from indexer_core.storage import tables as storage
 from indexer_core.storage.lancedb_import import import_lancedb
@@ -122,7 +123,7 @@ def search(
 ) -> list[SearchHit]:
     """The k best results for a query: the best span of each of the best files.
 
-    Scores: cosine similarity (vector), BM25 (text), or fused reciprocal rank scaled to 0-1
+    Scores: cosine similarity (vector), BM25 (text), or the fused score, 0-1
     (hybrid: 1.0 means first in every ranking), so `min_score` means the same within a mode;
     the order is the ranking stage's (`rerank.py`, its score in `rank_score`). `expand`: a
     long unit's hit holds all its parts, uncut; `explain`: each hit says why it ranks there.
@@ -157,7 +158,12 @@ def search(
     ordered = sorted(scores, key=lambda cid: (-scores[cid], cid))
     if min_score is not None:
         ordered = [cid for cid in ordered if scores[cid] >= min_score]
-    collapsed = catalog.groups.collapse(ordered)
+    # A long unit's parts are one result; parts of a long run of top-level statements (a
+    # module body holding many functions the chunker did not see as units, a class assigned
+    # to `module.exports`) are different code each, so each stands on its own, unless the
+    # whole unit is asked for (`expand`).
+    apart = None if expand else (lambda cid: is_statements(catalog.row(cid)))
+    collapsed = catalog.groups.collapse(ordered, apart)
     base = scores if mode == "hybrid" else rank_scores([cid for cid, _ in collapsed])
     picks = rerank(catalog, collapsed, base, query, kind, k)
     hits = load_hits(
@@ -171,11 +177,22 @@ def search(
         terms=query_terms(query),
     )
     by_id = {p.chunk_id: p for p in picks}
+    normalised_values = (
+        {name: dict(normalised(r)) for name, r in ranked.items() if name in ("vector", "text")}
+        if explain and mode == "hybrid" and FUSION[kind] == "scores"
+        else {}
+    )
     for hit in hits:
         pick = by_id[hit.chunk_id]
         hit.rank_score, hit.also = round(pick.score, 4), pick.also
         if explain:
             hit.why = {**pick.why, "rankings": _ranks(ranked, hit.chunk_id, mode)}
+            if mode == "hybrid":
+                hit.why["fusion"] = f"{FUSION[kind]} ({kind} query)"
+                if FUSION[kind] == "scores":  # each ranking's normalised value, 0-1
+                    for name, values in normalised_values.items():
+                        if name in hit.why["rankings"]:
+                            hit.why["rankings"][name]["value"] = round(values[hit.chunk_id], 4)
     return hits
 
 

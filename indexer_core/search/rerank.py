@@ -13,9 +13,9 @@ hybrid's fused scores), then
 - sums each file's evidence: its best chunk plus a decaying share of the others, members of
   one class or module counting more together (the `parent_id` hierarchy), so a file or class
   many chunks point at rises;
-- returns the best chunk of each file at the file's score, best file first; a file's n-th
-  chunk follows at its own score times REPEAT^(n-1), so repeats of one file rarely take the
-  place of another file; every pick carries why it ranks there (`--explain`).
+- returns the best chunk of each file at the file's score, best file first; a file's further
+  chunks follow at their own score times REPEAT, so a repeat of one file takes the place of
+  another file only on stronger evidence; every pick carries why it ranks there (`--explain`).
 
 Deterministic (ties by chunk id) and cheap: a few hundred candidates, no table reads.
 """
@@ -55,15 +55,23 @@ DIR_BOOST = 0.05  # times the share of the directories' words the query mentions
 SHARE = 0.25
 SIBLING_SHARE = 0.4
 EVIDENCE = 4  # chunks per file that count
-# A file's n-th chunk (n > 1) ranks at its own score times REPEAT^(n-1): a second chunk of a
-# strong file can still beat a weak file; 0 would show each file once first. 0.5 gave the same
-# file-level NDCG on the search eval but cost function-level recall (bench/retrieval_eval.py,
-# Python seed 7, hybrid recall@10 .673 at 0.5, .793 at 0.8 and at 1.0).
+# A file's further chunks rank at their own score times REPEAT (each of them, not REPEAT^n):
+# a strong function of the best file still beats a weak file's best chunk. Compounding
+# (REPEAT^(n-1) for the n-th) pushed a file's 4th-8th functions, often the answer to a question
+# about one function, below other files' weak chunks: docstring->function recall@10
+# (bench/retrieval_eval.py, hybrid, seeds 7 / 11) went Go .820 / .820 -> .860 / .887 and
+# JavaScript .820 / .813 -> .847 / .847 without it, for -.001 NDCG@10 on the search eval.
+# 0.5 gave about the same file-level NDCG but cost function-level recall; 1.0 cost the search
+# eval .008.
 REPEAT = 0.8
-_UNITS = frozenset(
+# Kinds that are named units of code; other chunks (`module`, `preproc`, ...) are runs of
+# top-level statements. (`constructor`, the Java chunker's, was missing: constructors were
+# weighed as statements. C's `typedef` as a unit cost the search eval's C one query.)
+UNIT_KINDS = frozenset(
     {
         "function",
         "method",
+        "constructor",
         "class",
         "interface",
         "struct",
@@ -162,15 +170,20 @@ def rerank(
             best.why["file"] = f"+{total - best.score:.4f} from {len(picks) - 1} more chunk(s)"
         best.also = [p.chunk_id for p in picks[1:4]]
         ranked.append((total, best.score, best.chunk_id, best))
-        for n, pick in enumerate(picks[1:], 1):  # again the same file: worth REPEAT^n as much
-            pick.why["repeat"] = f"chunk {n + 1} of its file x{REPEAT**n:.3f}"
-            ranked.append((pick.score * REPEAT**n, pick.score, pick.chunk_id, pick))
+        for n, pick in enumerate(picks[1:], 1):  # again the same file: worth REPEAT as much
+            pick.why["repeat"] = f"chunk {n + 1} of its file x{REPEAT}"
+            ranked.append((pick.score * REPEAT, pick.score, pick.chunk_id, pick))
     ranked.sort(key=lambda t: (-t[0], -t[1], t[2]))
     out = []
     for total, _, _, pick in ranked:
         pick.score = total
         out.append(pick)
     return _limit_non_code(catalog, out, asked, k)
+
+
+def is_statements(row: dict | None) -> bool:
+    """A chunk of top-level statements (a module's code outside named units), not a unit."""
+    return row is not None and row.get("kind") not in UNIT_KINDS
 
 
 def _chunk_weight(row: dict, asked, terms, defined, why: dict) -> float:
@@ -181,10 +194,10 @@ def _chunk_weight(row: dict, asked, terms, defined, why: dict) -> float:
         why["role"] = f"{role} x{ROLE_WEIGHTS[role]}"
     name = (row.get("name") or "").lower()
     last = re.split(r"\.|::|->|#", name)[-1] if name else ""
-    if defined and (name in defined or last in defined) and row.get("kind") in _UNITS:
+    if defined and (name in defined or last in defined) and row.get("kind") in UNIT_KINDS:
         weight *= DEFINITION_BOOST
         why["definition"] = f"{row.get('kind')} {row.get('name')} x{DEFINITION_BOOST}"
-    elif row.get("kind") not in _UNITS:
+    elif row.get("kind") not in UNIT_KINDS:
         weight *= STATEMENTS_WEIGHT
         why["statements"] = f"{row.get('kind')} x{STATEMENTS_WEIGHT}"
     if terms:
