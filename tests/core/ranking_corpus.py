@@ -104,8 +104,9 @@ class Session:
 }
 
 
-def build_index(tmp: Path, repo: str = "ranked") -> str:
-    """Chunk, embed and index the repository; returns the database URI."""
+def build_index(tmp: Path, repo: str = "ranked", files: dict[str, str] | None = None) -> str:
+    """Chunk, embed and index the repository (`files`, by default this module's); returns
+    the database URI."""
     from indexer_core.embedding.model import load_embedder
     from indexer_core.indexing.chunk_step import chunk_partition
     from indexer_core.indexing.embed_step import embed_partition
@@ -113,7 +114,7 @@ def build_index(tmp: Path, repo: str = "ranked") -> str:
     from indexer_core.search import indexes as search_index
 
     root = tmp / "repo"
-    for rel, text in FILES.items():
+    for rel, text in (FILES if files is None else files).items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.lstrip("\n"))

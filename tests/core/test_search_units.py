@@ -4,13 +4,12 @@ chunks of a file the query clearly points at are not pushed below a weakly match
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from indexer_core.search import rerank
 from indexer_core.search.index_view import open_index
 from indexer_core.search.query import search
+from tests.core.ranking_corpus import build_index
 
 # Functions defined inside a module-level `if`: the chunker sees one long run of top-level
 # statements and splits it into parts, each holding different functions.
@@ -181,29 +180,9 @@ FILES = {
 }
 
 
-def _build(tmp: Path) -> str:
-    from indexer_core.embedding.model import load_embedder
-    from indexer_core.indexing.chunk_step import chunk_partition
-    from indexer_core.indexing.embed_step import embed_partition
-    from indexer_core.indexing.settings import IndexSettings
-    from indexer_core.search import indexes as search_index
-
-    root = tmp / "repo"
-    for rel, text in FILES.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text.lstrip("\n"))
-    db_uri = str(tmp / "lancedb")
-    settings = IndexSettings(shards=1, use_git=False)
-    chunk_partition(db_uri, "units", str(root), 0, settings)
-    embed_partition(db_uri, "units", 0, load_embedder(settings.model))
-    search_index.build_fts_indexes(db_uri)
-    return db_uri
-
-
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> str:
-    return _build(tmp_path_factory.mktemp("units"))
+    return build_index(tmp_path_factory.mktemp("units"), "units", FILES)
 
 
 def _line_of(needle: str) -> int:
