@@ -153,6 +153,13 @@ class Config:
         "on",
     )
 
+    dagster_sync: str = _setting(
+        "CODE_INDEX_DAGSTER_SYNC",
+        "off",
+        "how the local Dagster instance's SQLite writes wait for the disk: `off` (an OS "
+        "crash may lose recent run history; the index is unaffected), `normal` or `full`",
+    )
+
     executor: str = _setting(
         "CODE_INDEX_EXECUTOR",
         "multiprocess",

@@ -16,7 +16,7 @@ import dagster as dg
 
 from indexer_core.embedding import query_encoder
 from indexer_core.embedding.model import load_encoder
-from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.chunk_step import ChunkReport, chunk_partition
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
 from indexer_core.storage.housekeeping import compact_manifest
@@ -100,13 +100,15 @@ def chunk_shard(
     bottleneck, and chunking only has to stay ahead of it."""
     if not steps_share_a_process(context):
         _yield_cpu_to_the_encoder()
-    failed = []
+    failed, reports = [], []
     for partition_key in partitions:
         try:
-            _chunk_one(context, code_index, partition_key)
+            reports.append(_chunk_one(context, code_index, partition_key))
         except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
             failed.append(f"{partition_key}: {type(exc).__name__}: {exc}")
             context.log.error(f"chunking failed for {failed[-1]}")
+    if reports:
+        context.log.info(_chunk_summary(reports))
     if failed:
         landed = len(partitions) - len(failed)
         raise dg.Failure(
@@ -127,7 +129,10 @@ def _yield_cpu_to_the_encoder() -> None:
         _NICED = True
 
 
-def _chunk_one(context, code_index: CodeIndexResource, partition_key: str) -> None:
+def _chunk_one(context, code_index: CodeIndexResource, partition_key: str) -> ChunkReport:
+    """Chunk one partition and record its `files` and `chunks` materializations, whose
+    metadata is the partition's report (one log line per step, not per partition: every
+    line is one more event written to the instance)."""
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo)
     report = chunk_partition(
@@ -149,10 +154,19 @@ def _chunk_one(context, code_index: CodeIndexResource, partition_key: str) -> No
     context.log_event(
         dg.AssetMaterialization("chunks", partition=partition_key, metadata=metadata, tags=tags)
     )
-    context.log.info(
-        f"{partition_key}: {report.parsed} parsed, {report.unchanged} unchanged, "
-        f"{report.deleted} deleted, {len(report.skipped)} skipped, "
-        f"+{report.chunks_added}/-{report.chunks_removed} chunks in {report.seconds:.1f}s"
+    return report
+
+
+def _chunk_summary(reports: list[ChunkReport]) -> str:
+    def total(name: str) -> int:
+        return sum(getattr(r, name) for r in reports)
+
+    return (
+        f"{len(reports)} partition(s) chunked: {total('parsed')} files parsed, "
+        f"{total('unchanged')} unchanged, {total('deleted')} deleted, "
+        f"{sum(len(r.skipped) for r in reports)} skipped, "
+        f"+{total('chunks_added')}/-{total('chunks_removed')} chunks in "
+        f"{sum(r.seconds for r in reports):.1f}s"
     )
 
 
@@ -238,14 +252,22 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
         plan_op=plan_partitions.name,
         already_chunked=rerun_chunked_elsewhere(context.run, partitions, chunk_shard.name),
     )
+    reports: list[EmbedReport] = []
+
+    def record(key: str, report: EmbedReport) -> None:
+        _record(context, code_index, key, report)
+        reports.append(report)
+
     consumer = EmbeddingConsumer(
         code_index.db_uri,
         embedder,
-        lambda key, report: _record(context, code_index, key, report),
+        record,
         claim=partition_claims(code_index.db_uri) if count > 1 else None,
     )
     outcome = consumer.run(landings)
     consumer.close()
+    if reports:
+        context.log.info(_embed_summary(reports))
     if index == 0:
         _export_for_queries(context, embedder, code_index)
     if outcome.aborted:
@@ -308,9 +330,16 @@ def _record(context, code_index: CodeIndexResource, key: str, report: EmbedRepor
             "vectors", partition=key, metadata=embed_metadata(report, code_index.db_uri)
         )
     )
-    context.log.info(
-        f"{key}: {report.embedded} embedded, {report.reused} from cache, "
-        f"{report.unchanged} unchanged"
+
+
+def _embed_summary(reports: list[EmbedReport]) -> str:
+    def total(name: str) -> float:
+        return sum(getattr(r, name) for r in reports)
+
+    return (
+        f"{len(reports)} partition(s) embedded: {total('embedded'):.0f} chunks embedded, "
+        f"{total('reused'):.0f} from cache, {total('unchanged'):.0f} unchanged; encoding "
+        f"{total('embed_seconds'):.1f}s"
     )
 
 
