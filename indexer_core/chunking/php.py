@@ -14,5 +14,8 @@ SPECS = {
             "namespace_definition": "namespace",
         },
         leaves={"function_definition": "function", "method_declaration": "method"},
+        # `if (!function_exists('foo')) { function foo() {...} }`: a definition, not a run.
+        blocks=frozenset({"if_statement", "else_if_clause", "else_clause"}),
+        bodies=frozenset({"compound_statement"}),
     )
 }

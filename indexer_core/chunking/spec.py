@@ -55,3 +55,12 @@ class LanguageSpec:
     extra: Callable[[Node, bytes], tuple[str, str] | None] | None = None
     # Optional: a kind that depends on the node (e.g. Kotlin's `interface` keyword).
     kind_of: Callable[[Node, str], str] | None = None
+    # Optional: for a statement that binds a class (`module.exports = class X {...}`), the class
+    # node and the name it is bound to (used when the class has none of its own).
+    bound: Callable[[Node, bytes], tuple[Node, str] | None] | None = None
+    # Statements and clauses that are opened when they hold units (Python's module-level
+    # `if sys.platform == ...:` or `try: ... except ImportError:`), so the definitions in them are
+    # units like top-level ones; their keywords and condition open the unit that follows.
+    blocks: frozenset[str] = frozenset()
+    # The body node types of those statements, whose named children are the statements.
+    bodies: frozenset[str] = frozenset()

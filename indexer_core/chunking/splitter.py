@@ -29,6 +29,7 @@ from indexer_core.chunking.tokens import TokenCounter
 from indexer_core.records import Span
 
 MAX_CONTAINER_DEPTH = 40  # deeper containers are split like functions
+MAX_OPEN_DEPTH = 8  # block statements nested deeper stay whole (`SyntaxChunker.opened`)
 NAME_LIMIT = 100  # characters of a merged chunk's name
 TRIVIAL_TOKENS = 3  # a gap this small ("}", "end") joins the chunk before it
 # Runs of small sibling units (under MERGE_BELOW x budget tokens each) share a chunk, at most

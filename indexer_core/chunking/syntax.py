@@ -14,6 +14,7 @@ from tree_sitter import Node
 from indexer_core.chunking.spec import METHOD_PARENTS, LanguageSpec
 from indexer_core.chunking.splitter import (
     MAX_CONTAINER_DEPTH,
+    MAX_OPEN_DEPTH,
     MERGE_MAX_UNITS,
     NAME_LIMIT,
     SIGNATURE_LIMIT,
@@ -40,25 +41,26 @@ class SyntaxChunker:
         self, nodes: list[Node], min_row: int, depth: int, parent_kind: str | None
     ) -> tuple[list[Unit], list[Node]]:
         """Units among sibling nodes, and the siblings that are not units."""
-        nodes = _without_errors(nodes)
         spec = self.spec
         units: list[Unit] = []
         others: list[Node] = []
         lead: list[Node] = []
+        lead_opens = False  # the last lead node is a clause's keyword or condition
         prev_end = min_row
-        for node in nodes:
+        for node, opens in self.opened(_without_errors(nodes), 0):
             start = node.start_point[0]
-            if node.type in spec.leading:
-                if lead and start > end_row(lead[-1]) + 1:
+            if opens or node.type in spec.leading:
+                if lead and not self.adjacent(lead[-1], lead_opens, start):
                     others.extend(lead)
                     lead = []
                 lead.append(node)
+                lead_opens = opens
                 continue
             unit = self.classify(node, depth, parent_kind) if start > prev_end else None
             if lead:
                 if (
                     unit is not None
-                    and end_row(lead[-1]) + 1 >= start
+                    and self.adjacent(lead[-1], lead_opens, start)
                     and lead[0].start_point[0] > prev_end
                 ):
                     unit.start = lead[0].start_point[0]
@@ -74,6 +76,55 @@ class SyntaxChunker:
         others.extend(lead)
         return units, others
 
+    def adjacent(self, lead: Node, opens: bool, start: int) -> bool:
+        """Whether a lead node reaches the row `start`: a comment must touch it, a clause's
+        `if ...:` or `else:` may have blank rows before it."""
+        after = end_row(lead) + 1
+        return after >= start or (opens and self.fs.trim(after, start - 1) is None)
+
+    def opened(self, nodes: list[Node], depth: int) -> list[tuple[Node, bool]]:
+        """Siblings with each block statement that holds units (`spec.blocks`) replaced by its
+        parts: (keyword, condition or punctuation node, True) and (statement, False)."""
+        spec = self.spec
+        if not spec.blocks:
+            return [(node, False) for node in nodes]
+        out: list[tuple[Node, bool]] = []
+        for node in nodes:
+            opens = node.type in spec.blocks and depth < MAX_OPEN_DEPTH
+            if not opens or not self.holds_units(node, depth):
+                out.append((node, False))
+                continue
+            for child in node.children:
+                if child.type in spec.bodies:
+                    seen = False  # `{` opens what follows; `}` is a trailing statement
+                    for part in child.children:
+                        if part.is_named:
+                            out.extend(self.opened([part], depth + 1))
+                            seen = True
+                        else:
+                            out.append((part, not seen))
+                elif child.type in spec.blocks:
+                    out.extend(self.opened([child], depth + 1))
+                else:
+                    out.append((child, True))
+        return out
+
+    def holds_units(self, node: Node, depth: int) -> bool:
+        """Whether a block statement's bodies (or its clauses') hold a unit node."""
+        spec = self.spec
+        for child in node.children:
+            if child.type in spec.bodies:
+                for part in child.named_children:
+                    typ = part.type
+                    if typ in spec.containers or typ in spec.leaves or typ in spec.wrappers:
+                        return True
+                    nested = typ in spec.blocks and depth + 1 < MAX_OPEN_DEPTH
+                    if nested and self.holds_units(part, depth + 1):
+                        return True
+            elif child.type in spec.blocks and self.holds_units(child, depth):
+                return True
+        return False
+
     def classify(self, node: Node, depth: int, parent_kind: str | None) -> Unit | None:
         spec = self.spec
         inner = node
@@ -88,6 +139,11 @@ class SyntaxChunker:
             if nxt is None:
                 return None
             inner = nxt
+        bound_name = ""
+        if spec.bound is not None:
+            found_bound = spec.bound(inner, self.src)
+            if found_bound is not None:
+                inner, bound_name = found_bound
         typ = inner.type
         is_container = typ in spec.containers
         if is_container:
@@ -105,6 +161,8 @@ class SyntaxChunker:
         if spec.kind_of is not None:
             kind = spec.kind_of(inner, kind)
         name = spec.name(inner, self.src)
+        if bound_name and name == "<anonymous>":
+            name = bound_name
         members: list[Unit] | None = None
         others: list[Node] = []
         if is_container and depth < MAX_CONTAINER_DEPTH:

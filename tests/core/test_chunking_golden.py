@@ -290,3 +290,118 @@ def test_functions_inside_a_parse_error_are_units(small: TokenCounter) -> None:
     got = {(s.start_line, s.end_line, s.kind, s.name) for s in spans}
     assert {(11, 14, "function", "codec_add"), (16, 19, "function", "codec_scale")} <= got
     check_invariants(C_HEADER, "codec.h", "c", small, spans)
+
+
+COMMONJS_CLASS = """'use strict';
+
+const helper = require('./helper');
+
+module.exports = class CachePolicy {
+  constructor(req, res) {
+    this.req = req;
+    this.res = res;
+  }
+
+  storable() {
+    return !this.req.headers['cache-control'];
+  }
+
+  age() {
+    let age = this.res.headers.age || 0;
+    return age + helper.now();
+  }
+};
+
+exports.Thing = class extends Base {
+  run() {
+    return 1;
+  }
+};
+
+module.exports.parse = exports = module.exports = function parseArgs(argv) {
+  return argv.slice(2);
+};
+"""
+
+
+def test_classes_and_functions_assigned_to_exports_are_units(small: TokenCounter) -> None:
+    """`module.exports = class CachePolicy {...}` is a class with its methods as members, as a
+    declaration is; it was one run of module statements whose parts held no names. An exported
+    function is known by its own name, an anonymous class by its target."""
+    spans = chunk_text(COMMONJS_CLASS, "index.js", "javascript", small)
+    got = [(s.start_line, s.end_line, s.kind, s.name, s.scope) for s in spans]
+    assert (5, 5, "class", "CachePolicy", ()) in got
+    assert (11, 13, "method", "storable", ("CachePolicy",)) in got
+    assert (15, 19, "method", "age", ("CachePolicy",)) in got
+    names = {(s.kind, s.name) for s in spans}
+    assert ("class", "exports.Thing") in names
+    assert ("function", "parseArgs") in names
+    assert not any(s.kind == "module" and "class" in s.content for s in spans)
+    check_invariants(COMMONJS_CLASS, "index.js", "javascript", small, spans)
+
+
+PLATFORM_BLOCKS = '''import os
+import sys
+
+if sys.platform == "win32":
+    def spawn(path, args):
+        """Start a process on Windows."""
+        return os.spawnv(os.P_WAIT, path, args)
+
+    class Runner:
+        def run(self):
+            return 1
+else:
+    def spawn(path, args):
+        """Start a process elsewhere."""
+        pid = os.fork()
+        return pid
+
+try:
+    from _speedups import fast_join
+except ImportError:
+    def fast_join(parts):
+        """Join the parts slowly."""
+        return "".join(parts)
+'''
+
+
+def test_definitions_inside_module_level_if_and_try_are_units() -> None:
+    """`if sys.platform == ...: def spawn` and `except ImportError: def fast_join` define
+    functions like a top-level `def`; the clause line opens the unit (os.py's `spawnv` and
+    friends were parts of one module run)."""
+    counter = load_token_counter("all-MiniLM-L6-v2")
+    spans = chunk_text(PLATFORM_BLOCKS, "compat.py", "python", counter)
+    got = [(s.start_line, s.end_line, s.kind, s.name, s.scope) for s in spans]
+    assert got[0] == (1, 2, "module", "compat.py", ())
+    assert (4, 7, "function", "spawn", ()) in got
+    assert (9, 11, "class", "Runner", ()) in got
+    assert any(g[2:] == ("function", "spawn", ()) and g[0] == 12 for g in got)  # with `else:`
+    assert (20, 23, "function", "fast_join", ()) in got
+    assert all(spans[s.parent].kind == "module" for s in spans[1:])
+    check_invariants(PLATFORM_BLOCKS, "compat.py", "python", counter, spans)
+
+
+def test_blocks_without_definitions_stay_statements(small: TokenCounter) -> None:
+    text = 'if sys.platform == "win32":\n    SEP = "\\\\"\nelse:\n    SEP = "/"\n'
+    spans = chunk_text(text, "sep.py", "python", small)
+    assert [(s.kind, s.name) for s in spans] == [("module", "sep.py")]
+
+
+PHP_POLYFILL = """<?php
+require_once 'base.php';
+
+if (!function_exists('str_contains')) {
+    function str_contains($haystack, $needle) {
+        return $needle === '' || strpos($haystack, $needle) !== false;
+    }
+}
+"""
+
+
+def test_php_function_inside_function_exists_guard_is_a_unit() -> None:
+    counter = load_token_counter("all-MiniLM-L6-v2")
+    spans = chunk_text(PHP_POLYFILL, "polyfill.php", "php", counter)
+    got = [(s.start_line, s.end_line, s.kind, s.name) for s in spans]
+    assert got == [(1, 2, "module", "polyfill.php"), (4, 8, "function", "str_contains")]
+    check_invariants(PHP_POLYFILL, "polyfill.php", "php", counter, spans)

@@ -11,66 +11,104 @@ from indexer_core.search.index_view import open_index
 from indexer_core.search.query import search
 from tests.core.ranking_corpus import build_index
 
-# Functions defined inside a module-level `if`: the chunker sees one long run of top-level
-# statements and splits it into parts, each holding different functions.
+# Functions inside an immediately invoked function (the browser-era module pattern): the
+# chunker sees one long run of top-level statements and splits it into parts, each holding
+# different functions. (Functions inside a module-level `if` were the example before they
+# became units, `_COMPAT`.)
 _PLATFORM = """
+(function (root) {
+  "use strict";
+  var fs = require("fs");
+  var path = require("path");
+
+  function diskUsageReport(dir) {
+    var stat = fs.statfsSync(dir);
+    var total = stat.blocks * stat.bsize;
+    var used = total - stat.bfree * stat.bsize;
+    var percent = Math.floor((used * 100) / Math.max(total, 1));
+    var lines = ["total " + total, "used " + used, "free " + (total - used)];
+    lines.push("usage " + percent + " percent of the volume");
+    return lines.join("\\n");
+  }
+
+  function changeFileOwner(file, uid, gid) {
+    var stat = fs.statSync(file);
+    if (stat.uid === uid && stat.gid === gid) {
+      return false;
+    }
+    fs.chownSync(file, uid, gid);
+    return true;
+  }
+
+  function spawnBackgroundWorker(argv, env) {
+    var child = require("child_process").spawn(argv[0], argv.slice(1), {
+      detached: true,
+      env: env || process.env,
+    });
+    child.unref();
+    return child.pid;
+  }
+
+  function readSymbolicLinkTarget(file) {
+    var target = fs.readlinkSync(file);
+    if (!path.isAbsolute(target)) {
+      target = path.join(path.dirname(file), target);
+    }
+    return path.normalize(target);
+  }
+
+  function temporaryDirectoryName(prefix) {
+    var base = process.env.TMPDIR || "/tmp";
+    var name = prefix + "-" + process.pid;
+    var dir = path.join(base, name);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  function terminalWindowSize(stream) {
+    var out = stream || process.stdout;
+    var columns = out.columns, rows = out.rows;
+    if (!columns || !rows || columns <= 0 || rows <= 0) {
+      throw new Error("no terminal");
+    }
+    return [columns, rows];
+  }
+
+  function loadAverageSummary() {
+    var load = require("os").loadavg();
+    var cores = require("os").cpus().length || 1;
+    var busy = load[0] / cores;
+    return { "1m": load[0], "5m": load[1], "15m": load[2], per_core: busy };
+  }
+
+  function syncAndDropPageCache() {
+    fs.fsyncSync(fs.openSync("/", "r"));
+    fs.writeFileSync("/proc/sys/vm/drop_caches", "3\\n");
+    return true;
+  }
+
+  root.platformOps = { diskUsageReport: diskUsageReport, terminalWindowSize: terminalWindowSize };
+})(this);
+"""
+
+# Functions defined inside a module-level `if` are units like top-level ones.
+_COMPAT = """
 import os
-import shutil
 
-if os.name == "posix":
+if os.name == "nt":
 
-    def disk_usage_report(path):
-        total, used, free = shutil.disk_usage(path)
-        percent = used * 100 // max(total, 1)
-        lines = [f"total {total}", f"used {used}", f"free {free}"]
-        lines.append(f"usage {percent} percent of the volume")
-        return "\\n".join(lines)
+    def make_hard_link(source, target):
+        import ctypes
+        created = ctypes.windll.kernel32.CreateHardLinkW(target, source, None)
+        if not created:
+            raise OSError("could not create the hard link")
+        return target
 
-    def change_file_owner(path, uid, gid):
-        stat = os.stat(path)
-        if stat.st_uid == uid and stat.st_gid == gid:
-            return False
-        os.chown(path, uid, gid)
-        return True
+else:
 
-    def spawn_background_worker(argv, env=None):
-        pid = os.fork()
-        if pid == 0:
-            os.setsid()
-            os.execvpe(argv[0], argv, env or dict(os.environ))
-        return pid
-
-    def read_symbolic_link_target(path):
-        target = os.readlink(path)
-        if not os.path.isabs(target):
-            target = os.path.join(os.path.dirname(path), target)
-        return os.path.normpath(target)
-
-    def temporary_directory_name(prefix):
-        base = os.environ.get("TMPDIR", "/tmp")
-        name = f"{prefix}-{os.getpid()}"
-        path = os.path.join(base, name)
-        os.makedirs(path, exist_ok=True)
-        return path
-
-    def terminal_window_size(fd=1):
-        size = os.get_terminal_size(fd)
-        columns, rows = size.columns, size.lines
-        if columns <= 0 or rows <= 0:
-            raise OSError("no terminal")
-        return columns, rows
-
-    def load_average_summary():
-        one, five, fifteen = os.getloadavg()
-        cores = os.cpu_count() or 1
-        busy = one / cores
-        return {"1m": one, "5m": five, "15m": fifteen, "per_core": busy}
-
-    def sync_and_drop_page_cache():
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as handle:
-            handle.write("3\\n")
-        return True
+    def make_hard_link(source, target):
+        os.link(source, target)
+        return target
 """
 
 _QUEUE = """
@@ -173,7 +211,8 @@ public class RateCounter {
 """
 
 FILES = {
-    "src/platform_ops.py": _PLATFORM,
+    "src/platform_ops.js": _PLATFORM,
+    "src/compat.py": _COMPAT,
     "src/task_queue.py": _QUEUE,
     "src/util.py": _UTIL,
     "src/RateCounter.java": _JAVA,
@@ -196,7 +235,7 @@ def test_the_corpus_has_a_statement_run_in_parts(db):
     assert {r["parts"] for r in rows} == {len(rows)}
 
 
-FILES_RUN = "src/platform_ops.py"
+FILES_RUN = "src/platform_ops.js"
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "text"])
@@ -205,10 +244,10 @@ FILES_RUN = "src/platform_ops.py"
     [
         (
             "resolve where a symbolic link points to as a normalised path",
-            "read_symbolic_link_target",
+            "readSymbolicLinkTarget",
         ),
-        ("number of columns and rows of the terminal window", "terminal_window_size"),
-        ("flush file systems to disk and drop the kernel page cache", "sync_and_drop_page_cache"),
+        ("number of columns and rows of the terminal window", "terminalWindowSize"),
+        ("flush file systems to disk and drop the kernel page cache", "syncAndDropPageCache"),
     ],
 )
 def test_each_part_of_a_statement_run_is_its_own_result(db, mode, query, defines):
@@ -216,7 +255,7 @@ def test_each_part_of_a_statement_run_is_its_own_result(db, mode, query, defines
     if mode != "text":  # (BM25 lists only the parts holding the query's words)
         assert len(hits) >= 2  # several parts of the one run, not one result for all of it
     assert len({(h.start_line, h.end_line) for h in hits}) == len(hits)
-    line = _line_of(f"def {defines}(")
+    line = _line_of(f"function {defines}(")
     assert any(h.start_line <= line <= h.end_line for h in hits[:2]), [h.location() for h in hits]
     for hit in hits:  # each names the run it belongs to, as a long unit's part does
         assert hit.parts > 1 and (hit.unit_start, hit.unit_end) == (1, hits[0].unit_end)
@@ -228,8 +267,8 @@ def test_expand_returns_the_whole_run_once(db):
     assert len(hits) == 1
     assert (hits[0].start_line, hits[0].end_line) == (hits[0].unit_start, hits[0].unit_end)
     assert (
-        "def terminal_window_size(" in hits[0].content
-        and "def disk_usage_report(" in hits[0].content
+        "function terminalWindowSize(" in hits[0].content
+        and "function diskUsageReport(" in hits[0].content
     )
 
 
@@ -262,3 +301,13 @@ def test_a_constructor_is_a_unit_not_statements(db):
     assert ctor.name == "RateCounter" and "statements" not in ctor.why
     run = search(db, "number of columns and rows of the terminal window", k=3, explain=True)
     assert run[0].kind == "module" and run[0].why["statements"] == "module x0.9"  # as before
+
+
+def test_a_function_inside_a_module_level_if_is_its_own_unit(db):
+    """The hit is the function (with the clause that opens it), named and scoped like a
+    top-level `def`, not a part of a run of module statements."""
+    hits = search(db, "create a hard link to a file on windows", k=3, explain=True)
+    hit = next(h for h in hits if h.path == "src/compat.py")
+    assert (hit.kind, hit.name, hit.scope, hit.parts) == ("function", "make_hard_link", "", 1)
+    assert "statements" not in hit.why
+    assert hit.content.startswith('if os.name == "nt":') and "CreateHardLinkW" in hit.content
