@@ -28,7 +28,7 @@ from orchestration.embedding_consumer import (
     partition_claims,
     rerun_chunked_elsewhere,
 )
-from orchestration.metadata import chunk_metadata, embed_metadata
+from orchestration.metadata import chunk_metadata, embed_metadata, slice_metadata
 from orchestration.partitions import (
     chunk_groups,
     group_mapping_key,
@@ -243,6 +243,10 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
         embedder,
         lambda key, report: _record(context, code_index, key, report),
         claim=partition_claims(code_index.db_uri) if count > 1 else None,
+        consumers=count,
+        observe=lambda key, index, slices, report: _observe_slice(
+            context, code_index, key, index, slices, report
+        ),
     )
     outcome = consumer.run(landings)
     consumer.close()
@@ -311,6 +315,20 @@ def _record(context, code_index: CodeIndexResource, key: str, report: EmbedRepor
     context.log.info(
         f"{key}: {report.embedded} embedded, {report.reused} from cache, "
         f"{report.unchanged} unchanged"
+    )
+
+
+def _observe_slice(
+    context, code_index: CodeIndexResource, key: str, index: int, count: int, report: EmbedReport
+) -> None:
+    """A slice of a large partition is written: an observation, so every consumer learns it;
+    the partition's materialization follows once all its slices are written."""
+    context.log_event(
+        dg.AssetObservation(
+            "vectors",
+            partition=key,
+            metadata=slice_metadata(report, code_index.db_uri, index, count),
+        )
     )
 
 
