@@ -22,33 +22,70 @@ Interface:
   land and records each; `close()` waits for (or drops) queued writes.
 
 Several consumers (one per GPU, on one host or many) share one run's partitions through
-`claim`: a partition lock taken without waiting (`locking.try_partition_lock`, a Postgres
-advisory lock across hosts). A consumer claims at most `ahead` partitions at a time (one by
-default: a claim held ahead of a long partition idles the other consumers; measured with
-bench.cluster), so the others get theirs; it keeps the claim until the
-partition's `vectors` materialization is recorded, and a consumer that wins a claim first
-checks the run's event log, so each partition is embedded and recorded once, whichever
-consumer takes it. A consumer that dies releases its claims with its connection (or file
-descriptor): another consumer, or the rerun, takes those partitions.
+claims: a lock taken without waiting (`locking.try_partition_lock`, a Postgres advisory lock
+across hosts). The unit of claim is a partition, or a slice of one: a partition of at least
+`consumers x MIN_SLICE_CHUNKS` chunks is split into one slice per consumer (`slice_count`),
+so a few large partitions no longer leave all but one consumer idle at the end of a run.
+Ready units are claimed largest first (sizes from each `chunks` materialization's row
+count), so what remains at the end is small. A consumer claims at most `ahead` units at a
+time (one by default), so the others get theirs; it keeps the claim until the unit is
+recorded, and a consumer that wins a claim first asks the event log whether an earlier
+holder wrote it, so each unit is embedded once, whichever consumer takes it.
+
+A slice is written in one commit and recorded as a `vectors` observation naming it; the
+partition's `vectors` materialization is recorded once, when all its slices are written, by
+a consumer that sees the last one land and holds the partition's lock. A consumer that dies
+releases its claims with its connection (or file descriptor): another consumer, or the
+rerun, takes those units, and a slice is either written whole or not at all.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster._core.execution.plan.handle import ResolvedFromDynamicStepHandle, StepHandle
 
-from indexer_core.indexing.embed_step import EmbedReport
+from indexer_core.indexing.embed_step import EmbedReport, Part, merge_reports
 from indexer_core.indexing.embed_worker import EmbeddingWorker
 from indexer_core.storage.locking import HeldLock, try_partition_lock
+from orchestration.metadata import report_from_metadata
 from orchestration.partitions import group_of_mapping_key, split_partition_key
 
 POLL_SECONDS = 0.25
+# A slice holds at least this many chunks: below it, a slice's own commit and records would
+# cost a fast device more than the idle time that slicing saves.
+MIN_SLICE_CHUNKS = 32
+ROW_COUNT = "dagster/partition_row_count"
+VECTORS = dg.AssetKey("vectors")
 _STEP_ENDS = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
+_ASSET_EVENTS = {
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.ASSET_OBSERVATION,
+}
+
+
+def slice_count(chunks: int, consumers: int) -> int:
+    """The slices a partition of `chunks` chunks is embedded in, when `consumers` share a
+    run: one per consumer once each would hold MIN_SLICE_CHUNKS, else the whole partition.
+    Only 1 or `consumers`, so two runs of one partition slice it alike (each slice's lock
+    excludes the other run's) or one takes it whole (its exclusive lock excludes slices)."""
+    if consumers > 1 and chunks >= consumers * MIN_SLICE_CHUNKS:
+        return consumers
+    return 1
+
+
+@dataclass(frozen=True)
+class SliceDone:
+    """A slice's `vectors` observation: slice `index` of `count` of partition `key`."""
+
+    key: str
+    index: int
+    count: int
+    report: EmbedReport
 
 
 @dataclass
@@ -59,6 +96,8 @@ class Landed:
     embedded: list[str] = field(default_factory=list)  # partitions with `vectors` recorded
     failed: list[str] = field(default_factory=list)  # partitions whose chunk step failed
     aborted: str = ""  # why nothing more will land (the planning step failed), or ""
+    sizes: dict[str, int] = field(default_factory=dict)  # chunks of partitions that landed
+    slices: list[SliceDone] = field(default_factory=list)  # slices written, by any consumer
 
 
 class ChunkLandings:
@@ -87,12 +126,13 @@ class ChunkLandings:
         self._initial = sorted(self.pending & set(already_chunked))
         self.pending -= set(self._initial)
         self._cursor: str | None = None
+        self._first_id: int | None = None  # storage id before the run's first event
 
     def poll(self) -> Landed:
         """Partitions that landed or failed since the last poll (each reported once)."""
         found = Landed(landed=self._initial)
         self._initial = []
-        types = {dg.DagsterEventType.ASSET_MATERIALIZATION, *_STEP_ENDS}
+        types = {*_ASSET_EVENTS, *_STEP_ENDS}
         while True:
             page = self.instance.get_records_for_run(
                 run_id=self.run_id, cursor=self._cursor, of_type=types, limit=1000
@@ -103,26 +143,34 @@ class ChunkLandings:
             if not page.has_more:
                 return found
 
-    def poll_recorded(self) -> list[str]:
-        """Every partition with a `vectors` materialization in the run so far (a full read of
-        those events, not from the cursor, so nothing `poll` has yet to report is taken)."""
-        keys = []
-        cursor = None
+    def recorded(self, key: str) -> bool:
+        """Whether this run recorded `key`'s `vectors`: a claimant's check that no earlier
+        holder did. Reads that partition's records since the run began, not the run's log."""
+        return bool(self._since_run_began(key, self.instance.fetch_materializations))
+
+    def slices_written(self, key: str) -> list[SliceDone]:
+        """The slices of `key` this run has written (their observations, read now)."""
+        records = self._since_run_began(key, self.instance.fetch_observations)
+        return [
+            _slice_done(key, record.asset_observation.metadata)
+            for record in records
+            if "slice" in record.asset_observation.metadata
+        ]
+
+    def _since_run_began(self, key: str, fetch) -> list:
+        if self._first_id is None:
+            first = self.instance.get_records_for_run(run_id=self.run_id, limit=1).records
+            self._first_id = first[0].storage_id - 1 if first else 0
+        wanted = dg.AssetRecordsFilter(
+            asset_key=VECTORS, asset_partitions=[key], after_storage_id=self._first_id
+        )
+        found, cursor = [], None
         while True:
-            page = self.instance.get_records_for_run(
-                run_id=self.run_id,
-                cursor=cursor,
-                of_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
-                limit=1000,
-            )
-            for record in page.records:
-                event = record.event_log_entry.dagster_event
-                materialization = event.event_specific_data.materialization
-                if materialization.asset_key == dg.AssetKey("vectors"):
-                    keys.append(materialization.partition)
+            page = fetch(wanted, limit=100, cursor=cursor)
+            found += [record for record in page.records if record.run_id == self.run_id]
             cursor = page.cursor
             if not page.has_more:
-                return keys
+                return found
 
     def _take(self, event, found: Landed) -> None:
         if event is None:
@@ -133,8 +181,15 @@ class ChunkLandings:
             if materialization.asset_key == dg.AssetKey("chunks") and key in self.pending:
                 self.pending.discard(key)
                 found.landed.append(key)
-            elif materialization.asset_key == dg.AssetKey("vectors"):
+                size = materialization.metadata.get(ROW_COUNT)
+                found.sizes[key] = int(size.value) if size is not None else 0
+            elif materialization.asset_key == VECTORS:
                 found.embedded.append(key)
+            return
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            observation = event.event_specific_data.asset_observation
+            if observation.asset_key == VECTORS and "slice" in observation.metadata:
+                found.slices.append(_slice_done(observation.partition, observation.metadata))
             return
         handle = event.step_handle
         if handle is None:
@@ -150,6 +205,16 @@ class ChunkLandings:
                 if key in self.pending:  # a step's partitions that landed before it failed stay
                     self.pending.discard(key)
                     found.failed.append(key)
+
+
+def _slice_done(key: str, metadata: dict) -> SliceDone:
+    repo, shard = split_partition_key(key)
+    return SliceDone(
+        key,
+        int(metadata["slice"].value),
+        int(metadata["slices"].value),
+        report_from_metadata(repo, shard, metadata),
+    )
 
 
 def rerun_chunked_elsewhere(
@@ -178,26 +243,51 @@ class ConsumerOutcome:
     aborted: str = ""
 
 
-Claim = Callable[[str], "HeldLock | None"]
+class PartitionClaims:
+    """The claims of a consumer among several, taken without waiting (Postgres advisory locks
+    where `locking.use_postgres_locks` chose them, else flocks): a whole partition under its
+    lock; a slice under its own lock plus the partition's lock shared with other slices."""
 
+    def __init__(self, db_uri: str) -> None:
+        self.db_uri = db_uri
 
-def partition_claims(db_uri: str) -> Claim:
-    """The claim of a consumer among several: the partition's lock, taken without waiting
-    (a Postgres advisory lock where `locking.use_postgres_locks` chose one, else a flock)."""
-
-    def claim(key: str) -> HeldLock | None:
+    def __call__(self, key: str) -> HeldLock | None:
         repo, shard = split_partition_key(key)
-        return try_partition_lock(db_uri, repo, shard)
+        return try_partition_lock(self.db_uri, repo, shard)
 
-    return claim
+    def slice(self, key: str, index: int) -> HeldLock | None:
+        repo, shard = split_partition_key(key)
+        own = try_partition_lock(self.db_uri, repo, shard, part=index)
+        if own is None:
+            return None
+        shared = try_partition_lock(self.db_uri, repo, shard, shared=True)
+        if shared is None:  # a writer of the whole partition holds it
+            own.release()
+            return None
+        return HeldLock(lambda: (shared.release(), own.release()))
+
+
+def partition_claims(db_uri: str) -> PartitionClaims:
+    return PartitionClaims(db_uri)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a consumer claims and embeds: a partition, or slice `part` (index, count) of one."""
+
+    key: str
+    part: Part | None = None
+    size: int = 0  # chunks, for the largest-first order
 
 
 class EmbeddingConsumer:
     """Embeds partitions on one loaded model as they land, recording each as it commits.
 
-    `record(partition, report)` is called in landing order, from the calling thread, as
-    soon as a partition's vectors are committed. With `claim` (several consumers per run),
-    a partition is embedded only under its claim, and at most `ahead` claims are held.
+    `record(partition, report)` is called from the calling thread as soon as a partition's
+    vectors are committed (in landing order with one consumer). With `claim` (`consumers`
+    share the run), a unit is embedded only under its claim, at most `ahead` claims are
+    held, the largest ready unit is claimed first, and `observe(partition, index, count,
+    report)` records each slice as it commits.
     """
 
     def __init__(
@@ -206,37 +296,46 @@ class EmbeddingConsumer:
         embedder,
         record: Callable[[str, EmbedReport], None],
         poll_seconds: float = POLL_SECONDS,
-        claim: Claim | None = None,
+        claim: PartitionClaims | None = None,
         ahead: int = 1,
+        consumers: int = 1,
+        observe: Callable[[str, int, int, EmbedReport], None] | None = None,
     ) -> None:
         self.embedder = embedder
         self.record = record
+        self.observe = observe
         self.poll_seconds = poll_seconds
         self.claim = claim
         self.ahead = ahead
+        self.consumers = consumers if claim is not None else 1
         self._worker = EmbeddingWorker(db_uri, embedder)
-        self._queued: list[tuple[str, Future, HeldLock | None]] = []
-        self._ready: list[str] = []  # landed, not yet taken by this consumer
+        self._queued: list[tuple[Unit, Future, HeldLock | None]] = []
+        self._ready: list[Unit] = []  # landed, not yet taken by this consumer
         self._recorded: set[str] = set()  # `vectors` recorded in this run, by any consumer
+        self._slices: dict[str, dict[int, EmbedReport]] = {}  # slices written, by any consumer
+        self._complete: set[str] = set()  # every slice written, partition not yet recorded
 
     def run(self, landings: ChunkLandings) -> ConsumerOutcome:
         """Embed every partition of `landings` as it lands; returns once all have landed
-        or failed and every landed one is written (here or, with claims, by another
-        consumer). A write that fails raises here."""
+        or failed and every landed one is written and recorded (here or, with claims, by
+        another consumer). A write that fails raises here."""
         outcome = ConsumerOutcome()
         finished = False
         try:
-            while landings.pending or self._queued or self._ready or not finished:
+            while landings.pending or self._queued or self._ready or self._complete or not finished:
                 found = landings.poll()
-                self._ready += found.landed
+                self._land(found)
                 self._recorded.update(found.embedded)
+                for done in found.slices:
+                    self._slice_written(done)
                 outcome.failed_chunking += found.failed
                 outcome.aborted = outcome.aborted or found.aborted
                 taken = self._take(landings)
                 finished = not landings.pending
                 self._record_written(outcome, wait=finished and not self._ready)
-                if not taken and (landings.pending or self._ready):
-                    time.sleep(self.poll_seconds)
+                self._record_complete(outcome, landings)
+                if not taken and (landings.pending or self._ready or self._complete):
+                    self._pause()
             return outcome
         except BaseException:
             self.close(cancel=True)
@@ -248,40 +347,107 @@ class EmbeddingConsumer:
             if held is not None:
                 held.release()
 
+    def _land(self, found: Landed) -> None:
+        for key in found.landed:
+            size = found.sizes.get(key, 0)
+            count = slice_count(size, self.consumers)
+            if count == 1:
+                self._ready.append(Unit(key, None, size))
+            else:
+                self._ready += [Unit(key, (i, count), size // count) for i in range(count)]
+
+    def _done(self, unit: Unit) -> bool:
+        if unit.key in self._recorded:
+            return True
+        return unit.part is not None and unit.part[0] in self._slices.get(unit.key, {})
+
     def _take(self, landings: ChunkLandings) -> bool:
-        """Submit ready partitions: all of them without claims, else those this consumer
-        can claim, up to `ahead` in flight. True when any was submitted."""
-        self._ready = [key for key in self._ready if key not in self._recorded]
+        """Submit ready units: all of them without claims, else those this consumer can
+        claim, largest first, up to `ahead` in flight. True when any was submitted."""
+        self._ready = [unit for unit in self._ready if not self._done(unit)]
         if self.claim is None:
-            for key in self._ready:
-                self._queued.append((key, self._worker.submit(*split_partition_key(key)), None))
+            for unit in self._ready:
+                future = self._worker.submit(*split_partition_key(unit.key))
+                self._queued.append((unit, future, None))
             taken, self._ready = bool(self._ready), []
             return taken
+        # Largest first (stable: equal sizes keep landing order), so the units left when
+        # the consumers run out of work are small and they finish together.
+        self._ready.sort(key=lambda unit: -unit.size)
         taken = False
-        for key in list(self._ready):
+        for unit in list(self._ready):
             if len(self._queued) >= self.ahead:
                 break
-            held = self.claim(key)
+            if unit.part is None:
+                held = self.claim(unit.key)
+            else:
+                held = self.claim.slice(unit.key, unit.part[0])
             if held is None:
                 continue  # another consumer has it: recorded soon, or free again if it dies
-            # Claimed: was it recorded by a consumer that held it before us?
-            self._recorded.update(landings.poll_recorded())
-            self._ready.remove(key)
-            if key in self._recorded:
+            self._ready.remove(unit)
+            if self._written_before(unit, landings):
                 held.release()
                 continue
-            repo, shard = split_partition_key(key)
-            self._queued.append((key, self._worker.submit(repo, shard, locked=True), held))
+            repo, shard = split_partition_key(unit.key)
+            future = self._worker.submit(repo, shard, locked=True, part=unit.part)
+            self._queued.append((unit, future, held))
             taken = True
         return taken
 
+    def _written_before(self, unit: Unit, landings: ChunkLandings) -> bool:
+        """Claimed: did a consumer that held the claim before this one write it?"""
+        if unit.part is None:
+            if landings.recorded(unit.key):
+                self._recorded.add(unit.key)
+        else:
+            for done in landings.slices_written(unit.key):
+                self._slice_written(done)
+        return self._done(unit)
+
     def _record_written(self, outcome: ConsumerOutcome, wait: bool) -> None:
         while self._queued and (wait or self._queued[0][1].done()):
-            key, future, held = self._queued.pop(0)
+            unit, future, held = self._queued.pop(0)
             try:
-                self.record(key, future.result())
+                report = future.result()
+                if unit.part is None:
+                    self.record(unit.key, report)
+                else:
+                    self.observe(unit.key, *unit.part, report)
             finally:
                 if held is not None:
                     held.release()  # after the record: a later claimant sees it
+            if unit.part is None:
+                self._recorded.add(unit.key)
+                outcome.embedded.append(unit.key)
+            else:
+                self._slice_written(SliceDone(unit.key, *unit.part, report))
+
+    def _slice_written(self, done: SliceDone) -> None:
+        written = self._slices.setdefault(done.key, {})
+        written[done.index] = done.report
+        if len(written) == done.count and done.key not in self._recorded:
+            self._complete.add(done.key)
+
+    def _record_complete(self, outcome: ConsumerOutcome, landings: ChunkLandings) -> None:
+        """Record each partition whose slices are all written, once: under the partition's
+        lock, unless the run already has its record (another consumer saw the last slice
+        too). A lock held elsewhere is tried again on the next round."""
+        for key in sorted(self._complete - self._recorded):
+            held = self.claim(key)
+            if held is None:
+                continue
+            try:
+                if not landings.recorded(key):
+                    self.record(key, merge_reports(list(self._slices[key].values())))
+                    outcome.embedded.append(key)
+            finally:
+                held.release()
             self._recorded.add(key)
-            outcome.embedded.append(key)
+        self._complete -= self._recorded
+
+    def _pause(self) -> None:
+        """Wait for the next poll, or less when this consumer's oldest unit is written."""
+        if self._queued:
+            wait([self._queued[0][1]], timeout=self.poll_seconds)
+        else:
+            time.sleep(self.poll_seconds)

@@ -74,3 +74,39 @@ def embed_metadata(report: EmbedReport, db_uri: str) -> dict[str, dg.RawMetadata
         if report.embed_seconds
         else 0.0,
     }
+
+
+_REPORT_FIELDS = {  # embed_metadata's key -> EmbedReport's field, for reading a record back
+    "chunks": "chunks",
+    "embeddings_computed": "embedded",
+    "embeddings_reused": "reused",
+    "vectors_unchanged": "unchanged",
+    "vectors_removed": "removed",
+    "model": "model",
+    "device": "device",
+    "seconds": "seconds",
+    "embed_seconds": "embed_seconds",
+    "read_seconds": "read_seconds",
+    "write_seconds": "write_seconds",
+    "encoder_wait_seconds": "encoder_wait_seconds",
+}
+
+
+def slice_metadata(
+    report: EmbedReport, db_uri: str, index: int, count: int
+) -> dict[str, dg.RawMetadataValue]:
+    """A slice's observation: its own numbers (not the partition's row count), and which
+    slice of how many, so any consumer can tell when a partition's slices are all written."""
+    metadata = embed_metadata(report, db_uri)
+    del metadata["dagster/partition_row_count"]
+    return {**metadata, "slice": index, "slices": count}
+
+
+def report_from_metadata(repo: str, shard: int, metadata: dict) -> EmbedReport:
+    """The EmbedReport a consumer recorded as `embed_metadata` (or `slice_metadata`)."""
+    report = EmbedReport(repo=repo, shard=shard)
+    for key, name in _REPORT_FIELDS.items():
+        if key in metadata:
+            value = metadata[key]
+            setattr(report, name, getattr(value, "value", value))
+    return report

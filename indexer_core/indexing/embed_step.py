@@ -5,13 +5,19 @@ moved code is never embedded twice: the partition's own vectors and the `embeddi
 table serve every text seen before, and only the rest reach the model. The three steps
 (plan, encode, commit) are separate so a long-lived worker can write one partition while
 it encodes the next (`embed_worker.py`).
+
+A large partition can be embedded in slices (`part=(index, count)`): the chunks whose id
+hashes to that slice, written in their own commit, so several consumers share one partition
+that would otherwise keep one of them busy while the others idle. A chunk's slice depends
+only on its id and the count, so every writer agrees on it, and slices never overlap.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +46,25 @@ class EmbedReport:
 
 
 _CACHE_LOOKUP_BATCH = 2000
+Part = tuple[int, int]  # (slice index, slice count) of a partition
+
+
+def slice_of(chunk_id: str, count: int) -> int:
+    """The slice of `count` a chunk belongs to: from its id alone, so writers agree."""
+    digest = hashlib.blake2b(chunk_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count
+
+
+def merge_reports(reports: list[EmbedReport]) -> EmbedReport:
+    """One partition's report from its slices' reports (counts and seconds add up)."""
+    merged = EmbedReport(repo=reports[0].repo, shard=reports[0].shard)
+    for item in fields(EmbedReport):
+        values = [getattr(r, item.name) for r in reports]
+        if item.type in ("int", "float"):
+            setattr(merged, item.name, sum(values))
+        elif item.name in ("model", "device"):
+            setattr(merged, item.name, values[0])
+    return merged
 
 
 def embed_partition(db_uri: str, repo: str, shard: int, embedder) -> EmbedReport:
@@ -93,14 +118,17 @@ def plan_embedding(
     embedder,
     known_keys: set[str] | None = None,
     in_memory: Mapping[str, np.ndarray] | None = None,
+    part: Part | None = None,
 ) -> EmbeddingWork:
-    """Read what a partition needs: its chunks, its vectors, and the cache's hits.
+    """Read what a partition (or its slice `part`) needs: its chunks, its vectors, and the
+    cache's hits.
 
     `known_keys`, when given, is the caller's view of the cache's keys (a long-lived worker
     keeps one): keys outside it are not looked up. A key it lacks that the cache has costs a
     second computation of that text, never a wrong vector. `in_memory` holds vectors by
     cache key that the caller computed with this model and may not have written yet; they
-    count as cache hits. Call under the partition's lock.
+    count as cache hits. Call under the partition's lock (for a slice: the slice's lock and
+    the partition's shared lock).
     """
     started = time.perf_counter()
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
@@ -128,6 +156,10 @@ def plan_embedding(
     existing = storage.read_rows(
         vectors_table, where, ["chunk_id", "content_hash", "model"]
     ).to_pylist()
+    if part is not None:
+        index, count = part
+        chunks = [c for c in chunks if slice_of(c["chunk_id"], count) == index]
+        existing = [v for v in existing if slice_of(v["chunk_id"], count) == index]
     report.chunks = len(chunks)
     current = {(c["chunk_id"], c["content_hash"]) for c in chunks}
     present = {

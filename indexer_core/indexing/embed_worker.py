@@ -23,6 +23,7 @@ import numpy as np
 from indexer_core.indexing.embed_step import (
     EmbeddingWork,
     EmbedReport,
+    Part,
     commit_embedding,
     encode_missing,
     plan_embedding,
@@ -62,12 +63,15 @@ class EmbeddingWorker:
         self._queued: list[Future[EmbedReport]] = []  # submitted, not yet started
         self._unclaimed: list[Future] = []  # reads whose partition lock nobody released yet
 
-    def submit(self, repo: str, shard: int, locked: bool = False) -> Future[EmbedReport]:
-        """Queue a partition; the future holds its report once its vectors are committed.
-        `locked`: the caller holds the partition's lock (a consumer's claim) until then."""
+    def submit(
+        self, repo: str, shard: int, locked: bool = False, part: Part | None = None
+    ) -> Future[EmbedReport]:
+        """Queue a partition (or its slice `part`); the future holds its report once its
+        vectors are committed. `locked`: the caller holds the partition's lock (a consumer's
+        claim) until then; a slice must be `locked`."""
         done: Future[EmbedReport] = Future()
         self._queued.append(done)
-        read = self._reader.submit(self._read, repo, shard, locked)
+        read = self._reader.submit(self._read, repo, shard, locked, part)
         self._unclaimed.append(read)
         self._encoder.submit(self._encode, read, done)
         return done
@@ -88,7 +92,9 @@ class EmbeddingWorker:
             done.cancel()  # never started: cancelled, so no caller waits on it forever
         self._queued.clear()
 
-    def _read(self, repo: str, shard: int, locked: bool) -> tuple[EmbeddingWork, ExitStack]:
+    def _read(
+        self, repo: str, shard: int, locked: bool, part: Part | None = None
+    ) -> tuple[EmbeddingWork, ExitStack]:
         """Take the partition's lock (unless the caller holds it) and read what it needs; the
         lock is held until its write commits. At most READ_AHEAD partitions are read ahead."""
         self._ahead.acquire()
@@ -97,7 +103,7 @@ class EmbeddingWorker:
             if not locked:
                 hold.enter_context(partition_lock(self.db_uri, repo, shard))
             work = plan_embedding(
-                self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._recent
+                self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._recent, part
             )
         except BaseException:
             hold.close()

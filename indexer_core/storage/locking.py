@@ -17,7 +17,10 @@ Object-store URIs without a DSN get no lock here: there, runs must be serialized
 orchestrator (docs/guarantees.md, "Local directory vs object storage").
 
 `try_partition_lock` takes a lock without waiting: the embedding consumers claim a
-partition with it, so several consumers of one run embed each partition once.
+partition with it, so several consumers of one run embed each partition once. A consumer
+that embeds one slice of a large partition (`part`) holds that slice's lock and the
+partition's lock `shared`: slices with disjoint rows are written side by side, while a
+writer of the whole partition (a chunk step, an unsliced embedding) still excludes them.
 """
 
 from __future__ import annotations
@@ -67,25 +70,40 @@ class HeldLock:
             release()
 
 
-def advisory_key(db_uri: str, repo: str, shard: int) -> int:
-    """A signed 64-bit key naming (database, repository, shard) for `pg_advisory_lock`."""
-    digest = hashlib.blake2b(f"{db_uri.rstrip('/')}\0{repo}\0{shard}".encode(), digest_size=8)
-    return int.from_bytes(digest.digest(), "big", signed=True)
+def _lock_name(repo: str, shard: int, part: int | None) -> str:
+    return f"{repo}\0{shard}" + ("" if part is None else f"\0{part}")
 
 
-def _acquire(db_uri: str, repo: str, shard: int, dsn: str | None, wait: bool) -> HeldLock | None:
+def advisory_key(db_uri: str, repo: str, shard: int, part: int | None = None) -> int:
+    """A signed 64-bit key naming (database, repository, shard[, slice]) for
+    `pg_advisory_lock`."""
+    name = f"{db_uri.rstrip('/')}\0{_lock_name(repo, shard, part)}"
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _acquire(
+    db_uri: str,
+    repo: str,
+    shard: int,
+    dsn: str | None,
+    wait: bool,
+    part: int | None = None,
+    shared: bool = False,
+) -> HeldLock | None:
     dsn = dsn or _postgres_dsn
     if dsn:
-        return _postgres_lock(dsn, advisory_key(db_uri, repo, shard), wait)
+        return _postgres_lock(dsn, advisory_key(db_uri, repo, shard, part), wait, shared)
     directory = local_path(db_uri)
     if directory is None or fcntl is None:
         return HeldLock(None)  # nothing to hold: see the module docstring
     lock_dir = os.path.join(directory, LOCK_DIR)
     os.makedirs(lock_dir, exist_ok=True)
-    name = hashlib.blake2b(f"{repo}\0{shard}".encode(), digest_size=8).hexdigest()
+    name = hashlib.blake2b(_lock_name(repo, shard, part).encode(), digest_size=8).hexdigest()
     fd = os.open(os.path.join(lock_dir, name), os.O_RDWR | os.O_CREAT, 0o666)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
@@ -95,7 +113,7 @@ def _acquire(db_uri: str, repo: str, shard: int, dsn: str | None, wait: bool) ->
     return HeldLock(lambda: os.close(fd))  # closing releases the lock
 
 
-def _postgres_lock(dsn: str, key: int, wait: bool) -> HeldLock | None:
+def _postgres_lock(dsn: str, key: int, wait: bool, shared: bool = False) -> HeldLock | None:
     """A session-level advisory lock on its own connection: closing it (or the holder's
     death, which closes it) releases the lock. Keepalives find a vanished host."""
     import psycopg2  # the driver dagster-postgres ships; imported only where Postgres is used
@@ -106,11 +124,12 @@ def _postgres_lock(dsn: str, key: int, wait: bool) -> HeldLock | None:
     try:
         conn.autocommit = True
         with conn.cursor() as cursor:
+            kind = "_shared" if shared else ""
             if wait:
-                cursor.execute("SELECT pg_advisory_lock(%s)", (key,))
+                cursor.execute(f"SELECT pg_advisory_lock{kind}(%s)", (key,))
                 held = True
             else:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                cursor.execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (key,))
                 held = bool(cursor.fetchone()[0])
     except BaseException:
         conn.close()
@@ -132,7 +151,13 @@ def partition_lock(db_uri: str, repo: str, shard: int, dsn: str | None = None) -
 
 
 def try_partition_lock(
-    db_uri: str, repo: str, shard: int, dsn: str | None = None
+    db_uri: str,
+    repo: str,
+    shard: int,
+    dsn: str | None = None,
+    part: int | None = None,
+    shared: bool = False,
 ) -> HeldLock | None:
-    """The lock of (repo, shard) if it is free now, else None (never waits)."""
-    return _acquire(db_uri, repo, shard, dsn, wait=False)
+    """The lock of (repo, shard), or of its slice `part`, if it is free now, else None
+    (never waits). `shared` locks coexist with each other, not with an exclusive one."""
+    return _acquire(db_uri, repo, shard, dsn, wait=False, part=part, shared=shared)

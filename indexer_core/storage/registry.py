@@ -48,10 +48,10 @@ def register(db_uri: str, repo: str, root: str | os.PathLike[str]) -> str:
 
 def repositories(db_uri: str) -> dict[str, str]:
     """All registered repositories, name -> root."""
-    db = storage.connect(db_uri)
-    if REPOSITORIES not in storage.table_names(db):
+    table = storage.open_existing(storage.connect(db_uri), REPOSITORIES)
+    if table is None:
         return {}
-    rows = db.open_table(REPOSITORIES).to_arrow()
+    rows = table.to_arrow()
     return dict(zip(rows.column("repo").to_pylist(), rows.column("root").to_pylist()))
 
 

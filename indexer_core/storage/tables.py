@@ -195,18 +195,31 @@ _OPEN_ATTEMPTS = 25  # about 6 s in all: a table another process is creating rig
 def open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> lancedb.table.Table:
     """Open a table, creating it empty on first use; safe when several processes race.
 
-    A table another process is creating is listed (its directory exists) before its first
-    version is written, and opening it then fails ("Table 'chunks' was not found"): that
-    is waited out, briefly, before the error is believed.
+    It opens first and lists the database only when that fails: on an object store a
+    listing is a LIST request, paid by every step and partition that opens a table. A table
+    another process is creating is listed (its directory exists) before its first version is
+    written, and opening it then fails ("Table 'chunks' was not found"): that is waited
+    out, briefly, before the error is believed.
     """
     for attempt in range(_OPEN_ATTEMPTS):
+        table = open_existing(db, name)
+        if table is not None:
+            return table
         try:
-            if name in table_names(db):
-                return db.open_table(name)
-            return db.create_table(name, schema=schema, exist_ok=True)
+            if name not in table_names(db):
+                return db.create_table(name, schema=schema, exist_ok=True)
         except (ValueError, OSError, RuntimeError):
-            time.sleep(min(0.4, 0.02 * (attempt + 1)))
+            pass
+        time.sleep(min(0.4, 0.02 * (attempt + 1)))
     return db.open_table(name)
+
+
+def open_existing(db: lancedb.DBConnection, name: str) -> lancedb.table.Table | None:
+    """The table, or None where it does not exist (yet): one open, no listing."""
+    try:
+        return db.open_table(name)
+    except (ValueError, OSError, RuntimeError):
+        return None
 
 
 # Columns added to `chunks` since its first release, with the SQL that fills them in rows

@@ -28,7 +28,7 @@ from orchestration.embedding_consumer import (
     partition_claims,
     rerun_chunked_elsewhere,
 )
-from orchestration.metadata import chunk_metadata, embed_metadata
+from orchestration.metadata import chunk_metadata, embed_metadata, slice_metadata
 from orchestration.partitions import (
     chunk_groups,
     group_mapping_key,
@@ -263,6 +263,10 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
         embedder,
         record,
         claim=partition_claims(code_index.db_uri) if count > 1 else None,
+        consumers=count,
+        observe=lambda key, index, slices, report: _observe_slice(
+            context, code_index, key, index, slices, report
+        ),
     )
     outcome = consumer.run(landings)
     consumer.close()
@@ -340,6 +344,20 @@ def _embed_summary(reports: list[EmbedReport]) -> str:
         f"{len(reports)} partition(s) embedded: {total('embedded'):.0f} chunks embedded, "
         f"{total('reused'):.0f} from cache, {total('unchanged'):.0f} unchanged; encoding "
         f"{total('embed_seconds'):.1f}s"
+    )
+
+
+def _observe_slice(
+    context, code_index: CodeIndexResource, key: str, index: int, count: int, report: EmbedReport
+) -> None:
+    """A slice of a large partition is written: an observation, so every consumer learns it;
+    the partition's materialization follows once all its slices are written."""
+    context.log_event(
+        dg.AssetObservation(
+            "vectors",
+            partition=key,
+            metadata=slice_metadata(report, code_index.db_uri, index, count),
+        )
     )
 
 

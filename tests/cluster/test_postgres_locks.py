@@ -72,3 +72,18 @@ def test_the_blocking_lock_waits_for_the_holder(cluster) -> None:
     held.release()
     thread.join(10)
     assert waited and waited[0] >= 0.5
+
+
+def test_slice_locks_share_the_partition_lock_across_connections(cluster) -> None:
+    dsn = cluster.pg_url
+    shared = [locking.try_partition_lock(DB, "repo", 6, dsn=dsn, shared=True) for _ in range(2)]
+    slices = [locking.try_partition_lock(DB, "repo", 6, dsn=dsn, part=i) for i in range(2)]
+    assert all(shared) and all(slices)  # two slices written side by side
+    assert locking.try_partition_lock(DB, "repo", 6, dsn=dsn, part=0) is None
+    assert locking.try_partition_lock(DB, "repo", 6, dsn=dsn) is None  # no whole writer
+    for held in shared + slices:
+        held.release()
+    whole = locking.try_partition_lock(DB, "repo", 6, dsn=dsn)
+    assert whole is not None
+    assert locking.try_partition_lock(DB, "repo", 6, dsn=dsn, shared=True) is None
+    whole.release()

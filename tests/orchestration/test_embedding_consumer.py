@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import EmbedReport
 from indexer_core.indexing.settings import IndexSettings
 from indexer_core.storage import tables as storage
 from orchestration.embedding_consumer import (
@@ -19,6 +20,7 @@ from orchestration.embedding_consumer import (
     EmbeddingConsumer,
     rerun_chunked_elsewhere,
 )
+from orchestration.metadata import embed_metadata, slice_metadata
 from orchestration.partitions import (
     chunk_groups,
     group_mapping_key,
@@ -52,6 +54,30 @@ def chunk(context, group: list) -> list:
 @dg.job
 def landing_job():
     plan().map(chunk)
+
+
+@dg.op
+def consume_slices(context) -> None:
+    """What consumers record: a sized landing, slices of one partition, another recorded."""
+    context.log_event(
+        dg.AssetMaterialization(
+            "chunks", partition="demo|s00", metadata={"dagster/partition_row_count": 70}
+        )
+    )
+    report = EmbedReport(repo="demo", shard=0, chunks=35, embedded=30, reused=5, model="m")
+    for index in (0, 1):
+        metadata = slice_metadata(report, "/db", index, 2)
+        context.log_event(dg.AssetObservation("vectors", partition="demo|s00", metadata=metadata))
+    context.log_event(
+        dg.AssetMaterialization(
+            "vectors", partition="demo|s02", metadata=embed_metadata(report, "/db")
+        )
+    )
+
+
+@dg.job
+def slices_job():
+    consume_slices()
 
 
 @dg.op
@@ -92,6 +118,25 @@ def test_landings_come_from_materializations_and_step_failures() -> None:
         assert not landings.pending
         again = landings.poll()  # each partition is reported once
         assert not again.landed and not again.failed
+
+
+def test_sizes_slices_and_records_are_read_from_this_runs_events_only() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        earlier = slices_job.execute_in_process(instance=instance).run_id
+        run_id = slices_job.execute_in_process(instance=instance).run_id
+        landings = ChunkLandings(instance, run_id, PARTITIONS, "chunk", "plan")
+        found = landings.poll()
+        assert found.landed == ["demo|s00"] and found.sizes == {"demo|s00": 70}
+        assert sorted(done.index for done in found.slices) == [0, 1]
+        assert found.slices[0].count == 2 and found.slices[0].report.embedded == 30
+        assert found.embedded == ["demo|s02"]
+        assert landings.recorded("demo|s02") and not landings.recorded("demo|s00")
+        assert sorted(d.index for d in landings.slices_written("demo|s00")) == [0, 1]
+        assert not landings.slices_written("demo|s02")
+        # Another run's events of the same partitions count for nothing here.
+        fresh = ChunkLandings(instance, "no-such-run", PARTITIONS, "chunk", "plan")
+        assert not fresh.recorded("demo|s02") and not fresh.slices_written("demo|s00")
+        assert ChunkLandings(instance, earlier, PARTITIONS, "chunk", "plan").recorded("demo|s02")
 
 
 def test_a_failed_planning_step_aborts_the_wait() -> None:

@@ -17,7 +17,13 @@ from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.settings import IndexSettings
 from indexer_core.storage import tables as storage
 from orchestration import config, jobs, k8s, scale_out
-from orchestration.embedding_consumer import EmbeddingConsumer, Landed, partition_claims
+from orchestration.embedding_consumer import (
+    MIN_SLICE_CHUNKS,
+    EmbeddingConsumer,
+    Landed,
+    SliceDone,
+    partition_claims,
+)
 from orchestration.partitions import keys_for_repo
 from tests.conftest import write_tree
 from tests.reliability.fakes import HashEmbedder
@@ -191,12 +197,15 @@ def test_the_helm_values_run_the_code_location_on_postgres_with_the_k8s_profile(
 
 
 class _SharedRun:
-    """One run's event log as several consumers see it: partitions land on a schedule and
-    every consumer sees every `vectors` record (appended under a lock)."""
+    """One run's event log as several consumers see it: every partition lands at once (in key
+    order, with the chunk counts given as their sizes), and every consumer sees every
+    `vectors` record and slice observation (appended under a lock)."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], sizes: dict[str, int] | None = None) -> None:
         self.keys = keys
-        self.recorded: list[tuple[str, int]] = []
+        self.sizes = sizes or {}
+        self.recorded: list[tuple[str, int, object]] = []  # (partition, consumer, report)
+        self.slices: list[tuple[SliceDone, int]] = []  # (slice, consumer)
         self.lock = threading.Lock()
 
     def landings(self):
@@ -205,28 +214,73 @@ class _SharedRun:
         class Landings:
             def __init__(self) -> None:
                 self.pending = set(run.keys)
-                self.seen = 0
+                self.seen = self.seen_slices = 0
 
             def poll(self):
                 landed = sorted(self.pending)
                 self.pending.clear()
                 with run.lock:
-                    embedded = [k for k, _ in run.recorded[self.seen :]]
-                    self.seen = len(run.recorded)
-                return Landed(landed=landed, embedded=embedded)
+                    embedded = [k for k, _, _ in run.recorded[self.seen :]]
+                    slices = [done for done, _ in run.slices[self.seen_slices :]]
+                    self.seen, self.seen_slices = len(run.recorded), len(run.slices)
+                sizes = {k: run.sizes.get(k, 0) for k in landed}
+                return Landed(landed=landed, embedded=embedded, sizes=sizes, slices=slices)
 
-            def poll_recorded(self):
+            def recorded(self, key):
                 with run.lock:
-                    return [k for k, _ in run.recorded]
+                    return any(k == key for k, _, _ in run.recorded)
+
+            def slices_written(self, key):
+                with run.lock:
+                    return [done for done, _ in run.slices if done.key == key]
 
         return Landings()
 
     def record(self, consumer: int):
         def record(key, report) -> None:
             with self.lock:
-                self.recorded.append((key, consumer))
+                self.recorded.append((key, consumer, report))
 
         return record
+
+    def observe(self, consumer: int):
+        def observe(key, index, count, report) -> None:
+            with self.lock:
+                self.slices.append((SliceDone(key, index, count, report), consumer))
+
+        return observe
+
+    def consume(self, db_uri: str, index: int, consumers: int, embedder=None):
+        consumer = EmbeddingConsumer(
+            db_uri,
+            embedder or HashEmbedder(delay=0.05),
+            self.record(index),
+            poll_seconds=0.01,
+            claim=partition_claims(db_uri),
+            consumers=consumers,
+            observe=self.observe(index),
+        )
+        try:
+            return consumer.run(self.landings())
+        finally:
+            consumer.close()
+
+
+def _run_together(run: _SharedRun, db_uri: str, consumers: int) -> None:
+    threads = [
+        threading.Thread(target=run.consume, args=(db_uri, i, consumers)) for i in range(consumers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+
+def _assert_one_vector_per_chunk(db_uri: str) -> int:
+    db = storage.connect(db_uri)
+    ids = db.open_table(storage.VECTORS).to_arrow().column("chunk_id").to_pylist()
+    assert len(ids) == len(set(ids)) == db.open_table(storage.CHUNKS).count_rows()
+    return len(ids)
 
 
 def test_two_consumers_share_a_run_and_embed_each_partition_once(tmp_path, db_uri) -> None:
@@ -236,26 +290,85 @@ def test_two_consumers_share_a_run_and_embed_each_partition_once(tmp_path, db_ur
     for shard in range(8):
         chunk_partition(db_uri, "demo", str(root), shard, IndexSettings(shards=8))
     run = _SharedRun(keys)
-    outcomes = {}
-
-    def consume(index: int) -> None:
-        consumer = EmbeddingConsumer(
-            db_uri,
-            HashEmbedder(delay=0.05),
-            run.record(index),
-            poll_seconds=0.01,
-            claim=partition_claims(db_uri),
-        )
-        outcomes[index] = consumer.run(run.landings())
-        consumer.close()
-
-    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    recorded = [key for key, _ in run.recorded]
+    _run_together(run, db_uri, 2)
+    recorded = [key for key, _, _ in run.recorded]
     assert sorted(recorded) == keys  # every partition once, whichever consumer took it
-    assert {consumer for _, consumer in run.recorded} == {0, 1}  # both took a share
-    db = storage.connect(db_uri)
-    assert db.open_table(storage.VECTORS).count_rows() == db.open_table(storage.CHUNKS).count_rows()
+    assert {consumer for _, consumer, _ in run.recorded} == {0, 1}  # both took a share
+    _assert_one_vector_per_chunk(db_uri)
+
+
+def test_the_largest_ready_partition_is_claimed_first(tmp_path, db_uri) -> None:
+    """Largest first, not landing order: the partitions left when consumers run out of work
+    are the small ones, so they finish together."""
+    files = {f"pkg/m{i}.py": f"def f{i}(x):\n    return x - {i}\n" for i in range(16)}
+    root = write_tree(tmp_path / "repo", files)
+    keys = keys_for_repo("demo", list(range(4)))
+    for shard in range(4):
+        chunk_partition(db_uri, "demo", str(root), shard, IndexSettings(shards=4))
+    sizes = dict(zip(keys, [3, 20, 7, 12]))  # below any slicing: claimed whole
+    run = _SharedRun(keys, sizes)
+    run.consume(db_uri, 0, consumers=2, embedder=HashEmbedder())
+    assert [key for key, _, _ in run.recorded] == sorted(keys, key=lambda k: -sizes[k])
+    _assert_one_vector_per_chunk(db_uri)
+
+
+def _one_large_partition(tmp_path, db_uri, functions: int = 80) -> tuple[str, int]:
+    """One partition holding every chunk: the case where one consumer would do all the work."""
+    files = {f"pkg/m{i}.py": f"def f{i}(x):\n    return x * {i} + 1\n" for i in range(functions)}
+    root = write_tree(tmp_path / "repo", files)
+    report = chunk_partition(db_uri, "demo", str(root), 0, IndexSettings(shards=1))
+    assert report.chunks_total >= 2 * MIN_SLICE_CHUNKS
+    return keys_for_repo("demo", [0])[0], report.chunks_total
+
+
+def test_consumers_share_a_large_partition_in_slices_and_record_it_once(tmp_path, db_uri) -> None:
+    key, chunks = _one_large_partition(tmp_path, db_uri)
+    run = _SharedRun([key], {key: chunks})
+    _run_together(run, db_uri, 2)
+    slices = sorted((done.index, consumer) for done, consumer in run.slices)
+    assert [index for index, _ in slices] == [0, 1]  # each slice written once
+    assert {consumer for _, consumer in slices} == {0, 1}  # by both consumers
+    assert [k for k, _, _ in run.recorded] == [key]  # the partition recorded once
+    (report,) = [report for _, _, report in run.recorded]
+    assert report.chunks == report.embedded == chunks == _assert_one_vector_per_chunk(db_uri)
+
+
+def test_a_consumer_that_dies_mid_partition_leaves_whole_slices_for_another(
+    tmp_path, db_uri
+) -> None:
+    key, chunks = _one_large_partition(tmp_path, db_uri)
+    run = _SharedRun([key], {key: chunks})
+
+    class DiesOnSecondSlice(HashEmbedder):
+        calls = 0
+
+        def encode(self, texts):
+            DiesOnSecondSlice.calls += 1
+            if DiesOnSecondSlice.calls == 2:
+                raise RuntimeError("device lost")
+            return super().encode(texts)
+
+    with pytest.raises(RuntimeError, match="device lost"):
+        run.consume(db_uri, 0, consumers=2, embedder=DiesOnSecondSlice())
+    (first,) = [done for done, _ in run.slices]  # one slice written whole, none recorded
+    assert not run.recorded
+    vectors = storage.connect(db_uri).open_table(storage.VECTORS)
+    assert vectors.count_rows() == first.report.embedded == first.report.chunks
+    run.consume(db_uri, 1, consumers=2)  # another consumer (or the rerun) takes the rest
+    (second,) = [done for done, consumer in run.slices if consumer == 1]
+    assert second.index != first.index and second.report.embedded == chunks - first.report.chunks
+    assert [(k, consumer) for k, consumer, _ in run.recorded] == [(key, 1)]
+    assert run.recorded[0][2].chunks == chunks == _assert_one_vector_per_chunk(db_uri)
+
+
+def test_slice_claims_share_the_partition_and_exclude_its_whole_claim(db_uri) -> None:
+    claims = partition_claims(db_uri)
+    first, second = claims.slice("demo|s00", 0), claims.slice("demo|s00", 1)
+    assert first is not None and second is not None  # slices side by side
+    assert claims.slice("demo|s00", 0) is None  # one holder per slice
+    assert claims("demo|s00") is None  # no whole-partition writer meanwhile
+    first.release()
+    second.release()
+    whole = claims("demo|s00")
+    assert whole is not None and claims.slice("demo|s00", 1) is None
+    whole.release()
