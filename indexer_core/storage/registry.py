@@ -55,8 +55,10 @@ def repositories(db_uri: str) -> dict[str, str]:
     return dict(zip(rows.column("repo").to_pylist(), rows.column("root").to_pylist()))
 
 
-def root_of(db_uri: str, repo: str) -> str:
-    roots = repositories(db_uri)
+def root_of(db_uri: str, repo: str, roots: dict[str, str] | None = None) -> str:
+    """The root of a registered repository; `roots` (from `repositories`) saves a read of the
+    registry where a caller asks about many partitions at once."""
+    roots = repositories(db_uri) if roots is None else roots
     if repo not in roots:
         known = ", ".join(sorted(roots)) or "none"
         raise KeyError(f"repository {repo!r} is not registered (registered: {known})")

@@ -101,9 +101,10 @@ def chunk_shard(
     if not steps_share_a_process(context):
         _yield_cpu_to_the_encoder()
     failed, reports = [], []
+    roots = registry.repositories(code_index.db_uri)
     for partition_key in partitions:
         try:
-            reports.append(_chunk_one(context, code_index, partition_key))
+            reports.append(_chunk_one(context, code_index, partition_key, roots))
         except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
             failed.append(f"{partition_key}: {type(exc).__name__}: {exc}")
             context.log.error(f"chunking failed for {failed[-1]}")
@@ -129,12 +130,14 @@ def _yield_cpu_to_the_encoder() -> None:
         _NICED = True
 
 
-def _chunk_one(context, code_index: CodeIndexResource, partition_key: str) -> ChunkReport:
+def _chunk_one(
+    context, code_index: CodeIndexResource, partition_key: str, roots: dict[str, str]
+) -> ChunkReport:
     """Chunk one partition and record its `files` and `chunks` materializations, whose
     metadata is the partition's report (one log line per step, not per partition: every
     line is one more event written to the instance)."""
     repo, shard = split_partition_key(partition_key)
-    root = registry.root_of(code_index.db_uri, repo)
+    root = registry.root_of(code_index.db_uri, repo, roots)
     report = chunk_partition(
         code_index.db_uri, repo, root, shard, code_index.settings(), rehash=code_index.rehash
     )
