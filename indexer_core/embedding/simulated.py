@@ -64,8 +64,7 @@ class SimulatedEncoder:
             seconds = tokens / self.tokens_per_second
             self.tokens += tokens
             self.simulated_seconds += seconds
-            for offset, text in enumerate(batch):
-                out[start + offset] = _unit_vector(text, self.dim)
+            out[start : start + len(batch)] = _unit_vectors(batch, self.dim)
             # The device runs while the host tokenized: only the rest is waited for.
             remaining = seconds - (time.perf_counter() - began)
             if remaining > 0:
@@ -90,9 +89,13 @@ def load_simulated(model: str, device: str, batch_size: int = 0) -> SimulatedEnc
     )
 
 
-def _unit_vector(text: str, dim: int) -> np.ndarray:
-    seed = int.from_bytes(
-        hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+def _unit_vectors(texts: list[str], dim: int) -> np.ndarray:
+    """One unit vector per text, a function of the text alone. Drawn from the text's own
+    SHAKE-128 stream in one array operation per batch: ~4 us a text where a seeded Gaussian
+    draw took ~43 us, host time a real device does not cost (85k texts: 3.6 s of CPU)."""
+    raw = b"".join(
+        hashlib.shake_128(text.encode("utf-8", "surrogatepass")).digest(2 * dim) for text in texts
     )
-    vector = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-    return vector / np.linalg.norm(vector)
+    vectors = np.frombuffer(raw, dtype="<i2").reshape(len(texts), dim).astype(np.float32)
+    vectors += 0.5  # int16 is asymmetric around 0; centred, and never all zero
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

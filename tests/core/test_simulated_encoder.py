@@ -1,0 +1,45 @@
+"""The simulated device the benchmarks divide by: its vectors behave like a model's (unit
+length, a function of the text alone, whatever the batch) and it charges exactly the real
+tokenizer's tokens at its rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer_core.embedding.model_location import DEFAULT_MODEL
+from indexer_core.embedding.simulated import load_simulated, simulated_rate
+
+TEXTS = [
+    "def parse(header):\n    return header.split(':')",
+    "class Cache:\n    def get(self, key):\n        return self.items[key]",
+    'fn main() { println!("héllo"); }',
+    "",
+    "x" * 3000,
+]
+
+
+def test_vectors_are_unit_length_and_depend_only_on_the_text() -> None:
+    encoder = load_simulated(DEFAULT_MODEL, "simulated:50000000", batch_size=2)
+    together = encoder.encode(TEXTS)
+    alone = np.stack([encoder.encode([text])[0] for text in reversed(TEXTS)])[::-1]
+    assert together.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(together, alone)
+    cosines = together @ together.T
+    assert np.all(np.abs(cosines[~np.eye(len(TEXTS), dtype=bool)]) < 0.5)
+
+
+def test_it_charges_the_tokenizers_tokens_at_its_rate() -> None:
+    encoder = load_simulated(DEFAULT_MODEL, "simulated:50000000")
+    encoder.encode(TEXTS)
+    tokens = sum(len(e.ids) for e in encoder.counter.tokenizer.encode_batch(TEXTS))
+    assert encoder.tokens == tokens > len(TEXTS)
+    assert encoder.simulated_seconds == pytest.approx(tokens / 50_000_000)
+
+
+def test_only_a_positive_rate_is_a_simulated_device() -> None:
+    assert simulated_rate("simulated:360000") == 360000.0
+    assert simulated_rate("cuda:0") is None
+    with pytest.raises(ValueError, match="positive"):
+        simulated_rate("simulated:0")
