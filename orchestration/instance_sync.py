@@ -1,7 +1,7 @@
 """How long the local Dagster instance's SQLite databases wait for the disk on each write.
 
 Dagster's SQLite storages open a connection per operation and commit every event on its
-own. At SQLite's default (`synchronous=FULL`) each commit waits for an fsync: 5-15 ms on the
+own. At SQLite's default (`synchronous=FULL`) each commit waits for an fsync: 2-15 ms on the
 virtual disks measured here, and a run of the index job records ~350 events. 96 of them
 (one "materialization planned" per asset and partition) are written before the run starts,
 and every step writes its own before and after its work, so those waits sit on the critical

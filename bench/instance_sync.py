@@ -1,0 +1,111 @@
+"""What waiting for the disk on every Dagster event costs: `CODE_INDEX_DAGSTER_SYNC`.
+
+`python -m bench.instance_sync [--ops 200] [--pairs 4] [--repo PATH]`
+
+1. SQLite alone: connect, insert one row, commit, close (what Dagster's SQLite storages do for
+   every event), in ms per operation, for each journal mode and `synchronous` level.
+2. The index job's fixed cost: `code-index index` of a small repository into a fresh database
+   and Dagster home, `full` and `off` interleaved `--pairs` times. It reports the CLI's wall
+   and the run's own seconds as the CLI prints them. The default repository is one generated
+   file, so the run is all fixed cost.
+
+Prefix with `flock /tmp/cpu.lock` where others measure on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+MODES = (("DELETE", "FULL"), ("DELETE", "OFF"), ("WAL", "NORMAL"), ("WAL", "OFF"))
+
+
+def sqlite_ms_per_operation(directory: Path, ops: int) -> dict[str, float]:
+    """ms per connect-insert-commit-close, per (journal mode, synchronous level)."""
+    path = directory / "events.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS events (body TEXT)")
+    out = {}
+    for journal, level in MODES:
+        conn = sqlite3.connect(path)
+        conn.execute(f"PRAGMA journal_mode={journal}")
+        conn.close()
+        started = time.perf_counter()
+        for _ in range(ops):
+            conn = sqlite3.connect(path)
+            conn.execute(f"PRAGMA synchronous={level}")
+            conn.execute("INSERT INTO events VALUES (?)", ("x" * 500,))
+            conn.commit()
+            conn.close()
+        out[f"{journal}, {level}"] = round((time.perf_counter() - started) / ops * 1000, 3)
+    return out
+
+
+def index_fixed_cost(repo: Path, work: Path, level: str) -> dict[str, float]:
+    """One `code-index index` of `repo` into a fresh database and Dagster home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODE_INDEX_", "DAGSTER_"))}
+    home, db = work / f"home-{level}", work / f"db-{level}"
+    subprocess.run(["rm", "-rf", str(home), str(db)], check=True)
+    env.update(
+        DAGSTER_HOME=str(home),
+        CODE_INDEX_DB=str(db),
+        CODE_INDEX_DAGSTER_SYNC=level,
+        PYTHONPATH=str(PROJECT),
+        HF_HUB_OFFLINE="1",
+    )
+    cmd = [sys.executable, "-m", "orchestration.cli", "index", str(repo), "-q"]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout + done.stderr)
+    run = re.search(r"succeeded in ([0-9.]+)s", done.stdout)
+    return {"cli_wall_s": round(wall, 2), "run_s": float(run.group(1)) if run else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--repo", type=Path, default=None, help="default: one generated file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        work = Path(tmp)
+        result: dict = {"sqlite_ms_per_operation": sqlite_ms_per_operation(work, args.ops)}
+        print(json.dumps(result), flush=True)
+        repo = args.repo
+        if repo is None:
+            repo = work / "one-file"
+            repo.mkdir()
+            (repo / "a.py").write_text("def f(x):\n    return x + 1\n")
+        runs: dict[str, list[dict]] = {"full": [], "off": []}
+        for _ in range(args.pairs):
+            for level, rows in runs.items():
+                rows.append(index_fixed_cost(repo, work, level))
+                print(level, rows[-1], flush=True)
+        result["index_runs"] = runs
+        result["index_means"] = {
+            level: {
+                key: round(statistics.mean(r[key] for r in rows), 2)
+                for key in ("cli_wall_s", "run_s")
+            }
+            for level, rows in runs.items()
+        }
+        result["off_faster_pairs"] = sum(
+            off["cli_wall_s"] < full["cli_wall_s"] for full, off in zip(runs["full"], runs["off"])
+        )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
