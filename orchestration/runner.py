@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from indexer_core.storage import registry
-from orchestration import config, instance_sync
+from orchestration import config
 from orchestration.jobs import partition_tags
 from orchestration.launch import ensure_dagster_home, prewarm_step_server
 from orchestration.partitions import keys_for_repo, repo_partitions
@@ -183,7 +183,6 @@ def index_repository(
     """Register one repository and index it through the Dagster job: every shard, or only
     `shards` (those a change detection found stale)."""
     ensure_dagster_home()
-    instance_sync.install(config.load().dagster_sync)
     db_uri = db_uri or config.load().lancedb_uri
     with dg.DagsterInstance.get() as instance:
         repo = register_repository(instance, db_uri, root, name)

@@ -160,16 +160,20 @@ def _chunk_one(
     return report
 
 
+def _total(reports: list, name: str) -> float:
+    return sum(getattr(report, name) for report in reports)
+
+
 def _chunk_summary(reports: list[ChunkReport]) -> str:
     def total(name: str) -> int:
-        return sum(getattr(r, name) for r in reports)
+        return int(_total(reports, name))
 
     return (
         f"{len(reports)} partition(s) chunked: {total('parsed')} files parsed, "
         f"{total('unchanged')} unchanged, {total('deleted')} deleted, "
         f"{sum(len(r.skipped) for r in reports)} skipped, "
         f"+{total('chunks_added')}/-{total('chunks_removed')} chunks in "
-        f"{sum(r.seconds for r in reports):.1f}s"
+        f"{_total(reports, 'seconds'):.1f}s"
     )
 
 
@@ -340,13 +344,12 @@ def _record(context, code_index: CodeIndexResource, key: str, report: EmbedRepor
 
 
 def _embed_summary(reports: list[EmbedReport]) -> str:
-    def total(name: str) -> float:
-        return sum(getattr(r, name) for r in reports)
-
+    embedded, reused, unchanged, seconds = (
+        _total(reports, name) for name in ("embedded", "reused", "unchanged", "embed_seconds")
+    )
     return (
-        f"{len(reports)} partition(s) embedded: {total('embedded'):.0f} chunks embedded, "
-        f"{total('reused'):.0f} from cache, {total('unchanged'):.0f} unchanged; encoding "
-        f"{total('embed_seconds'):.1f}s"
+        f"{len(reports)} partition(s) embedded: {embedded:.0f} chunks embedded, "
+        f"{reused:.0f} from cache, {unchanged:.0f} unchanged; encoding {seconds:.1f}s"
     )
 
 

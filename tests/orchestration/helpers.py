@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import dagster as dg
 
 from orchestration.runner import register_repository
@@ -29,3 +33,18 @@ def metadata_of(entry: dg.EventLogEntry) -> dict:
 
 def setup_repo(instance: dg.DagsterInstance, db_uri: str, root, name: str = "demo") -> str:
     return register_repository(instance, db_uri, str(root), name)
+
+
+def python_output(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `script` in a fresh interpreter (what a step process or the CLI would import,
+    and nothing this test process has loaded); asserts it succeeded, returns its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

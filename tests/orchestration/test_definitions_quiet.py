@@ -6,9 +6,7 @@ step in the run's output (64 times for 64 partitions), burying the lines a perso
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from tests.orchestration.helpers import python_output
 
 SCRIPT = """
 import warnings, dagster
@@ -20,11 +18,7 @@ print("loaded")
 
 
 def test_loading_the_definitions_raises_no_beta_warning() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], check=False, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("loaded")
+    assert python_output(SCRIPT).strip().endswith("loaded")
 
 
 PRELOAD = """
@@ -44,14 +38,5 @@ def test_the_step_server_loads_instance_storage_code_and_creates_nothing(tmp_pat
     process does, and two processes creating them at once could race)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    done = subprocess.run(
-        [sys.executable, "-c", PRELOAD],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == "3 []"
+    output = python_output(PRELOAD, env={"DAGSTER_HOME": str(home)})
+    assert output.strip().splitlines()[-1] == "3 []"

@@ -3,11 +3,9 @@ and no other SQLite database a process opens is touched."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from tests.orchestration.helpers import python_output
 
 SCRIPT = """
 import sys
@@ -34,23 +32,16 @@ print(runs, events, other)
 
 
 @pytest.mark.parametrize(("setting", "expected"), [("", "0 0 2"), ("full", "2 2 2")])
-def test_instance_databases_take_the_configured_level(tmp_path, setting, expected) -> None:
+def test_instance_databases_take_the_configured_level(
+    tmp_path, monkeypatch, setting, expected
+) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    env.pop("CODE_INDEX_DAGSTER_SYNC", None)
-    if setting:
-        env["CODE_INDEX_DAGSTER_SYNC"] = setting
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "elsewhere.db")],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().splitlines()[-1] == expected
+    # The default is what an unset variable gives, whatever this process's environment says.
+    monkeypatch.delenv("CODE_INDEX_DAGSTER_SYNC", raising=False)
+    env = {"DAGSTER_HOME": str(home), **({"CODE_INDEX_DAGSTER_SYNC": setting} if setting else {})}
+    output = python_output(SCRIPT, str(tmp_path / "elsewhere.db"), env=env)
+    assert output.strip().splitlines()[-1] == expected
 
 
 def test_an_unknown_level_is_refused_naming_the_setting() -> None:
