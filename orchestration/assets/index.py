@@ -41,7 +41,10 @@ from orchestration.scale_out import consumer_device
 EMBEDDER_TAG = "code-index/embedder"
 SHARDS_TAG = "code-index/shards"
 DATA_VERSION_TAG = "dagster/data_version"
-CHUNK_NICENESS = 5  # chunk steps take about a quarter of a core the encoder wants
+# Sharing a core with a chunk step, the encoder's thread gets 94% of it at nice 12 (75% at
+# 5): at a GPU's simulated rate, run wall / encode 1.10 against 1.135 at 5, two rounds each
+# (bench/reports/pipeline_cost_ab_runs.md); on the CPU alike.
+CHUNK_NICENESS = 12
 _NICED = False
 # Ops whose steps run in the calling process, one after another: nothing runs alongside.
 _SEQUENTIAL_EXECUTORS = {"in_process", "execute_in_process_executor"}

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from indexer_core.embedding.fast_features import fast_features
 from indexer_core.embedding.model import Embedder, tokenizer_threads
 
 
@@ -145,3 +146,51 @@ def test_length_batch_sizes_cover_every_text_within_the_budget(
         assert padded <= budget or size <= batch_size  # over budget only at the floor
         assert size >= batch_size or last  # small batches only where the texts run out
         start += size
+
+
+def test_fast_features_are_the_models_own(embedder: Embedder) -> None:
+    """The pipelined path's features, built from the Rust tokenizer, equal the model's own
+    `preprocess` on texts it never probed: code, prose, whitespace, one over the limit."""
+    fast = fast_features(embedder.model)
+    assert fast is not None
+    texts = _texts()
+    own = embedder.model.preprocess(texts)
+    ours = fast(texts)
+    for name in ("input_ids", "token_type_ids", "attention_mask"):
+        assert ours[name].dtype == own[name].dtype
+        assert ours[name].equal(own[name]), name
+    assert ours["input_ids"].shape[1] == embedder.max_tokens  # the long text was truncated
+
+
+def test_pipelined_encode_with_fast_features_equals_the_models_own(embedder: Embedder) -> None:
+    pipelined = Embedder(
+        embedder.model_name,
+        embedder.model,
+        "cpu",
+        batch_size=8,
+        tokenizer_threads=3,
+        features=fast_features(embedder.model),
+    )
+    assert pipelined.features is not None
+    texts = _texts()
+    np.testing.assert_allclose(pipelined.encode(texts), embedder.encode(texts), atol=1e-5)
+
+
+def test_fast_features_refused_where_they_would_differ(embedder: Embedder) -> None:
+    """A tokenizer that pads on the left makes other features than ours: the model keeps its
+    own preprocess instead of being fed different inputs."""
+    tokenizer = embedder.model.tokenizer
+    side = tokenizer.padding_side
+    try:
+        tokenizer.padding_side = "left"
+        assert fast_features(embedder.model) is None
+    finally:
+        tokenizer.padding_side = side
+    assert fast_features(embedder.model) is not None
+
+
+def test_fast_features_for_a_model_without_a_rust_tokenizer() -> None:
+    class NoTokenizer:
+        max_seq_length = 128
+
+    assert fast_features(NoTokenizer()) is None

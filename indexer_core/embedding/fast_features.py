@@ -1,0 +1,102 @@
+"""The model's own input features for a batch of texts, built straight from its Rust tokenizer.
+
+On a GPU, tokenizing is the encoder's host-side bottleneck: a forward pass of a model as small
+as MiniLM takes less time than preparing its batch. sentence-transformers' `preprocess` goes
+through the transformers tokenizer, which re-applies its truncation and padding settings on
+every call, computes character offsets nobody reads and pads row by row: about 295k tokens a
+second per core here, against 538k for the Rust tokenizer's `encode_batch_fast` with
+truncation set once and padding into numpy (`python -m bench.host_tokenize`).
+
+The features must be the model's own, or the vectors would not be: `fast_features` builds
+them for probe texts both ways when the model loads and keeps the fast way only where every
+feature is identical; any other model keeps `preprocess`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FEATURES = ("input_ids", "token_type_ids", "attention_mask")
+
+# Texts whose features show where a fast path would part from the model's own tokenization:
+# empty, whitespace at either end, control characters, accents and scripts the normaliser
+# rewrites, emoji, code, and one far over the model's token limit (truncation).
+PROBE_TEXTS = (
+    "",
+    "x",
+    "  leading and trailing spaces  ",
+    "\tdef parse(header: str) -> dict:\n    return dict(h.split(':') for h in header)\n\n",
+    "Déjà vu: ÜNÏCÖDÉ 🙂 名前 ﬁle Ⅻ",
+    "class Request { constructor(url) { this.url = url; } }",
+    "zero\u200bwidth\x00nul\x1fcontrol",
+    "token " * 3000,
+)
+
+
+@dataclass
+class FastFeatures:
+    """A batch's `input_ids`, `token_type_ids` and `attention_mask`, right-padded to its
+    longest text, as torch tensors (what the model's forward pass takes). Safe to call from
+    several threads: the tokenizer is a private copy whose settings never change after load,
+    and `encode_batch_fast` releases the GIL."""
+
+    tokenizer: Any  # tokenizers.Tokenizer: truncation at the model's limit, no padding
+    pad_id: int
+    pad_type_id: int
+
+    def arrays(self, texts: list[str]) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch_fast(texts)
+        width = max((len(e.ids) for e in encodings), default=0)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        types = np.full((len(encodings), width), self.pad_type_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            ids[row, :n] = encoding.ids
+            types[row, :n] = encoding.type_ids
+            mask[row, :n] = 1
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+    def __call__(self, texts: list[str]) -> dict[str, Any]:
+        import torch
+
+        return {name: torch.from_numpy(array) for name, array in self.arrays(texts).items()}
+
+
+def fast_features(model: Any) -> FastFeatures | None:
+    """The fast path for a sentence-transformers `model`, or None where it would differ from
+    the model's own `preprocess` (checked on `PROBE_TEXTS`: padding on the left, say, or
+    inputs other than the three features) or cannot be built (no Rust tokenizer)."""
+    hf_tokenizer = getattr(model, "tokenizer", None)
+    backend = getattr(hf_tokenizer, "backend_tokenizer", None)
+    max_tokens = getattr(model, "max_seq_length", None)
+    if backend is None or not isinstance(max_tokens, int) or max_tokens <= 0:
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(backend.to_str())
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_tokens)
+        fast = FastFeatures(
+            tokenizer=tokenizer,
+            pad_id=int(hf_tokenizer.pad_token_id or 0),
+            pad_type_id=int(getattr(hf_tokenizer, "pad_token_type_id", 0) or 0),
+        )
+        return fast if _same_as_the_models_own(model, fast) else None
+    except Exception:  # noqa: BLE001 - any surprise means the model's own preprocess, not a crash
+        return None
+
+
+def _same_as_the_models_own(model: Any, fast: FastFeatures) -> bool:
+    texts = list(PROBE_TEXTS)
+    preprocess = getattr(model, "preprocess", None) or model.tokenize
+    own = preprocess(texts)
+    inputs = {k for k, v in own.items() if hasattr(v, "shape")}
+    if inputs != set(FEATURES):
+        return False
+    ours = fast.arrays(texts)
+    return all(np.array_equal(own[name].cpu().numpy(), ours[name]) for name in FEATURES)
