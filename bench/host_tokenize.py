@@ -83,8 +83,10 @@ def markdown(result: dict[str, object]) -> str:
     lines += [f"- {k}: {v}" for k, v in result.items() if k != "rows"]
     lines += [
         "",
-        "Best of the rounds. `speed` is the model's own preprocess wall over this row's, same "
-        "threads, same run.",
+        (
+            "Best of the rounds. `speed` is the model's own preprocess wall over this row's, "
+            "same threads, same run."
+        ),
         "",
         "| way | threads | wall s | CPU s | tokens/s | tokens per CPU s | speed vs model's own |",
         "| --- | --- | --- | --- | --- | --- | --- |",
