@@ -62,7 +62,6 @@ def _run_index(args, repo: str, shards: list[int] | None) -> int:
                         desc=desc,
                         unit="part",
                         position=line,
-                        disable=args.quiet,
                         file=terminal,
                     )
             bars["c"].update(chunked - bars["c"].n)
@@ -70,7 +69,11 @@ def _run_index(args, repo: str, shards: list[int] | None) -> int:
 
         try:
             outcome = index_repository(
-                args.path, db_uri=_db(args), name=repo, shards=shards, on_progress=progress
+                args.path,
+                db_uri=_db(args),
+                name=repo,
+                shards=shards,
+                on_progress=None if args.quiet else progress,  # -q: no polling for bars
             )
         finally:
             for bar in bars.values():

@@ -103,13 +103,13 @@ def run_index(
         # Joined often, so the caller hears of the run's end at once; polled for progress
         # twice a second, each poll being queries against the instance.
         worker.join(JOIN_SECONDS)
-        if time.perf_counter() - polled < PROGRESS_SECONDS:
-            continue
+        if on_progress is None or time.perf_counter() - polled < PROGRESS_SECONDS:
+            continue  # without progress to show, no queries while the run goes on
         polled = time.perf_counter()
         if run_id is None:
             runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: request}), limit=1)
             run_id = runs[0].run_id if runs else None
-        if run_id and on_progress:
+        if run_id:
             landed.read_new(instance, run_id)
             on_progress(len(landed.chunks), len(landed.vectors), len(partitions))
     if "error" in result:
