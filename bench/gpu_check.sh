@@ -2,7 +2,8 @@
 # The GPU check, run by the main engineer on the lent machine in ONE call (under 8 minutes):
 #   device run, carry [".whl"], timeout_s 540:  bash bench/gpu_check.sh
 # Needs .whl/site.tar.xz from bench/fetch_gpu_wheels.sh (run here first). Writes into $OUT:
-# gpu_check.log, gpu.json, gpu.md, gpu_timeline.png (4 files; partial results land too).
+# gpu_check.log, gpu.json, gpu.md, gpu_timeline.png, host_tokenize.{json,md} (partial results
+# land too).
 set -u
 OUT=${OUT:-$PWD/bench/results/gpu}
 mkdir -p "$OUT"
@@ -25,4 +26,8 @@ timeout -k 15 ${GPU_BENCH_TIMEOUT:-400} python3 -m bench run gpu --corpus site-p
   --workers 16 --shards 64 --e2e-mb ${GPU_E2E_MB:-60} --texts ${GPU_TEXTS:-20000} \
   --out "$OUT" --stem gpu --workdir /tmp/bench-gpu
 echo "== exit $? after $SECONDS s"
+# The host side alone on this machine's cores: the model's preprocess against fast_features.
+timeout -k 5 60 python3 -m bench.host_tokenize --tree /tmp/site/sentence_transformers \
+  --rounds 2 --out "$OUT"
+echo "== host_tokenize exit $? after $SECONDS s"
 ls -la "$OUT"
