@@ -19,6 +19,7 @@ from indexer_core.embedding.model import load_encoder
 from indexer_core.indexing.chunk_step import ChunkReport, chunk_partition
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
+from indexer_core.storage import tables as storage
 from indexer_core.storage.housekeeping import compact_manifest
 from orchestration import config
 from orchestration.checks import CHECK_SPECS, check_results
@@ -102,9 +103,10 @@ def chunk_shard(
         _yield_cpu_to_the_encoder()
     failed, reports = [], []
     roots = registry.repositories(code_index.db_uri)
+    db = storage.connect(code_index.db_uri)  # kept across the partitions: see chunk_partition
     for partition_key in partitions:
         try:
-            reports.append(_chunk_one(context, code_index, partition_key, roots))
+            reports.append(_chunk_one(context, code_index, partition_key, roots, db))
         except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
             failed.append(f"{partition_key}: {type(exc).__name__}: {exc}")
             context.log.error(f"chunking failed for {failed[-1]}")
@@ -131,7 +133,11 @@ def _yield_cpu_to_the_encoder() -> None:
 
 
 def _chunk_one(
-    context, code_index: CodeIndexResource, partition_key: str, roots: dict[str, str]
+    context,
+    code_index: CodeIndexResource,
+    partition_key: str,
+    roots: dict[str, str],
+    db: storage.lancedb.DBConnection,
 ) -> ChunkReport:
     """Chunk one partition and record its `files` and `chunks` materializations, whose
     metadata is the partition's report (one log line per step, not per partition: every
@@ -139,7 +145,13 @@ def _chunk_one(
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo, roots)
     report = chunk_partition(
-        code_index.db_uri, repo, root, shard, code_index.settings(), rehash=code_index.rehash
+        code_index.db_uri,
+        repo,
+        root,
+        shard,
+        code_index.settings(),
+        rehash=code_index.rehash,
+        db=db,
     )
     metadata = chunk_metadata(report, code_index.db_uri)
     tags = {DATA_VERSION_TAG: report.data_version}
