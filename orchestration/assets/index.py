@@ -189,38 +189,6 @@ def _chunk_summary(reports: list[ChunkReport]) -> str:
     )
 
 
-@dg.op(
-    out={
-        "files": dg.Out(is_required=False),
-        "chunks": dg.Out(is_required=False),
-        "chunked": dg.Out(dg.Nothing),
-    }
-)
-def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, groups: list):
-    """Joins the chunk steps; their materializations were already recorded one by one.
-
-    Then it merges the `files` manifest's per-shard fragments, so the next sensor tick
-    reads it fast. On the in-process executor, where the consumer cannot wait for chunks,
-    the embedding happens here, after all chunking.
-    """
-    keys = [key for group in groups for key in group]
-    context.log.info(f"{len(keys)} partitions chunked")
-    compacted = compact_manifest(code_index.db_uri)
-    if compacted is not None:
-        context.log.info(
-            f"files manifest compacted: {compacted.fragments_before} fragments into "
-            f"{compacted.fragments_after} in {compacted.seconds:.2f}s"
-        )
-    if steps_share_a_process(context):
-        embedder = _load_embedder(code_index)
-        for key in keys:
-            repo, shard = split_partition_key(key)
-            _record(
-                context, code_index, key, embed_partition(code_index.db_uri, repo, shard, embedder)
-            )
-    yield dg.Output(None, output_name="chunked")
-
-
 def consumer_op_name(index: int) -> str:
     """`embed_as_chunks_land`, then `embed_as_chunks_land_2`, ... (the k8s profile's per-step
     config is keyed by these names)."""
@@ -253,7 +221,7 @@ def embedding_consumer_op(index: int = 0, count: int = 1) -> dg.OpDefinition:
 
 def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, index: int, count: int):
     if steps_share_a_process(context):
-        context.log.info("in-process executor: partitions are embedded by chunks_done")
+        context.log.info("in-process executor: partitions are embedded by check_tables")
         yield dg.Output(None, output_name="embedded")
         return
     partitions = planned_partitions(context)
@@ -310,11 +278,39 @@ embed_as_chunks_land = consumer_ops[0]
 
 
 @dg.op(
-    ins={"chunked": dg.In(dg.Nothing), "embedded": dg.In(dg.Nothing)},
-    out={spec.get_python_identifier(): dg.Out(is_required=True) for spec in CHECK_SPECS},
-    description="Integrity checks over the whole tables, once both sides of the run are done.",
+    ins={"groups": dg.In(list), "embedded": dg.In(dg.Nothing)},
+    out={
+        "files": dg.Out(is_required=False),
+        "chunks": dg.Out(is_required=False),
+        **{spec.get_python_identifier(): dg.Out(is_required=True) for spec in CHECK_SPECS},
+    },
+    description="Joins the chunk steps and the embedding consumers, merges the `files` "
+    "manifest's fragments, then runs the integrity checks over the whole tables.",
 )
-def check_tables(code_index: CodeIndexResource):
+def check_tables(context: dg.OpExecutionContext, code_index: CodeIndexResource, groups: list):
+    """The run's one join: the chunk steps' and consumers' materializations were already
+    recorded one by one. One step, not a join step then a check step: on Celery each
+    dependency level costs the executor's 1 s poll plus a task's start.
+
+    It merges the `files` manifest's per-shard fragments, so the next sensor tick reads it
+    fast. On the in-process executor, where the consumer cannot wait for chunks, the
+    embedding happens here, after all chunking. Then the checks.
+    """
+    keys = [key for group in groups for key in group]
+    context.log.info(f"{len(keys)} partitions chunked")
+    compacted = compact_manifest(code_index.db_uri)
+    if compacted is not None:
+        context.log.info(
+            f"files manifest compacted: {compacted.fragments_before} fragments into "
+            f"{compacted.fragments_after} in {compacted.seconds:.2f}s"
+        )
+    if steps_share_a_process(context):
+        embedder = _load_embedder(code_index)
+        for key in keys:
+            repo, shard = split_partition_key(key)
+            _record(
+                context, code_index, key, embed_partition(code_index.db_uri, repo, shard, embedder)
+            )
     yield from check_results(code_index)
 
 
@@ -388,11 +384,11 @@ def _observe_slice(
     }
 )
 def code_index_graph():
-    files, chunks, chunked = chunks_done(plan_partitions().map(chunk_shard).collect())
+    groups = plan_partitions().map(chunk_shard).collect()
     vectors, embedded = embed_as_chunks_land()
     more = [op()[1] for op in consumer_ops[1:]]  # their `vectors` are events, not outputs
-    checks = check_tables(chunked=chunked, embedded=[embedded, *more])
-    return {"files": files, "chunks": chunks, "vectors": vectors, **checks._asdict()}
+    joined = check_tables(groups=groups, embedded=[embedded, *more])._asdict()
+    return {"vectors": vectors, **joined}
 
 
 _KINDS = {
