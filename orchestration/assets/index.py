@@ -11,6 +11,7 @@ sides are done, the asset checks run over the whole tables, in the same run.
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
@@ -293,25 +294,28 @@ def check_tables(context: dg.OpExecutionContext, code_index: CodeIndexResource, 
     dependency level costs the executor's 1 s poll plus a task's start.
 
     It merges the `files` manifest's per-shard fragments, so the next sensor tick reads it
-    fast. On the in-process executor, where the consumer cannot wait for chunks, the
-    embedding happens here, after all chunking. Then the checks.
+    fast, in a thread beside the checks (which read only `chunks` and `vectors`). On the
+    in-process executor, where the consumer cannot wait for chunks, the embedding happens
+    here, after all chunking, before the checks.
     """
     keys = [key for group in groups for key in group]
     context.log.info(f"{len(keys)} partitions chunked")
-    compacted = compact_manifest(code_index.db_uri)
+    with ThreadPoolExecutor(1, thread_name_prefix="manifest-compaction") as pool:
+        compaction = pool.submit(compact_manifest, code_index.db_uri)
+        if steps_share_a_process(context):
+            embedder = _load_embedder(code_index)
+            for key in keys:
+                repo, shard = split_partition_key(key)
+                report = embed_partition(code_index.db_uri, repo, shard, embedder)
+                _record(context, code_index, key, report)
+        results = list(check_results(code_index))
+    compacted = compaction.result()
     if compacted is not None:
         context.log.info(
             f"files manifest compacted: {compacted.fragments_before} fragments into "
             f"{compacted.fragments_after} in {compacted.seconds:.2f}s"
         )
-    if steps_share_a_process(context):
-        embedder = _load_embedder(code_index)
-        for key in keys:
-            repo, shard = split_partition_key(key)
-            _record(
-                context, code_index, key, embed_partition(code_index.db_uri, repo, shard, embedder)
-            )
-    yield from check_results(code_index)
+    yield from results
 
 
 def _load_embedder(code_index: CodeIndexResource, index: int = 0):
