@@ -48,7 +48,7 @@ def check_results(code_index: CodeIndexResource) -> Iterator[dg.AssetCheckResult
     through one connection (the second read of the id columns comes from its cache)."""
     db_uri = code_index.db_uri
     dim = model_dimension(code_index.model) or load_embedder(code_index.model, "cpu", 0).dim
-    db = storage.connect(db_uri)
+    db = storage.kept_connection(db_uri)
     yield _result(integrity.check_one_vector_per_chunk(db_uri, db=db), "vectors")
     yield _result(integrity.check_vectors_sane(db_uri, dim, db=db), "vectors")
     yield _result(integrity.check_unique_chunk_ids(db_uri, db=db), "chunks")

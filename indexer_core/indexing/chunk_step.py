@@ -73,9 +73,9 @@ def chunk_partition(
     """Bring one partition's `chunks` and `files` rows in line with the repository on disk.
 
     `rehash` ignores the size+mtime fast path and hashes every file (the daily reconcile).
-    `db`, a connection to `db_uri` that a step keeps across its partitions, lets LanceDB
-    serve the fragments it has already read from its cache: on an object store each
-    partition then fetches only the fragments written since, not the whole table.
+    `db`, a connection to `db_uri` that a step keeps across its partitions
+    (`storage.kept_connection`), serves the fragments it has already read from its cache:
+    on an object store each partition then fetches only those written since.
     Holds the partition's lock, so a concurrent writer of the same partition waits.
     """
     with partition_lock(db_uri, repo, shard):

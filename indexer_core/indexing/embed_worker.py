@@ -49,9 +49,9 @@ class EmbeddingWorker:
     def __init__(self, db_uri: str, embedder) -> None:
         self.db_uri = db_uri
         self.embedder = embedder
-        # One connection for the worker's life: LanceDB caches the fragments it has read, so
-        # each partition's reads fetch only what was written since (on S3, GETs).
-        self._db = storage.connect(db_uri)
+        # One connection for the worker's life: each partition's reads fetch only the
+        # fragments written since the last one's (`storage.kept_connection`).
+        self._db = storage.kept_connection(db_uri)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="embedding-reader")
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="embedding-encoder")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="embedding-writer")

@@ -104,7 +104,7 @@ def chunk_shard(
         _yield_cpu_to_the_encoder()
     failed, reports = [], []
     roots = registry.repositories(code_index.db_uri)
-    db = storage.connect(code_index.db_uri)  # kept across the partitions: see chunk_partition
+    db = storage.kept_connection(code_index.db_uri)  # across the step's partitions
     for partition_key in partitions:
         try:
             reports.append(_chunk_one(context, code_index, partition_key, roots, db))
