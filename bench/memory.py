@@ -140,7 +140,7 @@ def _label(pid: int) -> str:
     except OSError:
         return "?"
     text = " ".join(args)
-    for marker in ("chunk_shard", "embed_as_chunks_land", "plan_partitions", "chunks_done"):
+    for marker in ("chunk_shard", "embed_as_chunks_land", "plan_partitions", "check_tables"):
         if marker in text:
             return marker
     if "multiprocessing" in text or "spawn_main" in text:

@@ -68,20 +68,30 @@ def chunk_partition(
     settings: IndexSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
     rehash: bool = False,
+    db: storage.lancedb.DBConnection | None = None,
 ) -> ChunkReport:
     """Bring one partition's `chunks` and `files` rows in line with the repository on disk.
 
     `rehash` ignores the size+mtime fast path and hashes every file (the daily reconcile).
+    `db`, a connection to `db_uri` that a step keeps across its partitions
+    (`storage.kept_connection`), serves the fragments it has already read from its cache:
+    on an object store each partition then fetches only those written since.
     Holds the partition's lock, so a concurrent writer of the same partition waits.
     """
     with partition_lock(db_uri, repo, shard):
         return _chunk_partition(
-            db_uri, repo, root, shard, settings or IndexSettings(), progress, rehash
+            db or storage.connect(db_uri),
+            repo,
+            root,
+            shard,
+            settings or IndexSettings(),
+            progress,
+            rehash,
         )
 
 
 def _chunk_partition(
-    db_uri: str,
+    db: storage.lancedb.DBConnection,
     repo: str,
     root: str,
     shard: int,
@@ -94,7 +104,6 @@ def _chunk_partition(
     report = ChunkReport(repo=repo, shard=shard)
     counter = load_token_counter(settings.model)
     fingerprint = chunker_fingerprint(settings.model)
-    db = storage.connect(db_uri)
     files_table = storage.open_or_create(db, storage.FILES, storage.FILES_SCHEMA)
     chunks_table = storage.open_chunks(db)
 
@@ -200,7 +209,9 @@ def _chunk_partition(
         )
     report.files = sum(1 for r in manifest_rows if r["status"] == INDEXED)
     report.data_version = manifest_version(manifest_rows, fingerprint)
-    report.chunks_total = chunks_table.count_rows(storage.partition_filter(repo, shard))
+    report.chunks_total = storage.count_matching(
+        chunks_table, storage.partition_filter(repo, shard)
+    )
     report.skipped.sort(key=lambda s: s.path)
     report.seconds = time.perf_counter() - started
     return report

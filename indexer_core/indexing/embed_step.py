@@ -119,6 +119,7 @@ def plan_embedding(
     known_keys: set[str] | None = None,
     in_memory: Mapping[str, np.ndarray] | None = None,
     part: Part | None = None,
+    db: storage.lancedb.DBConnection | None = None,
 ) -> EmbeddingWork:
     """Read what a partition (or its slice `part`) needs: its chunks, its vectors, and the
     cache's hits.
@@ -127,12 +128,13 @@ def plan_embedding(
     keeps one): keys outside it are not looked up. A key it lacks that the cache has costs a
     second computation of that text, never a wrong vector. `in_memory` holds vectors by
     cache key that the caller computed with this model and may not have written yet; they
-    count as cache hits. Call under the partition's lock (for a slice: the slice's lock and
-    the partition's shared lock).
+    count as cache hits. `db`, a connection the caller keeps across partitions, reads only
+    the fragments it has not read before (LanceDB caches them). Call under the partition's
+    lock (for a slice: the slice's lock and the partition's shared lock).
     """
     started = time.perf_counter()
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
-    db = storage.connect(db_uri)
+    db = db or storage.connect(db_uri)
     where = storage.partition_filter(repo, shard)
     chunks_table = storage.open_chunks(db)
     vectors_table = storage.open_vectors(db, embedder.dim)

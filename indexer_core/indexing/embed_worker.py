@@ -49,6 +49,9 @@ class EmbeddingWorker:
     def __init__(self, db_uri: str, embedder) -> None:
         self.db_uri = db_uri
         self.embedder = embedder
+        # One connection for the worker's life: each partition's reads fetch only the
+        # fragments written since the last one's (`storage.kept_connection`).
+        self._db = storage.kept_connection(db_uri)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="embedding-reader")
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="embedding-encoder")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="embedding-writer")
@@ -103,7 +106,14 @@ class EmbeddingWorker:
             if not locked:
                 hold.enter_context(partition_lock(self.db_uri, repo, shard))
             work = plan_embedding(
-                self.db_uri, repo, shard, self.embedder, self._cache_keys(), self._recent, part
+                self.db_uri,
+                repo,
+                shard,
+                self.embedder,
+                self._cache_keys(),
+                self._recent,
+                part,
+                self._db,
             )
         except BaseException:
             hold.close()
@@ -155,7 +165,7 @@ class EmbeddingWorker:
         """The cache's keys, read once (keys name their model); the worker adds what it
         writes. None for a cache too large to hold in memory: then each partition looks up."""
         if self._known_keys is None and not self._too_large:
-            table = storage.open_cache(storage.connect(self.db_uri), self.embedder.dim)
+            table = storage.open_cache(self._db, self.embedder.dim)
             if table.count_rows() > KNOWN_KEYS_LIMIT:
                 self._too_large = True
                 return None

@@ -1,5 +1,9 @@
 """Invariants of the tables, checked after each run: one vector per chunk, sane vectors, unique
-ids."""
+ids.
+
+Each check takes an optional open connection (`db`): checks run one after another on one
+connection read the id columns once, the later ones from LanceDB's cache (on an object
+store, GETs saved)."""
 
 from __future__ import annotations
 
@@ -31,8 +35,10 @@ def _ids(db, table: str, repo: str | None) -> list[str]:
     )
 
 
-def check_unique_chunk_ids(db_uri: str, repo: str | None = None) -> CheckOutcome:
-    db = storage.connect(db_uri)
+def check_unique_chunk_ids(
+    db_uri: str, repo: str | None = None, db: storage.lancedb.DBConnection | None = None
+) -> CheckOutcome:
+    db = db or storage.connect(db_uri)
     dupes = [cid for cid, n in Counter(_ids(db, storage.CHUNKS, repo)).items() if n > 1]
     dupes += [
         f"vector {cid}" for cid, n in Counter(_ids(db, storage.VECTORS, repo)).items() if n > 1
@@ -48,8 +54,10 @@ def check_unique_chunk_ids(db_uri: str, repo: str | None = None) -> CheckOutcome
     )
 
 
-def check_one_vector_per_chunk(db_uri: str, repo: str | None = None) -> CheckOutcome:
-    db = storage.connect(db_uri)
+def check_one_vector_per_chunk(
+    db_uri: str, repo: str | None = None, db: storage.lancedb.DBConnection | None = None
+) -> CheckOutcome:
+    db = db or storage.connect(db_uri)
     chunks = set(_ids(db, storage.CHUNKS, repo))
     vectors = set(_ids(db, storage.VECTORS, repo))
     missing = sorted(chunks - vectors)
@@ -66,10 +74,13 @@ def check_one_vector_per_chunk(db_uri: str, repo: str | None = None) -> CheckOut
 
 
 def check_vectors_sane(
-    db_uri: str, expected_dim: int | None = None, repo: str | None = None
+    db_uri: str,
+    expected_dim: int | None = None,
+    repo: str | None = None,
+    db: storage.lancedb.DBConnection | None = None,
 ) -> CheckOutcome:
     """Every vector has the model's dimension and is finite and non-zero."""
-    db = storage.connect(db_uri)
+    db = db or storage.connect(db_uri)
     if storage.VECTORS not in storage.table_names(db):
         return CheckOutcome("vectors_sane", True, "no vectors table yet")
     table = db.open_table(storage.VECTORS)

@@ -11,6 +11,7 @@ sides are done, the asset checks run over the whole tables, in the same run.
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
@@ -19,6 +20,7 @@ from indexer_core.embedding.model import load_encoder
 from indexer_core.indexing.chunk_step import ChunkReport, chunk_partition
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
+from indexer_core.storage import tables as storage
 from indexer_core.storage.housekeeping import compact_manifest
 from orchestration import config
 from orchestration.checks import CHECK_SPECS, check_results
@@ -105,9 +107,10 @@ def chunk_shard(
         _yield_cpu_to_the_encoder()
     failed, reports = [], []
     roots = registry.repositories(code_index.db_uri)
+    db = storage.kept_connection(code_index.db_uri)  # across the step's partitions
     for partition_key in partitions:
         try:
-            reports.append(_chunk_one(context, code_index, partition_key, roots))
+            reports.append(_chunk_one(context, code_index, partition_key, roots, db))
         except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
             failed.append(f"{partition_key}: {type(exc).__name__}: {exc}")
             context.log.error(f"chunking failed for {failed[-1]}")
@@ -134,7 +137,11 @@ def _yield_cpu_to_the_encoder() -> None:
 
 
 def _chunk_one(
-    context, code_index: CodeIndexResource, partition_key: str, roots: dict[str, str]
+    context,
+    code_index: CodeIndexResource,
+    partition_key: str,
+    roots: dict[str, str],
+    db: storage.lancedb.DBConnection,
 ) -> ChunkReport:
     """Chunk one partition and record its `files` and `chunks` materializations, whose
     metadata is the partition's report (one log line per step, not per partition: every
@@ -142,7 +149,13 @@ def _chunk_one(
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo, roots)
     report = chunk_partition(
-        code_index.db_uri, repo, root, shard, code_index.settings(), rehash=code_index.rehash
+        code_index.db_uri,
+        repo,
+        root,
+        shard,
+        code_index.settings(),
+        rehash=code_index.rehash,
+        db=db,
     )
     metadata = chunk_metadata(report, code_index.db_uri)
     tags = {DATA_VERSION_TAG: report.data_version}
@@ -180,38 +193,6 @@ def _chunk_summary(reports: list[ChunkReport]) -> str:
     )
 
 
-@dg.op(
-    out={
-        "files": dg.Out(is_required=False),
-        "chunks": dg.Out(is_required=False),
-        "chunked": dg.Out(dg.Nothing),
-    }
-)
-def chunks_done(context: dg.OpExecutionContext, code_index: CodeIndexResource, groups: list):
-    """Joins the chunk steps; their materializations were already recorded one by one.
-
-    Then it merges the `files` manifest's per-shard fragments, so the next sensor tick
-    reads it fast. On the in-process executor, where the consumer cannot wait for chunks,
-    the embedding happens here, after all chunking.
-    """
-    keys = [key for group in groups for key in group]
-    context.log.info(f"{len(keys)} partitions chunked")
-    compacted = compact_manifest(code_index.db_uri)
-    if compacted is not None:
-        context.log.info(
-            f"files manifest compacted: {compacted.fragments_before} fragments into "
-            f"{compacted.fragments_after} in {compacted.seconds:.2f}s"
-        )
-    if steps_share_a_process(context):
-        embedder = _load_embedder(code_index)
-        for key in keys:
-            repo, shard = split_partition_key(key)
-            _record(
-                context, code_index, key, embed_partition(code_index.db_uri, repo, shard, embedder)
-            )
-    yield dg.Output(None, output_name="chunked")
-
-
 def consumer_op_name(index: int) -> str:
     """`embed_as_chunks_land`, then `embed_as_chunks_land_2`, ... (the k8s profile's per-step
     config is keyed by these names)."""
@@ -244,7 +225,7 @@ def embedding_consumer_op(index: int = 0, count: int = 1) -> dg.OpDefinition:
 
 def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, index: int, count: int):
     if steps_share_a_process(context):
-        context.log.info("in-process executor: partitions are embedded by chunks_done")
+        context.log.info("in-process executor: partitions are embedded by check_tables")
         yield dg.Output(None, output_name="embedded")
         return
     partitions = planned_partitions(context)
@@ -301,12 +282,43 @@ embed_as_chunks_land = consumer_ops[0]
 
 
 @dg.op(
-    ins={"chunked": dg.In(dg.Nothing), "embedded": dg.In(dg.Nothing)},
-    out={spec.get_python_identifier(): dg.Out(is_required=True) for spec in CHECK_SPECS},
-    description="Integrity checks over the whole tables, once both sides of the run are done.",
+    ins={"groups": dg.In(list), "embedded": dg.In(dg.Nothing)},
+    out={
+        "files": dg.Out(is_required=False),
+        "chunks": dg.Out(is_required=False),
+        **{spec.get_python_identifier(): dg.Out(is_required=True) for spec in CHECK_SPECS},
+    },
+    description="Joins the chunk steps and the embedding consumers, merges the `files` "
+    "manifest's fragments, then runs the integrity checks over the whole tables.",
 )
-def check_tables(code_index: CodeIndexResource):
-    yield from check_results(code_index)
+def check_tables(context: dg.OpExecutionContext, code_index: CodeIndexResource, groups: list):
+    """The run's one join: the chunk steps' and consumers' materializations were already
+    recorded one by one. One step, not a join step then a check step: on Celery each
+    dependency level costs the executor's 1 s poll plus a task's start.
+
+    It merges the `files` manifest's per-shard fragments, so the next sensor tick reads it
+    fast, in a thread beside the checks (which read only `chunks` and `vectors`). On the
+    in-process executor, where the consumer cannot wait for chunks, the embedding happens
+    here, after all chunking, before the checks.
+    """
+    keys = [key for group in groups for key in group]
+    context.log.info(f"{len(keys)} partitions chunked")
+    with ThreadPoolExecutor(1, thread_name_prefix="manifest-compaction") as pool:
+        compaction = pool.submit(compact_manifest, code_index.db_uri)
+        if steps_share_a_process(context):
+            embedder = _load_embedder(code_index)
+            for key in keys:
+                repo, shard = split_partition_key(key)
+                report = embed_partition(code_index.db_uri, repo, shard, embedder)
+                _record(context, code_index, key, report)
+        results = list(check_results(code_index))
+    compacted = compaction.result()
+    if compacted is not None:
+        context.log.info(
+            f"files manifest compacted: {compacted.fragments_before} fragments into "
+            f"{compacted.fragments_after} in {compacted.seconds:.2f}s"
+        )
+    yield from results
 
 
 def _load_embedder(code_index: CodeIndexResource, index: int = 0):
@@ -379,11 +391,11 @@ def _observe_slice(
     }
 )
 def code_index_graph():
-    files, chunks, chunked = chunks_done(plan_partitions().map(chunk_shard).collect())
+    groups = plan_partitions().map(chunk_shard).collect()
     vectors, embedded = embed_as_chunks_land()
     more = [op()[1] for op in consumer_ops[1:]]  # their `vectors` are events, not outputs
-    checks = check_tables(chunked=chunked, embedded=[embedded, *more])
-    return {"files": files, "chunks": chunks, "vectors": vectors, **checks._asdict()}
+    joined = check_tables(groups=groups, embedded=[embedded, *more])._asdict()
+    return {"vectors": vectors, **joined}
 
 
 _KINDS = {
