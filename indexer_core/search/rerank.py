@@ -186,7 +186,7 @@ def rerank(
             extra = _file_evidence(picks, evidence, weight_of) - best.score
             if extra > 0:
                 total += extra
-                best.why["rankings"] = f"+{extra:.4f}: other chunks lead some rankings"
+                best.why["file_rankings"] = f"+{extra:.4f}: other chunks lead some rankings"
         if total > best.score:
             best.why["file"] = f"+{total - best.score:.4f} from {len(picks) - 1} more chunk(s)"
         best.also = [p.chunk_id for p in picks[1:4]]
