@@ -23,7 +23,7 @@ from indexer_core.search.filters import SearchFilters
 from indexer_core.search.hits import SearchHit, load_hits
 from indexer_core.search.index_view import OpenIndex, open_index
 from indexer_core.search.names import expand_identifiers
-from indexer_core.search.ranking import FUSION, fuse, normalised, query_kind
+from indexer_core.search.ranking import FUSION, contributions, normalised, query_kind, summed
 from indexer_core.search.rerank import is_statements, query_terms, rank_scores, rerank
 from indexer_core.search.row_ids import ROW_ID
 from indexer_core.storage import tables as storage
@@ -137,6 +137,7 @@ def search(
     catalog = index.catalog()  # one `chunks` version for the whole query
     fetch = max(k * _OVERFETCH, _MIN_FETCH)
     ranked: dict[str, list[tuple[str, float]]] = {}
+    evidence: dict[str, dict[str, float]] | None = None
     kind = query_kind(query)
     if mode == "hybrid":
         # The lexical rankings run on a worker thread while the query is embedded and the
@@ -146,7 +147,8 @@ def search(
             index, query, fetch, filters, model, embedder, query_options
         )
         ranked.update(lexical.result())
-        scores = fuse(ranked, kind)
+        evidence = contributions(ranked, kind)  # the ranking stage weighs files by them too
+        scores = summed(evidence)
     elif mode == "vector":
         ranked["vector"] = _vector_ranking(
             index, query, fetch, filters, model, embedder, query_options
@@ -165,7 +167,7 @@ def search(
     apart = None if expand else (lambda cid: is_statements(catalog.row(cid)))
     collapsed = catalog.groups.collapse(ordered, apart)
     base = scores if mode == "hybrid" else rank_scores([cid for cid, _ in collapsed])
-    picks = rerank(catalog, collapsed, base, query, kind, k)
+    picks = rerank(catalog, collapsed, base, query, kind, k, evidence)
     hits = load_hits(
         index,
         catalog,

@@ -60,40 +60,59 @@ def query_kind(query: str) -> str:
 
 def fuse(rankings: dict[str, list[tuple[str, float]]], kind: str = "natural") -> dict[str, float]:
     """One 0-1 score per candidate (1.0: first in every ranking), by FUSION[kind]."""
+    return summed(contributions(rankings, kind))
+
+
+def summed(contributed: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each candidate's fused score: the sum of what each ranking contributed to it."""
+    fused: dict[str, float] = {}
+    for values in contributed.values():
+        for cid, value in values.items():
+            fused[cid] = fused.get(cid, 0.0) + value
+    return fused
+
+
+def contributions(
+    rankings: dict[str, list[tuple[str, float]]], kind: str = "natural"
+) -> dict[str, dict[str, float]]:
+    """What each ranking adds to each candidate's fused score (`fuse` is their sum), by
+    FUSION[kind]: its weight times its normalised score, or times its reciprocal rank; scaled
+    so that first place in every ranking sums to 1.0."""
     weights = WEIGHTS[kind]
     if FUSION[kind] == "scores":
-        return _fuse_scores(rankings, weights)
-    return _fuse_ranks(rankings, weights)
+        return _score_contributions(rankings, weights)
+    return _rank_contributions(rankings, weights)
 
 
-def _fuse_ranks(
+def _rank_contributions(
     rankings: dict[str, list[tuple[str, float]]], weights: dict[str, float]
-) -> dict[str, float]:
-    """Weighted reciprocal rank fusion, scaled so that first place everywhere scores 1.0."""
-    fused: dict[str, float] = {}
+) -> dict[str, dict[str, float]]:
+    """Weighted reciprocal rank, scaled so that first place everywhere sums to 1.0."""
     best = sum(weights[name] for name in rankings) / (RRF_K + 1)
+    out: dict[str, dict[str, float]] = {}
     for name, ranking in rankings.items():
-        weight = weights[name]
+        weight = weights[name] / best if best else weights[name]
+        values = out.setdefault(name, {})
         for rank, (cid, score) in enumerate(ranking):
             scale = score if name in _OWN_SCALE else 1.0
-            fused[cid] = fused.get(cid, 0.0) + weight * scale / (RRF_K + rank + 1)
-    return {cid: score / best for cid, score in fused.items()} if best else fused
+            values[cid] = values.get(cid, 0.0) + weight * scale / (RRF_K + rank + 1)
+    return out
 
 
-def _fuse_scores(
+def _score_contributions(
     rankings: dict[str, list[tuple[str, float]]], weights: dict[str, float]
-) -> dict[str, float]:
-    """Weighted sum of normalised scores (`normalised`), divided by the weights present."""
+) -> dict[str, dict[str, float]]:
+    """Weighted normalised scores (`normalised`), divided by the weights present."""
     total = sum(weights[name] for name in rankings)
-    fused: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     if not total:
-        return fused
+        return out
     for name, ranking in rankings.items():
         weight = weights[name] / total
-        values = ranking if name in _OWN_SCALE else normalised(ranking)
-        for cid, value in values:
-            fused[cid] = fused.get(cid, 0.0) + weight * value
-    return fused
+        values = out.setdefault(name, {})
+        for cid, value in ranking if name in _OWN_SCALE else normalised(ranking):
+            values[cid] = values.get(cid, 0.0) + weight * value
+    return out
 
 
 def normalised(ranking: list[tuple[str, float]]) -> list[tuple[str, float]]:

@@ -23,6 +23,25 @@ def test_first_in_every_ranking_scores_one():
         assert all(0.0 <= v < 1.0 for cid, v in fused.items() if cid != "a")
 
 
+@pytest.mark.parametrize("kind", ["natural", "identifier"])
+def test_contributions_are_what_each_ranking_adds(kind):
+    """The ranking stage weighs a file by each ranking's contribution: they sum to the fused
+    score, and a ranking's contribution never exceeds its weight's share."""
+    rankings = {
+        "vector": _vector(),
+        "text": [("v3", 14.0), ("t1", 9.0), ("v0", 2.0)],
+        "names": [("t1", 0.6)],
+    }
+    contributed = ranking.contributions(rankings, kind)
+    assert set(contributed) == set(rankings)
+    assert ranking.summed(contributed) == pytest.approx(fuse(rankings, kind))
+    weights = ranking.WEIGHTS[kind]
+    total = sum(weights[name] for name in rankings)
+    for name, values in contributed.items():
+        assert max(values.values()) <= weights[name] / total + 1e-9
+    assert contributed["text"]["v3"] > contributed["text"]["v0"]
+
+
 def test_a_sentence_weighs_how_far_ahead_a_chunk_is_not_only_its_place(monkeypatch):
     """The same two orders, BM25's winner absent from the vector top 50, against a chunk 8th
     in the vector ranking and 29th in BM25: far ahead in BM25 (25 against at most 9), the

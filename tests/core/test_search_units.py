@@ -311,3 +311,75 @@ def test_a_function_inside_a_module_level_if_is_its_own_unit(db):
     assert (hit.kind, hit.name, hit.scope, hit.parts) == ("function", "make_hard_link", "", 1)
     assert "statements" not in hit.why
     assert hit.content.startswith('if os.name == "nt":') and "CreateHardLinkW" in hit.content
+
+
+def _contributions(by_ranking: dict[str, dict[str, float]]) -> tuple[dict, dict]:
+    """Fused base scores and per-ranking contributions, as hybrid search passes them."""
+    base: dict[str, float] = {}
+    for values in by_ranking.values():
+        for cid, value in values.items():
+            base[cid] = base.get(cid, 0.0) + value
+    return base, by_ranking
+
+
+def test_a_file_two_rankings_lead_with_two_functions_ranks_first(db):
+    """Hybrid, a sentence: the embedding's best chunk and BM25's best chunk are two functions
+    of one file, each with half marks; a chunk of another file second in both has more than
+    either. Weighed per chunk the other file led; each ranking's best for the file, summed,
+    puts the file both rankings lead first. Not for identifier queries or one ranking."""
+    catalog = open_index(db).catalog()
+    rows = [r for r in catalog.names.rows if r]
+    queue = sorted(
+        (r for r in rows if r["path"] == "src/task_queue.py" and r["kind"] == "function"),
+        key=lambda r: r["start_line"],
+    )
+    other = next(r for r in rows if r["path"] == "src/util.py" and r["kind"] == "function")
+    first_by_vector, first_by_text = queue[0]["chunk_id"], queue[1]["chunk_id"]
+    base, evidence = _contributions(
+        {
+            "vector": {first_by_vector: 0.43, other["chunk_id"]: 0.38},
+            "text": {first_by_text: 0.43, other["chunk_id"]: 0.36},
+        }
+    )
+    picked = [(cid, None) for cid in sorted(base, key=lambda c: (-base[c], c))]
+
+    def first_file(kind, with_evidence=True):
+        picks = rerank.rerank(
+            catalog, picked, base, "a list of jobs", kind, 10, evidence if with_evidence else None
+        )
+        return catalog.row(picks[0].chunk_id)["path"], picks
+
+    path, picks = first_file("natural")
+    assert path == "src/task_queue.py"
+    top = picks[0]
+    assert top.chunk_id in (first_by_vector, first_by_text)
+    assert top.why["file_rankings"].startswith("+0.43")  # the other ranking's best, in full
+    assert top.score == pytest.approx(0.43 + rerank.EVIDENCE_SHARE * 0.43 + 0.43)
+    assert first_file("natural", with_evidence=False)[0] == "src/util.py"
+    assert first_file("identifier")[0] == "src/util.py"
+
+
+def test_file_evidence_is_hybrid_sentences_only(db, monkeypatch):
+    """On real searches: vector and text results and hybrid identifier results do not change
+    with file evidence; some hybrid sentence result is lifted by it and says so."""
+    sentence = "count events in a sliding time window"  # two methods lead the two rankings
+
+    def run(query, mode):
+        return [(h.chunk_id, h.rank_score) for h in search(db, query, k=10, mode=mode)]
+
+    with_evidence = {
+        (q, m): run(q, m) for q in (sentence, "push_task") for m in ("hybrid", "vector", "text")
+    }
+    lifted = [
+        h
+        for h in search(db, sentence, k=10, mode="hybrid", explain=True)
+        if "file_rankings" in h.why
+    ]
+    assert lifted and all(h.why["file_rankings"].startswith("+") for h in lifted)
+    assert lifted[0].path.endswith("RateCounter.java")  # constructor and `record` lead
+    monkeypatch.setattr(rerank, "FILE_EVIDENCE_KINDS", frozenset())
+    for (query, mode), hits in with_evidence.items():
+        if mode == "hybrid" and query == sentence:
+            assert run(query, mode) != hits
+        else:
+            assert run(query, mode) == hits
