@@ -164,3 +164,65 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+@dataclass
+class ReapedCPU:
+    """User + system CPU seconds of every process started inside the `with` block, however
+    deep, counted exactly and without sampling: a sampler that reads /proc ten times a second
+    takes CPU from the run it measures (1.8 s of a 40 s run on 2 cores). This process becomes
+    the subreaper of its descendants (Linux), so orphans such as a forkserver come back to it;
+    at the end it reaps them all, and the kernel's rusage of reaped children holds every one
+    of them, grandchildren included. `seconds` stays None where the platform has no
+    subreaper, or when a descendant outlived `reap_timeout`."""
+
+    reap_timeout: float = 30.0
+    seconds: float | None = None
+    _before: float = 0.0
+    _subreaper: bool = False
+
+    def __enter__(self) -> ReapedCPU:  # noqa: PYI034
+        self._subreaper = _set_child_subreaper(True)
+        self._before = _children_cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._subreaper:
+            return
+        reaped = _reap_all(self.reap_timeout)
+        _set_child_subreaper(False)
+        if reaped:
+            self.seconds = _children_cpu() - self._before
+
+
+def _set_child_subreaper(on: bool) -> bool:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _reap_all(timeout: float) -> bool:
+    """Wait for every child of this process (orphans included) to end; False at timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            time.sleep(0.05)
+    return False
