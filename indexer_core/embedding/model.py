@@ -164,7 +164,7 @@ class Embedder:
         preprocess = (
             self.features
             or getattr(model, "preprocess", None)
-            or model.tokenize  # `tokenize` before sentence-transformers 5
+            or model.tokenize  # older sentence-transformers name it `tokenize`
         )
         size = max(1, min(self.batch_size, PIPELINE_BATCH))
         batches = length_batches(sorted_texts, size)
