@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from indexer_core.discovery.hashing import StatRecord, blob_id
 from indexer_core.records import FileEntry, SkippedFile
 
 IGNORE_FILE = ".codeindexignore"
+_MTIME_MARGIN_NS = 2_000_000_000
 
 GENERATED_NAMES = frozenset(
     {
@@ -72,39 +74,75 @@ class RepositoryNotFound(FileNotFoundError):
     """The repository path does not exist or is not a directory."""
 
 
+@dataclass
+class Candidates:
+    """What a scan selects from: every path git or the directory walk lists under a root
+    (with git's blob id for a file unmodified at listing time), and what the walk itself left
+    out. Listing is the scan's fixed cost: git runs four commands, a walk reads every
+    directory. A chunk step lists once and selects each of its partitions from the same
+    list, instead of listing the whole repository again per partition."""
+
+    root: str
+    paths: list[tuple[str, str | None]]
+    used_git: bool
+    listed_at_ns: int  # files changed since then are hashed, not given git's older blob id
+    walk_skipped: list[SkippedFile] = field(default_factory=list)
+    directories: list[str] = field(default_factory=list)
+
+
+def list_candidates(
+    root: str | os.PathLike[str], config: DiscoveryConfig = DiscoveryConfig()
+) -> Candidates:
+    """List `root` once (git where it is a checkout's top, else the ignore-aware walk)."""
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise RepositoryNotFound(
+            f"repository path {str(root)!r} does not exist or is not a directory"
+        )
+    listed_at_ns = time.time_ns()
+    listing = _git_listing(root_path) if config.use_git else None
+    if listing is not None:
+        return Candidates(str(root_path), list(listing.items()), True, listed_at_ns)
+    skipped: list[SkippedFile] = []
+    directories: list[str] = []
+    paths = [(p, None) for p in _walk(root_path, skipped, directories)]
+    return Candidates(str(root_path), paths, False, listed_at_ns, skipped, directories)
+
+
 def scan_repository(
     root: str | os.PathLike[str],
     config: DiscoveryConfig = DiscoveryConfig(),
     known: Mapping[str, StatRecord] | None = None,
     select: Callable[[str], bool] | None = None,
+    candidates: Candidates | None = None,
 ) -> Scan:
     """List and hash the indexable files under `root`.
 
     `known` holds the previous run's (size, mtime, hash) by path: a file whose size and mtime
     are unchanged keeps its hash without being read. `select`, when given, keeps only the
     paths it accepts (a partition's files), before anything is stat'ed or hashed.
+    `candidates`, a listing of the same root made earlier (`list_candidates`), saves listing
+    it again; a file modified after that listing is hashed from its bytes, so an older
+    listing never lends it a stale hash.
     """
     root_path = Path(root)
-    if not root_path.is_dir():
-        raise RepositoryNotFound(
-            f"repository path {str(root)!r} does not exist or is not a directory"
-        )
+    if candidates is None or candidates.root != str(root_path):
+        candidates = list_candidates(root_path, config)
     root_real = os.path.realpath(root_path)
     root_text = str(root_path)  # string joins: a Path per file costs more than its lstat
-    scan = Scan(root=root_text)
-    listing = _git_listing(root_path) if config.use_git else None
+    scan = Scan(root=root_text, used_git=candidates.used_git)
+    scan.skipped = list(candidates.walk_skipped)
+    scan.directories = list(candidates.directories)
     own_ignores = _load_own_ignores(root_path, config)
-    if listing is not None:
-        scan.used_git = True
-        candidates: Iterator[tuple[str, str | None]] = iter(listing.items())
-    else:
-        candidates = ((p, None) for p in _walk(root_path, scan.skipped, scan.directories))
+    # A file whose mtime is this close to the listing (or later) may have changed after git
+    # described it: its blob id is not trusted (mtimes can be coarse, hence the margin).
+    trust_git_before = candidates.listed_at_ns - _MTIME_MARGIN_NS
     known = known or {}
     # Skips of selected candidates stay even when their recorded (printable) path would hash
     # to another shard; only the walk's own skips (ignored or unreadable dirs) are filtered.
     selected_skips: list[SkippedFile] = []
     files = scan.files
-    for rel, git_hash in candidates:
+    for rel, git_hash in candidates.paths:
         if select is not None and not select(rel):
             continue
         if own_ignores is not None and own_ignores.match_file(rel):
@@ -115,7 +153,7 @@ def scan_repository(
             selected_skips.append(st)
             continue
         size, mtime_ns = st.st_size, st.st_mtime_ns
-        file_hash = git_hash
+        file_hash = git_hash if mtime_ns < trust_git_before else None
         if file_hash is None:
             record = known.get(rel)
             if record is not None and record.size == size and record.mtime_ns == mtime_ns:

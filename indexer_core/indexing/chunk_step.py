@@ -18,7 +18,7 @@ from indexer_core.chunking.files import chunk_file, chunks_to_arrow, file_id
 from indexer_core.chunking.tokens import load_token_counter
 from indexer_core.discovery import skip_reasons
 from indexer_core.discovery.hashing import StatRecord
-from indexer_core.discovery.listing import scan_repository
+from indexer_core.discovery.listing import Candidates, scan_repository
 from indexer_core.indexing.manifest import (
     INDEXED,
     SKIPPED,
@@ -69,6 +69,7 @@ def chunk_partition(
     progress: Callable[[int, int], None] | None = None,
     rehash: bool = False,
     db: storage.lancedb.DBConnection | None = None,
+    candidates: Candidates | None = None,
 ) -> ChunkReport:
     """Bring one partition's `chunks` and `files` rows in line with the repository on disk.
 
@@ -76,6 +77,8 @@ def chunk_partition(
     `db`, a connection to `db_uri` that a step keeps across its partitions
     (`storage.kept_connection`), serves the fragments it has already read from its cache:
     on an object store each partition then fetches only those written since.
+    `candidates`, the repository listed once for several partitions (`list_candidates`),
+    saves listing it again for this one.
     Holds the partition's lock, so a concurrent writer of the same partition waits.
     """
     with partition_lock(db_uri, repo, shard):
@@ -87,6 +90,7 @@ def chunk_partition(
             settings or IndexSettings(),
             progress,
             rehash,
+            candidates,
         )
 
 
@@ -98,6 +102,7 @@ def _chunk_partition(
     settings: IndexSettings,
     progress: Callable[[int, int], None] | None,
     rehash: bool,
+    candidates: Candidates | None,
 ) -> ChunkReport:
     started = time.perf_counter()
     storage.check_repo_name(repo)
@@ -118,6 +123,7 @@ def _chunk_partition(
         settings.discovery(),
         known=known,
         select=lambda p: shard_of(p, settings.shards) == shard,
+        candidates=candidates,
     )
 
     rows: dict[str, dict] = {}

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
+from indexer_core.discovery.listing import Candidates, list_candidates
 from indexer_core.embedding import query_encoder
 from indexer_core.embedding.model import load_encoder
 from indexer_core.indexing.chunk_step import ChunkReport, chunk_partition
@@ -108,9 +109,10 @@ def chunk_shard(
     failed, reports = [], []
     roots = registry.repositories(code_index.db_uri)
     db = storage.kept_connection(code_index.db_uri)  # across the step's partitions
+    listings: dict[str, Candidates] = {}  # each repository listed once per step
     for partition_key in partitions:
         try:
-            reports.append(_chunk_one(context, code_index, partition_key, roots, db))
+            reports.append(_chunk_one(context, code_index, partition_key, roots, db, listings))
         except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
             failed.append(f"{partition_key}: {type(exc).__name__}: {exc}")
             context.log.error(f"chunking failed for {failed[-1]}")
@@ -142,12 +144,15 @@ def _chunk_one(
     partition_key: str,
     roots: dict[str, str],
     db: storage.lancedb.DBConnection,
+    listings: dict[str, Candidates],
 ) -> ChunkReport:
     """Chunk one partition and record its `files` and `chunks` materializations, whose
     metadata is the partition's report (one log line per step, not per partition: every
     line is one more event written to the instance)."""
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo, roots)
+    if root not in listings:
+        listings[root] = list_candidates(root, code_index.settings().discovery())
     report = chunk_partition(
         code_index.db_uri,
         repo,
@@ -156,6 +161,7 @@ def _chunk_one(
         code_index.settings(),
         rehash=code_index.rehash,
         db=db,
+        candidates=listings[root],
     )
     metadata = chunk_metadata(report, code_index.db_uri)
     tags = {DATA_VERSION_TAG: report.data_version}

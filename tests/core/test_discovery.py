@@ -11,7 +11,12 @@ import pytest
 
 from indexer_core.discovery import skip_reasons
 from indexer_core.discovery.hashing import StatRecord, blob_id
-from indexer_core.discovery.listing import DiscoveryConfig, RepositoryNotFound, scan_repository
+from indexer_core.discovery.listing import (
+    DiscoveryConfig,
+    RepositoryNotFound,
+    list_candidates,
+    scan_repository,
+)
 from tests.conftest import git, write_tree
 
 ODD_NAMES = [
@@ -31,6 +36,12 @@ def _paths(scan) -> set[str]:
 
 def _reasons(scan) -> dict[str, str]:
     return {s.path: s.reason for s in scan.skipped}
+
+
+def _backdate(root: Path, *paths: str, seconds: int = 3600) -> None:
+    for rel in paths:
+        stat = (root / rel).stat()
+        os.utime(root / rel, ns=(stat.st_atime_ns, stat.st_mtime_ns - seconds * 10**9))
 
 
 def test_nested_gitignore_with_negation_outside_git(tmp_path: Path) -> None:
@@ -71,6 +82,7 @@ def test_git_checkout_uses_git_listing_and_blob_ids(tmp_path: Path) -> None:
     git(root, "init", "-q")
     (root / ".git" / "info" / "exclude").write_text("secret.py\n")
     (root / "secret.py").write_text("s = 1\n")
+    _backdate(root, "a.py", "b.py", ".gitignore")  # not touched just before the listing
     git(root, "add", "a.py", "b.py", ".gitignore")
     git(root, "commit", "-qm", "init")
     (root / "b.py").write_text("b = 2\n")  # modified in the work tree
@@ -183,3 +195,64 @@ def test_unreadable_file_is_recorded_not_fatal(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['open.py'] [('locked.py', 'unreadable')]"
+
+
+def _shard_scans(root: Path, config: DiscoveryConfig, candidates=None) -> list[tuple]:
+    """Every shard's scan as plain data (what a chunk step records per partition)."""
+    out = []
+    for shard in range(4):
+        scan = scan_repository(
+            root, config, select=lambda p, s=shard: hash(p) % 4 == s, candidates=candidates
+        )
+        out.append(
+            (
+                [(f.path, f.size, f.file_hash) for f in scan.files],
+                [(k.path, k.reason) for k in scan.skipped],
+                scan.used_git,
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("use_git", [True, False])
+def test_one_listing_serves_every_partition_alike(tmp_path: Path, use_git: bool) -> None:
+    """A chunk step lists the repository once and selects each partition from that listing:
+    every partition's files, hashes and skips are what a listing of its own would give."""
+    root = write_tree(
+        tmp_path,
+        {
+            ".gitignore": "build/\n*.log\n",
+            **{f"pkg/m{i}.py": f"x = {i}\n" for i in range(12)},
+            "build/out.py": "y\n",
+            "debug.log": "noise\n",
+            "package-lock.json": "{}\n",
+            ".codeindexignore": "pkg/m3.py\n",
+        },
+    )
+    if use_git:
+        git(root, "init", "-q")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "init")
+        (root / "pkg" / "m1.py").write_text("x = 'changed'\n")
+        (root / "untracked.py").write_text("u = 1\n")
+    config = DiscoveryConfig(use_git=use_git)
+    listing = list_candidates(root, config)
+    assert listing.used_git is use_git
+    assert _shard_scans(root, config, listing) == _shard_scans(root, config)
+
+
+def test_a_file_changed_after_the_listing_is_hashed_from_its_bytes(tmp_path: Path) -> None:
+    """git's blob id describes a file as it was when listed; a partition scanned later must
+    not record that id for bytes changed since (its chunks are made from the new bytes)."""
+    root = write_tree(tmp_path, {"a.py": "a = 1\n", "b.py": "b = 1\n"})
+    _backdate(root, "a.py", "b.py")
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "init")
+    listing = list_candidates(root)
+    (root / "a.py").write_text("a = 2  # edited while the step ran\n")
+    scan = scan_repository(root, candidates=listing)
+    hashes = {f.path: f.file_hash for f in scan.files}
+    assert hashes["a.py"] == blob_id((root / "a.py").read_bytes())
+    assert hashes["b.py"] == blob_id(b"b = 1\n")
+    assert scan.hashed == 1  # b.py kept git's id: unchanged since long before the listing
