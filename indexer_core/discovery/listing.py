@@ -88,6 +88,7 @@ class Candidates:
     listed_at_ns: int  # files changed since then are hashed, not given git's older blob id
     walk_skipped: list[SkippedFile] = field(default_factory=list)
     directories: list[str] = field(default_factory=list)
+    own_ignores: pathspec.GitIgnoreSpec | None = None  # `.codeindexignore`, read with the list
 
 
 def list_candidates(
@@ -100,13 +101,15 @@ def list_candidates(
             f"repository path {str(root)!r} does not exist or is not a directory"
         )
     listed_at_ns = time.time_ns()
+    own_ignores = _load_own_ignores(root_path, config)
     listing = _git_listing(root_path) if config.use_git else None
     if listing is not None:
-        return Candidates(str(root_path), list(listing.items()), True, listed_at_ns)
+        paths = list(listing.items())
+        return Candidates(str(root_path), paths, True, listed_at_ns, own_ignores=own_ignores)
     skipped: list[SkippedFile] = []
     directories: list[str] = []
     paths = [(p, None) for p in _walk(root_path, skipped, directories)]
-    return Candidates(str(root_path), paths, False, listed_at_ns, skipped, directories)
+    return Candidates(str(root_path), paths, False, listed_at_ns, skipped, directories, own_ignores)
 
 
 def scan_repository(
@@ -133,7 +136,7 @@ def scan_repository(
     scan = Scan(root=root_text, used_git=candidates.used_git)
     scan.skipped = list(candidates.walk_skipped)
     scan.directories = list(candidates.directories)
-    own_ignores = _load_own_ignores(root_path, config)
+    own_ignores = candidates.own_ignores
     # A file whose mtime is this close to the listing (or later) may have changed after git
     # described it: its blob id is not trusted (mtimes can be coarse, hence the margin).
     trust_git_before = candidates.listed_at_ns - _MTIME_MARGIN_NS

@@ -9,6 +9,7 @@ import pytest
 from indexer_core.search import rerank
 from indexer_core.search.index_view import open_index
 from indexer_core.search.query import search
+from indexer_core.search.ranking import summed
 from tests.core.ranking_corpus import build_index
 
 # Functions inside an immediately invoked function (the browser-era module pattern): the
@@ -277,12 +278,8 @@ def test_further_chunks_of_a_strong_file_are_not_compounded_away(db):
     the file the query points at still beats a weakly matching file's best chunk (with
     REPEAT^(n-1) it fell behind it)."""
     catalog = open_index(db).catalog()
-    rows = [r for r in catalog.names.rows if r]
-    methods = sorted(
-        (r for r in rows if r["path"] == "src/task_queue.py" and r["kind"] == "function"),
-        key=lambda r: r["start_line"],
-    )
-    weak = next(r for r in rows if r["path"] == "src/util.py" and r["kind"] == "function")
+    methods = _functions_of(catalog, "src/task_queue.py")
+    weak = _functions_of(catalog, "src/util.py")[0]
     assert len(methods) >= 5
     strong = [0.9, 0.85, 0.8, 0.75, 0.7]
     base = {r["chunk_id"]: s for r, s in zip(methods, strong)}
@@ -313,13 +310,15 @@ def test_a_function_inside_a_module_level_if_is_its_own_unit(db):
     assert hit.content.startswith('if os.name == "nt":') and "CreateHardLinkW" in hit.content
 
 
+def _functions_of(catalog, path: str) -> list[dict]:
+    """The catalogue's function rows of one file, in source order."""
+    rows = (r for r in catalog.names.rows if r and r["path"] == path and r["kind"] == "function")
+    return sorted(rows, key=lambda r: r["start_line"])
+
+
 def _contributions(by_ranking: dict[str, dict[str, float]]) -> tuple[dict, dict]:
     """Fused base scores and per-ranking contributions, as hybrid search passes them."""
-    base: dict[str, float] = {}
-    for values in by_ranking.values():
-        for cid, value in values.items():
-            base[cid] = base.get(cid, 0.0) + value
-    return base, by_ranking
+    return summed(by_ranking), by_ranking
 
 
 def test_a_file_two_rankings_lead_with_two_functions_ranks_first(db):
@@ -328,12 +327,8 @@ def test_a_file_two_rankings_lead_with_two_functions_ranks_first(db):
     either. Weighed per chunk the other file led; each ranking's best for the file, summed,
     puts the file both rankings lead first. Not for identifier queries or one ranking."""
     catalog = open_index(db).catalog()
-    rows = [r for r in catalog.names.rows if r]
-    queue = sorted(
-        (r for r in rows if r["path"] == "src/task_queue.py" and r["kind"] == "function"),
-        key=lambda r: r["start_line"],
-    )
-    other = next(r for r in rows if r["path"] == "src/util.py" and r["kind"] == "function")
+    queue = _functions_of(catalog, "src/task_queue.py")
+    other = _functions_of(catalog, "src/util.py")[0]
     first_by_vector, first_by_text = queue[0]["chunk_id"], queue[1]["chunk_id"]
     base, evidence = _contributions(
         {
