@@ -183,6 +183,12 @@ class Config:
     celery_backend: str = _setting(
         "CODE_INDEX_CELERY_BACKEND", "", "Celery result backend URL (default: the broker)", "none"
     )
+    celery_poll_seconds: float = _setting(
+        "CODE_INDEX_CELERY_POLL_SECONDS",
+        0.1,
+        "how often the Celery executor looks for finished steps (dagster-celery's own loop "
+        "waits 1 s between looks)",
+    )
     visibility_timeout: int = _setting(
         "CODE_INDEX_VISIBILITY_TIMEOUT",
         86400,

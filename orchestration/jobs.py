@@ -32,6 +32,21 @@ def celery_config(settings: config.Config) -> dict:
     }
 
 
+def poll_celery_every(seconds: float) -> None:
+    """How long the Celery executor's loop sleeps between its passes over the steps.
+
+    dagster-celery sleeps a fixed second (`TICK_SECONDS`, no setting) after every pass, even
+    the one that saw the last step finish: each dependency level of the job (plan -> chunk
+    steps, consumer -> checks) then waits up to a second to be submitted, and every run
+    ends up to a second after its last step. A pass is one result-backend read per running
+    step, so a tenth of a second costs the run's process next to nothing. The loop reads the
+    module's value on every pass, which is why it is set there, in the process that loads
+    this code location and so runs the executor (the CLI's, or a run worker's)."""
+    from dagster_celery import core_execution_loop
+
+    core_execution_loop.TICK_SECONDS = seconds
+
+
 def make_executor(settings: config.Config) -> dg.ExecutorDefinition:
     """The executor `CODE_INDEX_EXECUTOR` names. Every one caps the embedding consumers in its
     own terms: a tag limit (multiprocess, k8s), the `gpu` queue's worker processes (celery)."""
@@ -42,6 +57,7 @@ def make_executor(settings: config.Config) -> dg.ExecutorDefinition:
     if settings.executor == "celery":
         from dagster_celery import celery_executor
 
+        poll_celery_every(settings.celery_poll_seconds)
         return celery_executor.configured(celery_config(settings))
     if settings.executor == "k8s":
         from orchestration.k8s import k8s_executor
@@ -63,13 +79,15 @@ def step_output_resources(settings: config.Config) -> dict:
     `AWS_ENDPOINT_URL`). Otherwise Dagster's default, files under the Dagster home."""
     if not settings.step_outputs.startswith("s3://"):
         return {}
-    from dagster_aws.s3 import S3PickleIOManager, S3Resource
+    from dagster_aws.s3 import S3PickleIOManager
+
+    from orchestration.s3_client import ProcessS3Resource
 
     bucket, _, prefix = settings.step_outputs[len("s3://") :].partition("/")
     endpoint = settings.aws().get("AWS_ENDPOINT_URL")
     return {
         "io_manager": S3PickleIOManager(
-            s3_resource=S3Resource(endpoint_url=endpoint),
+            s3_resource=ProcessS3Resource(endpoint_url=endpoint),
             s3_bucket=bucket,
             s3_prefix=prefix.strip("/") or "dagster",
         )

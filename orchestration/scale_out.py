@@ -65,6 +65,8 @@ def check_configuration(
         )
     if settings.embed_consumers < 1:
         raise ConfigurationError("CODE_INDEX_EMBED_CONSUMERS must be at least 1")
+    if settings.celery_poll_seconds <= 0:
+        raise ConfigurationError("CODE_INDEX_CELERY_POLL_SECONDS must be above 0")
     _check_versions(settings, versions, dagster_version)
     if settings.executor == "celery" and not settings.celery_broker:
         raise ConfigurationError(

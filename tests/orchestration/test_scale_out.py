@@ -25,6 +25,7 @@ from orchestration.embedding_consumer import (
     partition_claims,
 )
 from orchestration.partitions import keys_for_repo
+from orchestration.s3_client import ProcessS3Resource
 from tests.conftest import write_tree
 from tests.reliability.fakes import HashEmbedder
 
@@ -124,6 +125,36 @@ def test_a_code_location_with_a_bad_setting_fails_to_load_naming_it() -> None:
         check=False,
     )
     assert done.returncode != 0 and "CODE_INDEX_CELERY_BROKER" in done.stderr
+
+
+@pytest.mark.parametrize(("setting", "tick"), [(None, 0.1), ("0.25", 0.25)])
+def test_the_celery_code_location_polls_its_steps_as_configured(setting, tick) -> None:
+    """dagster-celery's loop sleeps a hard-coded second between passes; loading the celery
+    profile sets the pause the run's executor takes from `CODE_INDEX_CELERY_POLL_SECONDS`."""
+    code = (
+        "import orchestration.definitions; from dagster_celery import core_execution_loop; "
+        "print(core_execution_loop.TICK_SECONDS)"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT),
+        "CODE_INDEX_EXECUTOR": "celery",
+        "CODE_INDEX_CELERY_BROKER": "redis://127.0.0.1:6379/0",
+        "CODE_INDEX_STEP_OUTPUTS": "s3://bucket/steps",
+    }
+    env.pop("CODE_INDEX_CELERY_POLL_SECONDS", None)
+    if setting:
+        env["CODE_INDEX_CELERY_POLL_SECONDS"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert float(done.stdout.strip().splitlines()[-1]) == tick
+
+
+def test_a_pause_of_no_time_between_polls_is_refused_naming_the_setting() -> None:
+    settings = config.load({"CODE_INDEX_CELERY_POLL_SECONDS": "0"})
+    with pytest.raises(scale_out.ConfigurationError, match="CODE_INDEX_CELERY_POLL_SECONDS"):
+        scale_out.check_configuration(settings, MATCHING, "1.13.27")
 
 
 def test_the_celery_visibility_timeout_outlasts_a_run_and_matches_the_workers() -> None:
@@ -372,3 +403,14 @@ def test_slice_claims_share_the_partition_and_exclude_its_whole_claim(db_uri) ->
     whole = claims("demo|s00")
     assert whole is not None and claims.slice("demo|s00", 1) is None
     whole.release()
+
+
+def test_step_outputs_on_s3_reuse_one_client_per_process_and_settings() -> None:
+    """Each step builds its IO manager anew; the boto3 client behind it is made once."""
+    settings = config.load({**S3_OK, "CODE_INDEX_STEP_OUTPUTS": "s3://bucket/steps"})
+    first = jobs.step_output_resources(settings)["io_manager"].s3_resource
+    again = jobs.step_output_resources(settings)["io_manager"].s3_resource
+    other = ProcessS3Resource(endpoint_url="http://127.0.0.1:1")
+    assert first is not again
+    assert first.get_client() is again.get_client()
+    assert other.get_client() is not first.get_client()
