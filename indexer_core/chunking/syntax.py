@@ -47,6 +47,7 @@ class SyntaxChunker:
         lead: list[Node] = []
         lead_opens = False  # the last lead node is a clause's keyword or condition
         prev_end = min_row
+        unit_end = min_row  # where the last unit ends: a unit never starts on that row
         for node, opens in self.opened(_without_errors(nodes), 0):
             start = node.start_point[0]
             if opens or node.type in spec.leading:
@@ -56,7 +57,20 @@ class SyntaxChunker:
                 lead.append(node)
                 lead_opens = opens
                 continue
-            unit = self.classify(node, depth, parent_kind) if start > prev_end else None
+            unit = self.classify(node, depth, parent_kind) if start > unit_end else None
+            if unit is not None and start <= prev_end:
+                # Statements end on the unit's first row: a prefix the parser split off (C's
+                # `HINT_INLINE UNUSED_ATTR void f(...)` parses as a declaration then a
+                # function), which the unit takes in rather than being lost to them.
+                taken = 0
+                while taken < len(others) and end_row(others[-1 - taken]) >= start:
+                    taken += 1
+                if taken and not lead:
+                    unit.start = min(n.start_point[0] for n in others[-taken:])
+                    unit.nodes = (*others[-taken:], *unit.nodes)
+                    del others[-taken:]
+                else:
+                    unit = None
             if lead:
                 if (
                     unit is not None
@@ -72,6 +86,7 @@ class SyntaxChunker:
                 others.append(node)
             else:
                 units.append(unit)
+                unit_end = end_row(node)
             prev_end = max(prev_end, end_row(node))
         others.extend(lead)
         return units, others
