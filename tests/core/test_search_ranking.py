@@ -142,3 +142,58 @@ def test_asked_roles():
     assert file_roles.asked_roles("where are the tests for parsing") == {file_roles.TEST}
     assert file_roles.asked_roles("an example of the router") == {file_roles.EXAMPLE}
     assert file_roles.asked_roles("how does the router match a path") == frozenset()
+
+
+# Methods long enough to be chunks of their own (a small class is one chunk).
+_RUBY_NOTES = "\n".join(f"    notify(:step_{i}, @failures + {i})" for i in range(14))
+
+RUBY_PREDICATES = {
+    "lib/reporter.rb": f"""
+class Reporter
+  def initialize(limit)
+    @limit = limit
+    @failures = 0
+{_RUBY_NOTES}
+  end
+
+  def fail_fast_limit_met?
+    return false unless @limit
+{_RUBY_NOTES}
+    @failures >= @limit
+  end
+
+  def reset!
+{_RUBY_NOTES}
+    @failures = 0
+  end
+end
+""",
+    "lib/runner.rb": f"""
+class Runner
+  def run(reporter, examples)
+    examples.each do |example|
+      break if reporter.fail_fast_limit_met?
+      example.run
+    end
+{_RUBY_NOTES}
+    # stop early: reporter.fail_fast_limit_met? says when the fail fast limit is met
+    reporter.reset! if reporter.fail_fast_limit_met?
+  end
+end
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def ruby_db(tmp_path_factory) -> str:
+    return build_index(tmp_path_factory.mktemp("ruby"), "rb", RUBY_PREDICATES)
+
+
+@pytest.mark.parametrize("query", ["fail_fast_limit_met?", "fail_fast_limit_met", "reset!"])
+def test_a_ruby_predicate_or_bang_method_is_found_by_its_name(ruby_db, query):
+    """`?` and `!` end a Ruby method's name: the name ranking knows `fail_fast_limit_met?`
+    (it knew no such name, and the callers that mention it more often ranked first)."""
+    hits = search(ruby_db, query, k=3, explain=True)
+    assert (hits[0].path, hits[0].kind) == ("lib/reporter.rb", "method")
+    assert hits[0].name.rstrip("?!") == query.rstrip("?!")
+    assert "names" in hits[0].why["rankings"]
