@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 # A trailing `?` or `!` is part of a Ruby (Crystal, Elixir) method's name: `valid?`, `save!`.
-_IDENT = re.compile(
-    r"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->|#)[A-Za-z_$][A-Za-z0-9_$]*)*[?!]?"
-)
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->|#)[A-Za-z_$][A-Za-z0-9_$]*)*[?!]?")
 _SUFFIX = "?!"
 _BARE = 0.9  # `valid` for the query `valid?` (or a sentence's `... load_config?`)
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
