@@ -292,13 +292,15 @@ def test_functions_inside_a_parse_error_are_units(small: TokenCounter) -> None:
     check_invariants(C_HEADER, "codec.h", "c", small, spans)
 
 
-
-C_FULL_HEADER = C_HEADER + """
+C_FULL_HEADER = (
+    C_HEADER
+    + """
 #if defined (__cplusplus)
 }
 #endif
 #endif /* CODEC_H */
 """
+)
 
 
 def test_functions_inside_extern_c_are_units(small: TokenCounter) -> None:
@@ -340,6 +342,7 @@ def test_function_after_attribute_macros_is_a_unit(small: TokenCounter) -> None:
     got = {(s.start_line, s.end_line, s.kind, s.name) for s in spans}
     assert {(3, 9, "function", "codec_store"), (11, 14, "function", "codec_next")} <= got
     check_invariants(C_ATTRIBUTES, "codec.c", "c", small, spans)
+
 
 COMMONJS_CLASS = """'use strict';
 
