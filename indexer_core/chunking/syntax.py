@@ -41,7 +41,6 @@ class SyntaxChunker:
         self, nodes: list[Node], min_row: int, depth: int, parent_kind: str | None
     ) -> tuple[list[Unit], list[Node]]:
         """Units among sibling nodes, and the siblings that are not units."""
-        spec = self.spec
         units: list[Unit] = []
         others: list[Node] = []
         lead: list[Node] = []
@@ -50,7 +49,7 @@ class SyntaxChunker:
         unit_end = min_row  # where the last unit ends: a unit never starts on that row
         for node, opens in self.opened(_without_errors(nodes), 0):
             start = node.start_point[0]
-            if opens or node.type in spec.leading:
+            if opens or self.leads(node):
                 if lead and not self.adjacent(lead[-1], lead_opens, start):
                     others.extend(lead)
                     lead = []
@@ -90,6 +89,18 @@ class SyntaxChunker:
             prev_end = max(prev_end, end_row(node))
         others.extend(lead)
         return units, others
+
+    def leads(self, node: Node) -> bool:
+        """A node that belongs to the unit below it (`spec.leading`), also inside a wrapper:
+        TypeScript's `export function f(a: A): R` overload signatures above `f`'s body."""
+        leading = self.spec.leading
+        if node.type in leading:
+            return True
+        field = self.spec.wrappers.get(node.type, "")
+        if field == "" or field is None:
+            return False
+        inner = node.child_by_field_name(field)
+        return inner is not None and inner.type in leading
 
     def adjacent(self, lead: Node, opens: bool, start: int) -> bool:
         """Whether a lead node reaches the row `start`: a comment must touch it, a clause's

@@ -457,3 +457,38 @@ def test_php_function_inside_function_exists_guard_is_a_unit() -> None:
     got = [(s.start_line, s.end_line, s.kind, s.name) for s in spans]
     assert got == [(1, 2, "module", "polyfill.php"), (4, 8, "function", "str_contains")]
     check_invariants(PHP_POLYFILL, "polyfill.php", "php", counter, spans)
+
+
+_TS_BODY = "\n".join(f"        this.total += this.weights[{i}] * key.length" for i in range(40))
+TS_OVERLOADS = f"""import {{ Lambda }} from "./types"
+
+export function onChange(value: Observable, listener: Lambda): Lambda
+export function onChange<K>(value: Map<K, any>, key: K, listener: Lambda): Lambda
+export function onChange(thing, arg2, arg3?): Lambda {{
+    return addHook("change", thing, arg2, arg3)
+}}
+
+class Store {{
+    get(key: string): string
+    get(key: number): string
+    get(key) {{
+        return this.items[key]
+    }}
+
+    weigh(key) {{
+{_TS_BODY}
+    }}
+}}
+"""
+
+
+def test_overload_signatures_lead_their_implementation() -> None:
+    """TypeScript overload signatures belong to the implementation below them (they were
+    module statements, and the function's chunk lacked its parameter types)."""
+    counter = load_token_counter("all-MiniLM-L6-v2")
+    spans = chunk_text(TS_OVERLOADS, "hooks.ts", "typescript", counter)
+    got = {(s.start_line, s.end_line, s.kind, s.name) for s in spans}
+    assert (3, 7, "function", "onChange") in got
+    assert (10, 14, "method", "get") in got
+    assert not any(s.kind == "module" and s.start_line >= 3 for s in spans)
+    check_invariants(TS_OVERLOADS, "hooks.ts", "typescript", counter, spans)
