@@ -57,6 +57,10 @@ def _members(node: Node) -> list[Node]:
 
 
 _PREPROC = {"preproc_ifdef": "preproc", "preproc_if": "preproc"}
+# A C header's `extern "C" {` (behind `#if defined(__cplusplus)`) parses as a linkage
+# specification whose body is the rest of the file: a container, or every function and
+# declaration in it was one long run of statements.
+_C_CONTAINERS = {**_PREPROC, "linkage_specification": "namespace"}
 _C_LEAVES = {
     "function_definition": "function",
     "struct_specifier": "struct",
@@ -66,7 +70,7 @@ _C_LEAVES = {
 }
 
 SPECS = {
-    "c": LanguageSpec(containers=_PREPROC, leaves=_C_LEAVES, name=_name, members=_members),
+    "c": LanguageSpec(containers=_C_CONTAINERS, leaves=_C_LEAVES, name=_name, members=_members),
     "cpp": LanguageSpec(
         containers={
             **_PREPROC,

@@ -106,10 +106,15 @@ _LEAVES = {
 }
 _WRAPPERS = {"export_statement": "declaration", "ambient_declaration": None}
 
+# A TypeScript function's or method's overload signatures lead its implementation (they were
+# runs of module statements, apart from the body they describe).
+_LEADING = frozenset({"comment", "function_signature", "method_signature"})
+
 _SPEC = LanguageSpec(
     containers=_CONTAINERS,
     leaves=_LEAVES,
     wrappers=_WRAPPERS,
+    leading=_LEADING,
     extra=_extra,
     bound=_bound_class,
 )

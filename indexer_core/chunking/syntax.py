@@ -41,22 +41,35 @@ class SyntaxChunker:
         self, nodes: list[Node], min_row: int, depth: int, parent_kind: str | None
     ) -> tuple[list[Unit], list[Node]]:
         """Units among sibling nodes, and the siblings that are not units."""
-        spec = self.spec
         units: list[Unit] = []
         others: list[Node] = []
         lead: list[Node] = []
         lead_opens = False  # the last lead node is a clause's keyword or condition
         prev_end = min_row
+        unit_end = min_row  # where the last unit ends: a unit never starts on that row
         for node, opens in self.opened(_without_errors(nodes), 0):
             start = node.start_point[0]
-            if opens or node.type in spec.leading:
+            if opens or self.leads(node):
                 if lead and not self.adjacent(lead[-1], lead_opens, start):
                     others.extend(lead)
                     lead = []
                 lead.append(node)
                 lead_opens = opens
                 continue
-            unit = self.classify(node, depth, parent_kind) if start > prev_end else None
+            unit = self.classify(node, depth, parent_kind) if start > unit_end else None
+            if unit is not None and start <= prev_end:
+                # Statements end on the unit's first row: a prefix the parser split off (C's
+                # `HINT_INLINE UNUSED_ATTR void f(...)` parses as a declaration then a
+                # function), which the unit takes in rather than being lost to them.
+                taken = 0
+                while taken < len(others) and end_row(others[-1 - taken]) >= start:
+                    taken += 1
+                if taken and not lead:
+                    unit.start = min(n.start_point[0] for n in others[-taken:])
+                    unit.nodes = (*others[-taken:], *unit.nodes)
+                    del others[-taken:]
+                else:
+                    unit = None
             if lead:
                 if (
                     unit is not None
@@ -72,9 +85,22 @@ class SyntaxChunker:
                 others.append(node)
             else:
                 units.append(unit)
+                unit_end = end_row(node)
             prev_end = max(prev_end, end_row(node))
         others.extend(lead)
         return units, others
+
+    def leads(self, node: Node) -> bool:
+        """A node that belongs to the unit below it (`spec.leading`), also inside a wrapper:
+        TypeScript's `export function f(a: A): R` overload signatures above `f`'s body."""
+        leading = self.spec.leading
+        if node.type in leading:
+            return True
+        field = self.spec.wrappers.get(node.type, "")
+        if field == "" or field is None:
+            return False
+        inner = node.child_by_field_name(field)
+        return inner is not None and inner.type in leading
 
     def adjacent(self, lead: Node, opens: bool, start: int) -> bool:
         """Whether a lead node reaches the row `start`: a comment must touch it, a clause's

@@ -13,7 +13,7 @@ from indexer_core.embedding.model_location import DEFAULT_MODEL
 
 # Bump when chunk boundaries, the embedded text or the full-text `search_text` change:
 # every partition then re-chunks.
-CHUNKER_VERSION = "9"
+CHUNKER_VERSION = "10"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->|#)[A-Za-z_$][A-Za-z0-9_$]*)*")
+# A trailing `?` or `!` is part of a Ruby (Crystal, Elixir) method's name: `valid?`, `save!`.
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:(?:\.|::|->|#)[A-Za-z_$][A-Za-z0-9_$]*)*[?!]?")
+_SUFFIX = "?!"
+_BARE = 0.9  # `valid` for the query `valid?` (or a sentence's `... load_config?`)
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SEPARATORS = re.compile(r"\.|::|->|#")
 _SCOPE_IDENT = re.compile(
@@ -95,12 +98,14 @@ def query_identifiers(query: str) -> list[str]:
 @lru_cache(maxsize=1 << 16)
 def _name_fields(name: str) -> tuple[frozenset[str], frozenset[str]]:
     """A chunk name's lookup keys (each identifier and its last element, lower-case:
-    `Client.send` -> client.send, send) and its identifiers' word parts."""
+    `Client.send` -> client.send, send; `valid?` also as valid) and its identifiers' word
+    parts."""
     names = chunk_names(name)
     keys: set[str] = set()
     parts: set[str] = set()
     for ident in names:
-        keys.update((ident.lower(), _SEPARATORS.split(ident)[-1].lower()))
+        last = _SEPARATORS.split(ident)[-1].lower()
+        keys.update((ident.lower(), last, last.rstrip(_SUFFIX)))
         parts.update(word_parts(ident))
     return frozenset(keys), frozenset(parts)
 
@@ -199,10 +204,12 @@ class NameIndex:
         for ident in query_identifiers(query):
             pieces = [p for p in _SEPARATORS.split(ident) if p]
             last, scope = pieces[-1].lower(), [p.lower() for p in pieces[:-1]]
-            for i in self.by_name.get(last, ()):
-                row = self.rows[i]
-                exact = 1.0 if not scope or scope[-1] in row["_scopes"] else 0.7
-                scores[i] = max(scores.get(i, 0.0), exact)
+            bare = last.rstrip(_SUFFIX)
+            for key, weight in ((last, 1.0), (bare, _BARE)) if bare != last else ((last, 1.0),):
+                for i in self.by_name.get(key, ()):
+                    row = self.rows[i]
+                    exact = 1.0 if not scope or scope[-1] in row["_scopes"] else 0.7
+                    scores[i] = max(scores.get(i, 0.0), exact * weight)
             for i in self.by_name.get(ident.lower(), ()):
                 scores[i] = 1.0
             if scope:  # `Class.member` where the member is not a chunk of its own

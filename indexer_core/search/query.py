@@ -17,6 +17,7 @@ and a point read of its hits' content.
 from __future__ import annotations
 
 from indexer_core.embedding.query_encoder import DEFAULT_OPTIONS, QueryEncoderOptions
+from indexer_core.search import declarations
 from indexer_core.search import indexes as search_index
 from indexer_core.search.catalog import ChunkCatalog
 from indexer_core.search.filters import SearchFilters
@@ -138,6 +139,7 @@ def search(
     fetch = max(k * _OVERFETCH, _MIN_FETCH)
     ranked: dict[str, list[tuple[str, float]]] = {}
     evidence: dict[str, dict[str, float]] | None = None
+    declared: dict[str, str] = {}
     kind = query_kind(query)
     if mode == "hybrid":
         # The lexical rankings run on a worker thread while the query is embedded and the
@@ -149,6 +151,10 @@ def search(
         ranked.update(lexical.result())
         evidence = contributions(ranked, kind)  # the ranking stage weighs files by them too
         scores = summed(evidence)
+        best = sorted(scores, key=lambda cid: (-scores[cid], cid))
+        declared = declarations.forward(
+            catalog, index.table(storage.CHUNKS), best, scores, filters, is_statements
+        )
     elif mode == "vector":
         ranked["vector"] = _vector_ranking(
             index, query, fetch, filters, model, embedder, query_options
@@ -189,6 +195,8 @@ def search(
         hit.rank_score, hit.also = round(pick.score, 4), pick.also
         if explain:
             hit.why = {**pick.why, "rankings": _ranks(ranked, hit.chunk_id, mode)}
+            if hit.chunk_id in declared:
+                hit.why["declaration"] = declared[hit.chunk_id]
             if mode == "hybrid":
                 hit.why["fusion"] = f"{FUSION[kind]} ({kind} query)"
                 if FUSION[kind] == "scores":  # each ranking's normalised value, 0-1

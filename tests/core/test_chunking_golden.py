@@ -292,6 +292,58 @@ def test_functions_inside_a_parse_error_are_units(small: TokenCounter) -> None:
     check_invariants(C_HEADER, "codec.h", "c", small, spans)
 
 
+C_FULL_HEADER = (
+    C_HEADER
+    + """
+#if defined (__cplusplus)
+}
+#endif
+#endif /* CODEC_H */
+"""
+)
+
+
+def test_functions_inside_extern_c_are_units(small: TokenCounter) -> None:
+    """A whole header: the C grammar reads `extern "C" {` ... `}` as a linkage specification
+    spanning the file; its functions are units, not one run of `preproc` statements."""
+    spans = chunk_text(C_FULL_HEADER, "codec.h", "c", small)
+    got = {(s.start_line, s.end_line, s.kind, s.name) for s in spans}
+    assert {(11, 14, "function", "codec_add"), (16, 19, "function", "codec_scale")} <= got
+    check_invariants(C_FULL_HEADER, "codec.h", "c", small, spans)
+
+
+C_ATTRIBUTES = """#include "codec.h"
+
+HINT_INLINE UNUSED_ATTR void
+codec_store(int* out, int value, int count)
+{
+    while (count--) {
+        *out++ = value;
+    }
+}
+
+static int codec_next(int value)
+{
+    return value + 1;
+}
+"""
+
+
+def test_function_after_attribute_macros_is_a_unit(small: TokenCounter) -> None:
+    """Two unknown macros before a function's type parse as a declaration ending on the
+    function's first row; the function takes that prefix in (zstd's `ZSTD_storeSeq` was a
+    run of module statements, so a search for its name missed it)."""
+    from indexer_core.discovery.languages import get_parser
+
+    root = get_parser("c").parse(C_ATTRIBUTES.encode()).root_node
+    kinds = [n.type for n in root.named_children]
+    assert "declaration" in kinds or "ERROR" in kinds  # what this test is about
+    spans = chunk_text(C_ATTRIBUTES, "codec.c", "c", small)
+    got = {(s.start_line, s.end_line, s.kind, s.name) for s in spans}
+    assert {(3, 9, "function", "codec_store"), (11, 14, "function", "codec_next")} <= got
+    check_invariants(C_ATTRIBUTES, "codec.c", "c", small, spans)
+
+
 COMMONJS_CLASS = """'use strict';
 
 const helper = require('./helper');
@@ -405,3 +457,38 @@ def test_php_function_inside_function_exists_guard_is_a_unit() -> None:
     got = [(s.start_line, s.end_line, s.kind, s.name) for s in spans]
     assert got == [(1, 2, "module", "polyfill.php"), (4, 8, "function", "str_contains")]
     check_invariants(PHP_POLYFILL, "polyfill.php", "php", counter, spans)
+
+
+_TS_BODY = "\n".join(f"        this.total += this.weights[{i}] * key.length" for i in range(40))
+TS_OVERLOADS = f"""import {{ Lambda }} from "./types"
+
+export function onChange(value: Observable, listener: Lambda): Lambda
+export function onChange<K>(value: Map<K, any>, key: K, listener: Lambda): Lambda
+export function onChange(thing, arg2, arg3?): Lambda {{
+    return addHook("change", thing, arg2, arg3)
+}}
+
+class Store {{
+    get(key: string): string
+    get(key: number): string
+    get(key) {{
+        return this.items[key]
+    }}
+
+    weigh(key) {{
+{_TS_BODY}
+    }}
+}}
+"""
+
+
+def test_overload_signatures_lead_their_implementation() -> None:
+    """TypeScript overload signatures belong to the implementation below them (they were
+    module statements, and the function's chunk lacked its parameter types)."""
+    counter = load_token_counter("all-MiniLM-L6-v2")
+    spans = chunk_text(TS_OVERLOADS, "hooks.ts", "typescript", counter)
+    got = {(s.start_line, s.end_line, s.kind, s.name) for s in spans}
+    assert (3, 7, "function", "onChange") in got
+    assert (10, 14, "method", "get") in got
+    assert not any(s.kind == "module" and s.start_line >= 3 for s in spans)
+    check_invariants(TS_OVERLOADS, "hooks.ts", "typescript", counter, spans)

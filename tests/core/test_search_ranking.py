@@ -142,3 +142,140 @@ def test_asked_roles():
     assert file_roles.asked_roles("where are the tests for parsing") == {file_roles.TEST}
     assert file_roles.asked_roles("an example of the router") == {file_roles.EXAMPLE}
     assert file_roles.asked_roles("how does the router match a path") == frozenset()
+
+
+# Methods long enough to be chunks of their own (a small class is one chunk).
+_RUBY_NOTES = "\n".join(f"    notify(:step_{i}, @failures + {i})" for i in range(14))
+
+RUBY_PREDICATES = {
+    "lib/reporter.rb": f"""
+class Reporter
+  def initialize(limit)
+    @limit = limit
+    @failures = 0
+{_RUBY_NOTES}
+  end
+
+  def fail_fast_limit_met?
+    return false unless @limit
+{_RUBY_NOTES}
+    @failures >= @limit
+  end
+
+  def reset!
+{_RUBY_NOTES}
+    @failures = 0
+  end
+end
+""",
+    "lib/runner.rb": f"""
+class Runner
+  def run(reporter, examples)
+    examples.each do |example|
+      break if reporter.fail_fast_limit_met?
+      example.run
+    end
+{_RUBY_NOTES}
+    # stop early: reporter.fail_fast_limit_met? says when the fail fast limit is met
+    reporter.reset! if reporter.fail_fast_limit_met?
+  end
+end
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def ruby_db(tmp_path_factory) -> str:
+    return build_index(tmp_path_factory.mktemp("ruby"), "rb", RUBY_PREDICATES)
+
+
+@pytest.mark.parametrize("query", ["fail_fast_limit_met?", "fail_fast_limit_met", "reset!"])
+def test_a_ruby_predicate_or_bang_method_is_found_by_its_name(ruby_db, query):
+    """`?` and `!` end a Ruby method's name: the name ranking knows `fail_fast_limit_met?`
+    (it knew no such name, and the callers that mention it more often ranked first)."""
+    hits = search(ruby_db, query, k=3, explain=True)
+    assert (hits[0].path, hits[0].kind) == ("lib/reporter.rb", "method")
+    assert hits[0].name.rstrip("?!") == query.rstrip("?!")
+    assert "names" in hits[0].why["rankings"]
+
+
+C_LIBRARY = {
+    "include/frames.h": """
+#ifndef FRAMES_H
+#define FRAMES_H
+
+#include <stddef.h>
+
+/* frames_write_skippable() :
+ * Writes a skippable frame that decoders ignore: a magic number chosen by the variant,
+ * the length of the user data, then the user data itself.
+ * Returns the number of bytes written, or an error when the buffer is too small. */
+size_t frames_write_skippable(void* dst, size_t capacity, const void* src, size_t size,
+                              unsigned variant);
+
+/* frames_bound() : the largest frame for a source of `size` bytes. */
+size_t frames_bound(size_t size);
+
+#endif
+""",
+    "src/frames.c": """
+#include <string.h>
+#include "frames.h"
+
+size_t frames_bound(size_t size)
+{
+    return size + 8;
+}
+
+size_t frames_write_skippable(void* dst, size_t capacity, const void* src, size_t size,
+                              unsigned variant)
+{
+    unsigned char* op = (unsigned char*)dst;
+    if (capacity < size + 8 || variant > 15) return (size_t)-1;
+    op[0] = (unsigned char)(0x50 + variant);
+    op[4] = (unsigned char)size;
+    memcpy(op + 8, src, size);
+    return size + 8;
+}
+""",
+    "src/checksum.c": """
+unsigned checksum_update(unsigned state, const unsigned char* data, unsigned size)
+{
+    while (size--) state = (state << 5) + state + *data++;
+    return state;
+}
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def c_db(tmp_path_factory) -> str:
+    return build_index(tmp_path_factory.mktemp("clib"), "c", C_LIBRARY)
+
+
+def test_declared_names():
+    from indexer_core.search.declarations import declared_names
+
+    header = C_LIBRARY["include/frames.h"]
+    assert declared_names(header) == ["frames_write_skippable", "frames_bound"]
+    code = "static int f(int a)\n{\n    return g(a);\n}\nint h(void);\n#define M(x) (x)\n"
+    assert declared_names(code) == ["h"]  # a definition, a call, a macro are no declarations
+    assert declared_names("/* doc */\nint h(void);") == ["h"]
+    assert declared_names("/* doc */\nint h(void);", leading=True) == []
+    assert declared_names("int h(void);\nint k(void);", leading=True) == ["h"]
+
+
+def test_a_header_declaration_leads_to_the_definition(c_db, monkeypatch):
+    """The words of a question are in the header's comment; the answer is the definition:
+    it ranks first, at the declaration's score, and the declaration counts less."""
+    from indexer_core.search import declarations
+
+    query = "write a frame of user data that decoders skip, with a magic number variant"
+    hits = search(c_db, query, k=5, explain=True)
+    assert (hits[0].path, hits[0].name) == ("src/frames.c", "frames_write_skippable")
+    assert hits[0].why["declaration"].startswith("declared at include/frames.h:")
+    header = next(h for h in hits if h.path == "include/frames.h")
+    assert header.why["declaration"].startswith("declaration of a function defined elsewhere")
+    assert "declaration" not in search(c_db, query, k=5, mode="vector", explain=True)[0].why
+    monkeypatch.setattr(declarations, "DECLARATION_CANDIDATES", 0)
+    assert search(c_db, query, k=5)[0].path == "include/frames.h"  # as it was without
