@@ -196,23 +196,29 @@ def _chunk_partition(
 
     if replaced_ids:
         removed_before = _chunk_count(previous, replaced_ids)
-        storage.replace_rows(
-            chunks_table,
-            "chunk_id",
-            chunks_to_arrow(new_chunks),
-            f"{storage.partition_filter(repo, shard)} AND "
-            f"{storage.id_list_filter('file_id', replaced_ids)}",
-        )
+        new_rows = chunks_to_arrow(new_chunks)
+        if not previous and _none_yet(chunks_table, repo, shard, replaced_ids, in_partition=True):
+            storage.append_rows(chunks_table, new_rows)
+        else:
+            storage.replace_rows(
+                chunks_table,
+                "chunk_id",
+                new_rows,
+                f"{storage.partition_filter(repo, shard)} AND "
+                f"{storage.id_list_filter('file_id', replaced_ids)}",
+            )
         report.chunks_added = len(new_chunks)
         report.chunks_removed = removed_before
     manifest_rows = [rows[p] for p in sorted(rows)]
     if _manifest_changed(previous, rows):
-        storage.replace_rows(
-            files_table,
-            "file_id",
-            pa.Table.from_pylist(manifest_rows, schema=storage.FILES_SCHEMA),
-            storage.partition_filter(repo, shard),
-        )
+        manifest = pa.Table.from_pylist(manifest_rows, schema=storage.FILES_SCHEMA)
+        file_ids = {r["file_id"] for r in manifest_rows}
+        if not previous and _none_yet(files_table, repo, shard, file_ids, in_partition=False):
+            storage.append_rows(files_table, manifest)
+        else:
+            storage.replace_rows(
+                files_table, "file_id", manifest, storage.partition_filter(repo, shard)
+            )
     report.files = sum(1 for r in manifest_rows if r["status"] == INDEXED)
     report.data_version = manifest_version(manifest_rows, fingerprint)
     report.chunks_total = storage.count_matching(
@@ -235,6 +241,26 @@ def _settled(old: dict, file_hash: str, fingerprint: str) -> bool:
         and old["reason"] != skip_reasons.UNREADABLE
         or old["reason"] in _CONTENT_REASONS
     )
+
+
+def _none_yet(
+    table: storage.lancedb.table.Table,
+    repo: str,
+    shard: int,
+    file_ids: set[str],
+    in_partition: bool,
+) -> bool:
+    """No row of these files anywhere in the repository (rows a different shard count put in
+    another partition), nor, with `in_partition`, any row in this partition (chunks a
+    crashed run committed before its manifest). Then appending the partition's rows is the
+    same as merging them, without the merge's read of every fragment of the table: the
+    first build of a partition. A scan, so a kept connection serves it from its cache."""
+    if not file_ids:
+        return False
+    where = f"{storage.repo_filter(repo)} AND {storage.id_list_filter('file_id', file_ids)}"
+    if in_partition:
+        where = f"({storage.partition_filter(repo, shard)}) OR ({where})"
+    return storage.count_matching(table, where) == 0
 
 
 def _chunk_count(previous: dict[str, dict], replaced_ids: set[str]) -> int:

@@ -306,3 +306,43 @@ def test_embedding_worker_close_with_cancel_settles_every_future(
             pass
     assert settled and settled == sorted(settled)  # finished partitions are a prefix, in order
     assert integrity.check_unique_chunk_ids(db_uri).passed
+
+
+def _rows_by_key(db_uri: str) -> tuple[list[str], list[str]]:
+    chunks = _table(db_uri, storage.CHUNKS).column("chunk_id").to_pylist()
+    files = _table(db_uri, storage.FILES).column("file_id").to_pylist()
+    return chunks, files
+
+
+def test_a_first_build_appends_and_a_new_shard_count_still_moves_rows(db_uri, tmp_path) -> None:
+    """A partition's first build appends its rows (nothing to merge with); where the files
+    already have rows under another shard count, the rows move instead of doubling."""
+    files = {f"pkg/m{n}.py": f"def f{n}(x):\n    return x + {n}\n" for n in range(12)}
+    root = write_tree(tmp_path / "repo", files)
+    fresh = str(tmp_path / "fresh")
+    for shard in range(3):
+        chunk_partition(fresh, "repo", str(root), shard, IndexSettings(shards=3))
+    for shard in range(2):
+        chunk_partition(db_uri, "repo", str(root), shard, IndexSettings(shards=2))
+    for shard in (2, 1, 0):  # the partition new to the layout first
+        chunk_partition(db_uri, "repo", str(root), shard, IndexSettings(shards=3))
+        chunk_ids, file_ids = _rows_by_key(db_uri)
+        assert len(chunk_ids) == len(set(chunk_ids)) and len(file_ids) == len(set(file_ids))
+    assert len(chunk_ids) == len(set(chunk_ids)) and len(file_ids) == len(set(file_ids)) == 12
+    assert sorted(chunk_ids) == sorted(_rows_by_key(fresh)[0])
+    layout = _table(db_uri, storage.FILES).to_pylist()
+    assert all(r["shard"] == shard_of(r["path"], 3) for r in layout)
+
+
+def test_chunks_a_crashed_build_left_without_a_manifest_are_replaced_not_doubled(
+    db_uri, sample_repo
+) -> None:
+    """A run that died between the chunks' commit and the manifest's leaves chunk rows the
+    manifest does not know: the rerun must merge over them, not append beside them."""
+    first = chunk_partition(db_uri, "repo", str(sample_repo), 0, SETTINGS)
+    storage.connect(db_uri).open_table(storage.FILES).delete("repo = 'repo'")
+    again = chunk_partition(db_uri, "repo", str(sample_repo), 0, SETTINGS)
+    chunk_ids, file_ids = _rows_by_key(db_uri)
+    assert again.parsed == first.parsed and again.chunks_total == first.chunks_total
+    assert len(chunk_ids) == len(set(chunk_ids)) == first.chunks_total
+    assert len(file_ids) == first.files + len(first.skipped)
