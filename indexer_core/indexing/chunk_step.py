@@ -83,7 +83,7 @@ def chunk_partition(
     """
     with partition_lock(db_uri, repo, shard):
         return _chunk_partition(
-            db or storage.connect(db_uri),
+            db if db is not None else storage.connect(db_uri),
             repo,
             root,
             shard,

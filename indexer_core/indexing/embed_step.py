@@ -134,7 +134,7 @@ def plan_embedding(
     """
     started = time.perf_counter()
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
-    db = db or storage.connect(db_uri)
+    db = db if db is not None else storage.connect(db_uri)
     where = storage.partition_filter(repo, shard)
     chunks_table = storage.open_chunks(db)
     vectors_table = storage.open_vectors(db, embedder.dim)

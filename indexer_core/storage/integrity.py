@@ -38,7 +38,7 @@ def _ids(db, table: str, repo: str | None) -> list[str]:
 def check_unique_chunk_ids(
     db_uri: str, repo: str | None = None, db: storage.lancedb.DBConnection | None = None
 ) -> CheckOutcome:
-    db = db or storage.connect(db_uri)
+    db = db if db is not None else storage.connect(db_uri)
     dupes = [cid for cid, n in Counter(_ids(db, storage.CHUNKS, repo)).items() if n > 1]
     dupes += [
         f"vector {cid}" for cid, n in Counter(_ids(db, storage.VECTORS, repo)).items() if n > 1
@@ -57,7 +57,7 @@ def check_unique_chunk_ids(
 def check_one_vector_per_chunk(
     db_uri: str, repo: str | None = None, db: storage.lancedb.DBConnection | None = None
 ) -> CheckOutcome:
-    db = db or storage.connect(db_uri)
+    db = db if db is not None else storage.connect(db_uri)
     chunks = set(_ids(db, storage.CHUNKS, repo))
     vectors = set(_ids(db, storage.VECTORS, repo))
     missing = sorted(chunks - vectors)
@@ -80,7 +80,7 @@ def check_vectors_sane(
     db: storage.lancedb.DBConnection | None = None,
 ) -> CheckOutcome:
     """Every vector has the model's dimension and is finite and non-zero."""
-    db = db or storage.connect(db_uri)
+    db = db if db is not None else storage.connect(db_uri)
     if storage.VECTORS not in storage.table_names(db):
         return CheckOutcome("vectors_sane", True, "no vectors table yet")
     table = db.open_table(storage.VECTORS)

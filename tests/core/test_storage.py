@@ -151,3 +151,33 @@ def test_open_or_create_gives_up_on_a_table_that_never_appears(tmp_path, monkeyp
         storage.open_or_create(
             storage.connect(str(tmp_path / "db")), storage.CHUNKS, storage.CHUNKS_SCHEMA
         )
+
+
+def test_a_kept_connection_is_not_listed_per_partition(tmp_path, monkeypatch) -> None:
+    """A LanceDB connection is falsy when the database has no table, and taking its truth
+    lists the database (`__len__`): on an object store, a LIST per partition.
+    Steps hand their kept connection to the core, which must use it without that."""
+    from indexer_core.indexing.chunk_step import chunk_partition
+    from indexer_core.indexing.embed_step import embed_partition, plan_embedding
+    from indexer_core.indexing.settings import IndexSettings
+    from tests.conftest import write_tree
+    from tests.reliability.fakes import HashEmbedder
+
+    root = write_tree(tmp_path / "repo", {"a.py": "def f():\n    return 1\n"})
+    db_uri = str(tmp_path / "db")
+    settings = IndexSettings(shards=1)
+    chunk_partition(db_uri, "repo", str(root), 0, settings)
+    embed_partition(db_uri, "repo", 0, HashEmbedder())  # every table exists from here on
+    db = storage.kept_connection(db_uri)
+    listings = []
+    real = type(db).list_tables
+
+    def counted(self, *args, **kwargs):
+        listings.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(db), "list_tables", counted)
+    (root / "a.py").write_text("def f():\n    return 2\n")
+    assert chunk_partition(db_uri, "repo", str(root), 0, settings, db=db).modified == 1
+    assert len(plan_embedding(db_uri, "repo", 0, HashEmbedder(), db=db).needed) >= 1
+    assert listings == []
