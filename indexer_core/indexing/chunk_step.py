@@ -194,11 +194,13 @@ def _chunk_partition(
     }
     report.renamed = sum(1 for p in gone if previous[p]["file_hash"] in new_hashes)
 
+    appended = None
     if replaced_ids:
         removed_before = _chunk_count(previous, replaced_ids)
         new_rows = chunks_to_arrow(new_chunks)
         if not previous and _none_yet(chunks_table, repo, shard, replaced_ids, in_partition=True):
             storage.append_rows(chunks_table, new_rows)
+            appended = len(new_chunks)  # the partition's rows, exactly: no count to scan for
         else:
             storage.replace_rows(
                 chunks_table,
@@ -221,8 +223,10 @@ def _chunk_partition(
             )
     report.files = sum(1 for r in manifest_rows if r["status"] == INDEXED)
     report.data_version = manifest_version(manifest_rows, fingerprint)
-    report.chunks_total = storage.count_matching(
-        chunks_table, storage.partition_filter(repo, shard)
+    report.chunks_total = (
+        appended
+        if appended is not None
+        else storage.count_matching(chunks_table, storage.partition_filter(repo, shard))
     )
     report.skipped.sort(key=lambda s: s.path)
     report.seconds = time.perf_counter() - started
