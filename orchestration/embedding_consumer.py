@@ -47,6 +47,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._core.event_api import EventLogCursor
 from dagster._core.execution.plan.handle import ResolvedFromDynamicStepHandle, StepHandle
 
 from indexer_core.indexing.embed_step import EmbedReport, Part, merge_reports
@@ -56,6 +57,9 @@ from orchestration.metadata import report_from_metadata
 from orchestration.partitions import group_of_mapping_key, split_partition_key
 
 POLL_SECONDS = 0.25
+# How long after its read an event's storage id is taken as settled: every event below it
+# committed (a writer's insert commits in milliseconds; see `ChunkLandings.poll`).
+SETTLE_SECONDS = 2.0
 # A slice holds at least this many chunks: below it, a slice's own commit and records would
 # cost a fast device more than the idle time that slicing saves.
 MIN_SLICE_CHUNKS = 32
@@ -125,23 +129,44 @@ class ChunkLandings:
         self.pending = set(partitions)
         self._initial = sorted(self.pending & set(already_chunked))
         self.pending -= set(self._initial)
-        self._cursor: str | None = None
+        self._settled_id: int | None = None  # every event up to here has been read
+        self._recent: dict[int, float] = {}  # storage ids read above it, and when
         self._first_id: int | None = None  # storage id before the run's first event
 
-    def poll(self) -> Landed:
-        """Partitions that landed or failed since the last poll (each reported once)."""
+    def poll(self, now: Callable[[], float] = time.monotonic) -> Landed:
+        """Partitions that landed or failed since the last poll (each reported once).
+
+        On Postgres, storage ids are taken when an event is written and become visible when
+        its writer commits, so with several steps writing at once an event can appear below
+        one already read. A cursor at the highest id read would skip it for good, and the
+        consumer would wait forever for that partition. Events read in the last
+        SETTLE_SECONDS are read again on every poll (each taken once), so the cursor only
+        passes ids that were read that long ago: a commit is never that late."""
         found = Landed(landed=self._initial)
         self._initial = []
         types = {*_ASSET_EVENTS, *_STEP_ENDS}
+        read_at = now()
+        cursor = (
+            None
+            if self._settled_id is None
+            else EventLogCursor.from_storage_id(self._settled_id).to_string()
+        )
         while True:
             page = self.instance.get_records_for_run(
-                run_id=self.run_id, cursor=self._cursor, of_type=types, limit=1000
+                run_id=self.run_id, cursor=cursor, of_type=types, limit=1000
             )
             for record in page.records:
-                self._take(record.event_log_entry.dagster_event, found)
-            self._cursor = page.cursor
+                if record.storage_id not in self._recent:
+                    self._recent[record.storage_id] = read_at
+                    self._take(record.event_log_entry.dagster_event, found)
+            cursor = page.cursor
             if not page.has_more:
-                return found
+                break
+        settled = [i for i, at in self._recent.items() if read_at - at >= SETTLE_SECONDS]
+        if settled:
+            self._settled_id = max(settled)
+            self._recent = {i: at for i, at in self._recent.items() if i > self._settled_id}
+        return found
 
     def recorded(self, key: str) -> bool:
         """Whether this run recorded `key`'s `vectors`: a claimant's check that no earlier
