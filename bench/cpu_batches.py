@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import rows_table
+
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -140,14 +142,16 @@ def markdown(result: dict[str, object]) -> str:
             "(the default)."
         ),
         "",
-        "| layout | wall s | CPU s | wall / default | CPU / default | max cosine distance |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for r in result["layouts"]:  # type: ignore[union-attr]
-        lines.append(
-            f"| {r['layout']} | {r['wall_s']} | {r['cpu_s']} | {r['wall_over_default']} "
-            f"| {r['cpu_over_default']} | {r['max_cosine_distance']} |"
-        )
+    columns = {
+        "layout": "layout",
+        "wall_s": "wall s",
+        "cpu_s": "CPU s",
+        "wall_over_default": "wall / default",
+        "cpu_over_default": "CPU / default",
+        "max_cosine_distance": "max cosine distance",
+    }
+    lines += rows_table(columns, result["layouts"])  # type: ignore[arg-type]
     return "\n".join(lines) + "\n"
 
 

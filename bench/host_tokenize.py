@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.results import rows_table
+
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -88,14 +90,17 @@ def markdown(result: dict[str, object]) -> str:
             "same threads, same run."
         ),
         "",
-        "| way | threads | wall s | CPU s | tokens/s | tokens per CPU s | speed vs model's own |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in result["rows"]:  # type: ignore[union-attr]
-        lines.append(
-            f"| {r['way']} | {r['threads']} | {r['wall_s']} | {r['cpu_s']} | "
-            f"{r['tokens_per_s']} | {r['tokens_per_cpu_s']} | {r['speed_over_models_own']} |"
-        )
+    columns = {
+        "way": "way",
+        "threads": "threads",
+        "wall_s": "wall s",
+        "cpu_s": "CPU s",
+        "tokens_per_s": "tokens/s",
+        "tokens_per_cpu_s": "tokens per CPU s",
+        "speed_over_models_own": "speed vs model's own",
+    }
+    lines += rows_table(columns, result["rows"])  # type: ignore[arg-type]
     return "\n".join(lines) + "\n"
 
 

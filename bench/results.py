@@ -18,6 +18,16 @@ def _table(data: dict[str, object]) -> list[str]:
     return ["| measure | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in rows], ""]
 
 
+def rows_table(columns: dict[str, str], rows: list[dict]) -> list[str]:
+    """A Markdown table of `rows`, one column per key of `columns` (key -> heading)."""
+    lines = [
+        "| " + " | ".join(columns.values()) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+    ]
+    lines += ["| " + " | ".join(str(r[k]) for k in columns) + " |" for r in rows]
+    return lines
+
+
 def markdown(result: dict[str, object]) -> str:
     lines = [
         f"# bench `{result['bench']}` on `{result['corpus']}`",
