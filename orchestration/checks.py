@@ -14,7 +14,6 @@ import dagster as dg
 from indexer_core.embedding.model import load_embedder
 from indexer_core.embedding.model_location import model_dimension
 from indexer_core.storage import integrity
-from indexer_core.storage import tables as storage
 from orchestration.resources import CodeIndexResource
 
 CHECK_SPECS = [
@@ -44,11 +43,11 @@ def _result(outcome: integrity.CheckOutcome, asset: str) -> dg.AssetCheckResult:
 
 
 def check_results(code_index: CodeIndexResource) -> Iterator[dg.AssetCheckResult]:
-    """One result per spec of `CHECK_SPECS`, over the tables at `code_index.db_uri`, read
-    through one connection (the second read of the id columns comes from its cache)."""
+    """One result per spec of `CHECK_SPECS`, over the tables at `code_index.db_uri`, each
+    table read once for all of them."""
     db_uri = code_index.db_uri
     dim = model_dimension(code_index.model) or load_embedder(code_index.model, "cpu", 0).dim
-    db = storage.kept_connection(db_uri)
-    yield _result(integrity.check_one_vector_per_chunk(db_uri, db=db), "vectors")
-    yield _result(integrity.check_vectors_sane(db_uri, dim, db=db), "vectors")
-    yield _result(integrity.check_unique_chunk_ids(db_uri, db=db), "chunks")
+    one_vector, sane, unique = integrity.check_all(db_uri, dim)
+    yield _result(one_vector, "vectors")
+    yield _result(sane, "vectors")
+    yield _result(unique, "chunks")

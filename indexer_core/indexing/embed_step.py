@@ -46,6 +46,8 @@ class EmbedReport:
 
 
 _CACHE_LOOKUP_BATCH = 2000
+# What a vector row and the model need of a chunk, beyond its id and content hash.
+_CHUNK_DETAILS = ["path", "file_id", "language", "kind", "start_line", "end_line", "embed_text"]
 Part = tuple[int, int]  # (slice index, slice count) of a partition
 
 
@@ -140,20 +142,10 @@ def plan_embedding(
     vectors_table = storage.open_vectors(db, embedder.dim)
     cache_table = storage.open_cache(db, embedder.dim)
 
+    # The wide columns (the text above all) only for the chunks that need a vector: a scan
+    # would read them from every fragment of the table (`storage.take_rows`).
     chunks = storage.read_rows(
-        chunks_table,
-        where,
-        [
-            "chunk_id",
-            "path",
-            "file_id",
-            "language",
-            "kind",
-            "start_line",
-            "end_line",
-            "content_hash",
-            "embed_text",
-        ],
+        chunks_table, where, ["chunk_id", "content_hash"], row_ids=True
     ).to_pylist()
     existing = storage.read_rows(
         vectors_table, where, ["chunk_id", "content_hash", "model"]
@@ -173,6 +165,10 @@ def plan_embedding(
         if (v["chunk_id"], v["content_hash"]) not in current or v["model"] != embedder.model_name
     ]
     needed = [c for c in chunks if (c["chunk_id"], c["content_hash"]) not in present]
+    details = storage.take_rows(
+        chunks_table, [c[storage.ROW_ID] for c in needed], _CHUNK_DETAILS
+    ).to_pylist()
+    needed = [{**c, **d} for c, d in zip(needed, details)]
     report.unchanged = len(chunks) - len(needed)
     work = EmbeddingWork(
         report=report,
@@ -307,11 +303,12 @@ def _cache_lookup(table, keys_by_hash: dict[str, str]) -> dict[str, np.ndarray]:
     for start in range(0, len(key_list), _CACHE_LOOKUP_BATCH):
         batch = key_list[start : start + _CACHE_LOOKUP_BATCH]
         rows = storage.read_rows(
-            table, storage.id_list_filter("cache_key", batch), ["cache_key", "vector"]
+            table, storage.id_list_filter("cache_key", batch), ["cache_key"], row_ids=True
         )
+        vectors = storage.take_rows(table, rows.column(storage.ROW_ID).to_pylist(), ["vector"])
         for key, vector in zip(
             rows.column("cache_key").to_pylist(),
-            rows.column("vector").to_numpy(zero_copy_only=False),
+            vectors.column("vector").to_numpy(zero_copy_only=False),
         ):
             found[keys[key]] = np.asarray(vector, dtype=np.float32)
     return found

@@ -1,9 +1,8 @@
 """Invariants of the tables, checked after each run: one vector per chunk, sane vectors, unique
 ids.
 
-Each check takes an optional open connection (`db`): checks run one after another on one
-connection read the id columns once, the later ones from LanceDB's cache (on an object
-store, GETs saved)."""
+`check_all` reads each table once for the three checks (on an object store, each scan is a
+GET per fragment); each check alone reads what it needs."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from indexer_core.storage import tables as storage
 
@@ -26,23 +26,53 @@ class CheckOutcome:
     count: int = 0
 
 
-def _ids(db, table: str, repo: str | None) -> list[str]:
-    if table not in storage.table_names(db):
-        return []
+@dataclass
+class TableContents:
+    """What the checks read: every chunk id, and every vector with its chunk id. Read once
+    (`read_contents`) for all three checks, so an object store serves each table once."""
+
+    chunk_ids: list[str]
+    vector_ids: list[str]
+    vectors: pa.FixedSizeListArray | None  # None: not read (or no vectors table)
+    dim: int = 0
+    vectors_table: bool = True  # False: there is no vectors table yet
+
+
+def read_contents(
+    db_uri: str,
+    repo: str | None = None,
+    db: storage.lancedb.DBConnection | None = None,
+    vectors: bool = True,
+) -> TableContents:
+    """The chunk ids, vector ids and (with `vectors`) the vectors themselves, of one
+    repository or of all; one open and one scan per table."""
+    db = db if db is not None else storage.connect(db_uri)
     where = storage.repo_filter(repo) if repo else None
-    return (
-        storage.read_rows(db.open_table(table), where, ["chunk_id"]).column("chunk_id").to_pylist()
+    chunks = storage.open_existing(db, storage.CHUNKS)
+    chunk_ids = (
+        storage.read_rows(chunks, where, ["chunk_id"]).column("chunk_id").to_pylist()
+        if chunks is not None
+        else []
+    )
+    table = storage.open_existing(db, storage.VECTORS)
+    if table is None:
+        return TableContents(chunk_ids, [], None, vectors_table=False)
+    rows = storage.read_rows(table, where, ["chunk_id", "vector"] if vectors else ["chunk_id"])
+    column = rows.column("vector").combine_chunks() if vectors else None
+    return TableContents(
+        chunk_ids, rows.column("chunk_id").to_pylist(), column, storage.vector_dim(table)
     )
 
 
 def check_unique_chunk_ids(
-    db_uri: str, repo: str | None = None, db: storage.lancedb.DBConnection | None = None
+    db_uri: str,
+    repo: str | None = None,
+    db: storage.lancedb.DBConnection | None = None,
+    contents: TableContents | None = None,
 ) -> CheckOutcome:
-    db = db if db is not None else storage.connect(db_uri)
-    dupes = [cid for cid, n in Counter(_ids(db, storage.CHUNKS, repo)).items() if n > 1]
-    dupes += [
-        f"vector {cid}" for cid, n in Counter(_ids(db, storage.VECTORS, repo)).items() if n > 1
-    ]
+    contents = contents or read_contents(db_uri, repo, db, vectors=False)
+    dupes = [cid for cid, n in Counter(contents.chunk_ids).items() if n > 1]
+    dupes += [f"vector {cid}" for cid, n in Counter(contents.vector_ids).items() if n > 1]
     return CheckOutcome(
         "unique_chunk_ids",
         not dupes,
@@ -55,11 +85,14 @@ def check_unique_chunk_ids(
 
 
 def check_one_vector_per_chunk(
-    db_uri: str, repo: str | None = None, db: storage.lancedb.DBConnection | None = None
+    db_uri: str,
+    repo: str | None = None,
+    db: storage.lancedb.DBConnection | None = None,
+    contents: TableContents | None = None,
 ) -> CheckOutcome:
-    db = db if db is not None else storage.connect(db_uri)
-    chunks = set(_ids(db, storage.CHUNKS, repo))
-    vectors = set(_ids(db, storage.VECTORS, repo))
+    contents = contents or read_contents(db_uri, repo, db, vectors=False)
+    chunks = set(contents.chunk_ids)
+    vectors = set(contents.vector_ids)
     missing = sorted(chunks - vectors)
     orphans = sorted(vectors - chunks)
     passed = not missing and not orphans
@@ -78,13 +111,14 @@ def check_vectors_sane(
     expected_dim: int | None = None,
     repo: str | None = None,
     db: storage.lancedb.DBConnection | None = None,
+    contents: TableContents | None = None,
 ) -> CheckOutcome:
     """Every vector has the model's dimension and is finite and non-zero."""
-    db = db if db is not None else storage.connect(db_uri)
-    if storage.VECTORS not in storage.table_names(db):
+    if contents is None or contents.vectors is None and contents.vectors_table:
+        contents = read_contents(db_uri, repo, db)
+    if not contents.vectors_table:
         return CheckOutcome("vectors_sane", True, "no vectors table yet")
-    table = db.open_table(storage.VECTORS)
-    dim = storage.vector_dim(table)
+    dim = contents.dim
     if expected_dim is not None and dim != expected_dim:
         return CheckOutcome(
             "vectors_sane",
@@ -93,15 +127,15 @@ def check_vectors_sane(
             count=1,
         )
     bad: list[str] = []
-    where = storage.repo_filter(repo) if repo else None
-    rows = storage.read_rows(table, where, ["chunk_id", "vector"])
-    for batch in rows.to_batches(_SCAN_BATCH):
-        ids = batch.column(0).to_pylist()
-        flat = batch.column(1).flatten().to_numpy(zero_copy_only=False)
-        matrix = flat.reshape(len(ids), dim) if len(ids) else np.zeros((0, dim))
+    ids = contents.vector_ids
+    for start in range(0, len(ids), _SCAN_BATCH):
+        batch_ids = ids[start : start + _SCAN_BATCH]
+        batch = contents.vectors.slice(start, len(batch_ids))
+        flat = batch.flatten().to_numpy(zero_copy_only=False)
+        matrix = flat.reshape(len(batch_ids), dim) if batch_ids else np.zeros((0, dim))
         finite = np.isfinite(matrix).all(axis=1)
         nonzero = np.abs(np.nan_to_num(matrix)).sum(axis=1) > 0
-        bad += [cid for cid, ok in zip(ids, finite & nonzero) if not ok]
+        bad += [cid for cid, ok in zip(batch_ids, finite & nonzero) if not ok]
     return CheckOutcome(
         "vectors_sane",
         not bad,
@@ -111,3 +145,19 @@ def check_vectors_sane(
         bad[:20],
         len(bad),
     )
+
+
+def check_all(
+    db_uri: str,
+    expected_dim: int | None = None,
+    repo: str | None = None,
+    db: storage.lancedb.DBConnection | None = None,
+) -> list[CheckOutcome]:
+    """The three checks over one read of each table: one vector per chunk, sane vectors,
+    unique ids."""
+    contents = read_contents(db_uri, repo, db)
+    return [
+        check_one_vector_per_chunk(db_uri, contents=contents),
+        check_vectors_sane(db_uri, expected_dim, contents=contents),
+        check_unique_chunk_ids(db_uri, contents=contents),
+    ]

@@ -292,16 +292,45 @@ def open_cache(db: lancedb.DBConnection, dim: int) -> lancedb.table.Table:
 # ---------------------------------------------------------------- reads
 
 
+ROW_ID = "_rowid"
+
+
 def read_rows(
-    table: lancedb.table.Table, where: str | None, columns: Sequence[str] | None = None
+    table: lancedb.table.Table,
+    where: str | None,
+    columns: Sequence[str] | None = None,
+    row_ids: bool = False,
 ) -> pa.Table:
-    """All rows matching a filter (no vector search), as Arrow."""
+    """All rows matching a filter (no vector search), as Arrow; with `row_ids`, each row's
+    id in the column `ROW_ID`, for `take_rows` on the same table handle."""
     query = table.search()
     if where:
         query = query.where(where)
     if columns:
         query = query.select(list(columns))
+    if row_ids:
+        query = query.with_row_id(True)
     return query.limit(None).to_arrow()
+
+
+def take_rows(
+    table: lancedb.table.Table, row_ids: Sequence[int], columns: Sequence[str]
+) -> pa.Table:
+    """The rows with these ids (from `read_rows(..., row_ids=True)` on this same handle), in
+    that order, with `columns`.
+
+    A filtered scan reads the pages of every column it returns from every fragment, rows
+    matched or not: on an object store, wide text columns cost a GET per fragment per scan
+    even when nothing matches. So a reader filters on narrow columns (which a kept
+    connection mostly serves from its cache) and takes the wide ones for its matches only,
+    from the fragments that hold them.
+    """
+    if not row_ids:
+        schema = pa.schema([table.schema.field(c) for c in columns])
+        return schema.empty_table()
+    taken = table.take_row_ids(list(row_ids)).select(list(columns)).with_row_id().to_arrow()
+    position = {row_id: i for i, row_id in enumerate(taken.column(ROW_ID).to_pylist())}
+    return taken.select(list(columns)).take([position[row_id] for row_id in row_ids])
 
 
 def count_matching(table: lancedb.table.Table, where: str, column: str = "shard") -> int:

@@ -57,6 +57,31 @@ def test_delete_of_a_quoted_path_touches_only_that_file(db_uri: str) -> None:
     )
 
 
+def test_take_rows_returns_the_matched_rows_in_the_order_asked(db_uri: str) -> None:
+    """Ids read under a filter take the right rows back, across fragments and deletions."""
+    db = storage.connect(db_uri)
+    table = storage.open_or_create(db, storage.CHUNKS, storage.CHUNKS_SCHEMA)
+    for shard in range(3):  # one fragment each
+        paths = [f"s{shard}/{name}.py" for name in ("a", "b", "c", "d")]
+        storage.append_rows(table, _chunk_rows("r", paths, shard=shard))
+    table.delete("path = 's1/b.py'")  # a deletion vector inside a fragment
+
+    where = "shard >= 1"
+    found = storage.read_rows(table, where, ["path"], row_ids=True)
+    assert found.num_rows == 7
+    ids = found.column(storage.ROW_ID).to_pylist()[::-1]
+    taken = storage.take_rows(table, ids, ["content", "shard"])
+    assert taken.column_names == ["content", "shard"]
+    assert taken.column("content").to_pylist() == found.column("path").to_pylist()[::-1]
+    assert "s1/b.py" not in taken.column("content").to_pylist()
+
+    nothing = storage.take_rows(table, [], ["content", "start_line"])
+    assert nothing.num_rows == 0
+    assert nothing.schema == pa.schema(
+        [storage.CHUNKS_SCHEMA.field("content"), storage.CHUNKS_SCHEMA.field("start_line")]
+    )
+
+
 def test_filters_refuse_what_they_cannot_quote() -> None:
     with pytest.raises(ValueError):
         storage.id_list_filter("file_id", ["abc' OR 1=1 --"])
