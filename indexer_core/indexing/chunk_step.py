@@ -9,7 +9,8 @@ whose content hash changed, and ends in single-commit writes that a rerun repeat
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -30,7 +31,12 @@ from indexer_core.indexing.partitioning import shard_of
 from indexer_core.indexing.settings import IndexSettings, chunker_fingerprint
 from indexer_core.records import Chunk, FileEntry, SkippedFile
 from indexer_core.storage import tables as storage
-from indexer_core.storage.locking import partition_lock
+from indexer_core.storage.locking import (
+    HeldLock,
+    hold_partition_lock,
+    partition_lock,
+    try_partition_lock,
+)
 
 
 @dataclass
@@ -82,7 +88,7 @@ def chunk_partition(
     Holds the partition's lock, so a concurrent writer of the same partition waits.
     """
     with partition_lock(db_uri, repo, shard):
-        return _chunk_partition(
+        planned = _plan(
             db if db is not None else storage.connect(db_uri),
             repo,
             root,
@@ -92,9 +98,105 @@ def chunk_partition(
             rehash,
             candidates,
         )
+        return _commit(planned)
 
 
-def _chunk_partition(
+@dataclass(frozen=True)
+class PartitionJob:
+    """One partition for `chunk_partitions`: its repository, that repository's root on
+    disk, and optionally the repository listed once for all its partitions."""
+
+    repo: str
+    root: str
+    shard: int
+    candidates: Candidates | None = None
+
+
+def chunk_partitions(
+    db_uri: str,
+    jobs: Iterable[PartitionJob],
+    settings: IndexSettings | None = None,
+    rehash: bool = False,
+    db: storage.lancedb.DBConnection | None = None,
+) -> Iterator[tuple[PartitionJob, ChunkReport | Exception]]:
+    """`chunk_partition` for several partitions in order, each one's writes committed in a
+    thread while the next one is read and parsed.
+
+    On an object store a partition's writes are a dozen requests, as long as its parsing:
+    overlapped, a step of many partitions takes about the longer of the two, not their sum.
+    Yields each job with its report, or the exception that stopped it, once its writes are
+    committed, in the jobs' order; a failed partition does not stop the others.
+
+    Each partition holds its lock from its read to its commit, so two are held at once; the
+    next one's lock is only waited for after the previous one's commit has released its
+    own, so this never holds a lock while waiting for another (no deadlock with a consumer
+    or another step that does the same).
+    """
+    db = db if db is not None else storage.connect(db_uri)
+    settings = settings or IndexSettings()
+    with ThreadPoolExecutor(1, thread_name_prefix="chunk-writer") as writer:
+        pending: tuple[PartitionJob, Future[ChunkReport]] | None = None
+        for job in jobs:
+            held = try_partition_lock(db_uri, job.repo, job.shard)
+            if held is None:  # busy: release ours first, then wait
+                if pending is not None:
+                    yield _outcome_of(pending)
+                    pending = None
+                held = hold_partition_lock(db_uri, job.repo, job.shard)
+            try:
+                planned = _plan(
+                    db, job.repo, job.root, job.shard, settings, None, rehash, job.candidates
+                )
+            except Exception as exc:  # noqa: BLE001 - reported with its partition, the rest go on
+                held.release()
+                if pending is not None:
+                    yield _outcome_of(pending)
+                    pending = None
+                yield job, exc
+                continue
+            commit = writer.submit(_commit_then_release, planned, held)
+            if pending is not None:
+                yield _outcome_of(pending)
+            pending = (job, commit)
+        if pending is not None:
+            yield _outcome_of(pending)
+
+
+def _commit_then_release(planned: _Planned, held: HeldLock) -> ChunkReport:
+    try:
+        return _commit(planned)
+    finally:
+        held.release()
+
+
+def _outcome_of(
+    pending: tuple[PartitionJob, Future[ChunkReport]],
+) -> tuple[PartitionJob, ChunkReport | Exception]:
+    job, commit = pending
+    exc = commit.exception()
+    if exc is not None and not isinstance(exc, Exception):
+        raise exc  # an interrupt, not a partition's failure
+    return job, exc if exc is not None else commit.result()
+
+
+@dataclass
+class _Planned:
+    """A partition read and parsed, its writes still to do (`_commit`)."""
+
+    report: ChunkReport
+    started: float
+    repo: str
+    shard: int
+    fingerprint: str
+    files_table: storage.lancedb.table.Table
+    chunks_table: storage.lancedb.table.Table
+    previous: dict[str, dict]
+    rows: dict[str, dict]
+    new_chunks: list[Chunk]
+    replaced_ids: set[str]
+
+
+def _plan(
     db: storage.lancedb.DBConnection,
     repo: str,
     root: str,
@@ -103,7 +205,8 @@ def _chunk_partition(
     progress: Callable[[int, int], None] | None,
     rehash: bool,
     candidates: Candidates | None,
-) -> ChunkReport:
+) -> _Planned:
+    """Read the partition's manifest, scan its files and parse what changed: no writes."""
     started = time.perf_counter()
     storage.check_repo_name(repo)
     report = ChunkReport(repo=repo, shard=shard)
@@ -193,7 +296,27 @@ def _chunk_partition(
         r["file_hash"] for p, r in rows.items() if p not in previous and r["status"] == INDEXED
     }
     report.renamed = sum(1 for p in gone if previous[p]["file_hash"] in new_hashes)
+    return _Planned(
+        report,
+        started,
+        repo,
+        shard,
+        fingerprint,
+        files_table,
+        chunks_table,
+        previous,
+        rows,
+        new_chunks,
+        replaced_ids,
+    )
 
+
+def _commit(planned: _Planned) -> ChunkReport:
+    """The partition's writes, each one commit: its chunks, then its manifest."""
+    report, repo, shard = planned.report, planned.repo, planned.shard
+    files_table, chunks_table = planned.files_table, planned.chunks_table
+    previous, rows, replaced_ids = planned.previous, planned.rows, planned.replaced_ids
+    new_chunks, fingerprint = planned.new_chunks, planned.fingerprint
     appended = None
     if replaced_ids:
         removed_before = _chunk_count(previous, replaced_ids)
@@ -229,7 +352,7 @@ def _chunk_partition(
         else storage.count_matching(chunks_table, storage.partition_filter(repo, shard))
     )
     report.skipped.sort(key=lambda s: s.path)
-    report.seconds = time.perf_counter() - started
+    report.seconds = time.perf_counter() - planned.started
     return report
 
 

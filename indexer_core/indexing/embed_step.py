@@ -122,6 +122,7 @@ def plan_embedding(
     in_memory: Mapping[str, np.ndarray] | None = None,
     part: Part | None = None,
     db: storage.lancedb.DBConnection | None = None,
+    cache_table: storage.lancedb.table.Table | None = None,
 ) -> EmbeddingWork:
     """Read what a partition (or its slice `part`) needs: its chunks, its vectors, and the
     cache's hits.
@@ -131,8 +132,11 @@ def plan_embedding(
     second computation of that text, never a wrong vector. `in_memory` holds vectors by
     cache key that the caller computed with this model and may not have written yet; they
     count as cache hits. `db`, a connection the caller keeps across partitions, reads only
-    the fragments it has not read before (LanceDB caches them). Call under the partition's
-    lock (for a slice: the slice's lock and the partition's shared lock).
+    the fragments it has not read before (LanceDB caches them). `cache_table`, the caller's
+    open handle on the cache, may lag behind other writers: a key it has not seen yet only
+    costs a second computation, and appends through it land on the latest version. Call
+    under the partition's lock (for a slice: the slice's lock and the partition's shared
+    lock).
     """
     started = time.perf_counter()
     report = EmbedReport(repo=repo, shard=shard, model=embedder.model_name, device=embedder.device)
@@ -140,7 +144,7 @@ def plan_embedding(
     where = storage.partition_filter(repo, shard)
     chunks_table = storage.open_chunks(db)
     vectors_table = storage.open_vectors(db, embedder.dim)
-    cache_table = storage.open_cache(db, embedder.dim)
+    cache_table = cache_table if cache_table is not None else storage.open_cache(db, embedder.dim)
 
     # The wide columns (the text above all) only for the chunks that need a vector: a scan
     # would read them from every fragment of the table (`storage.take_rows`).

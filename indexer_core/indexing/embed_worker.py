@@ -56,6 +56,7 @@ class EmbeddingWorker:
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="embedding-encoder")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="embedding-writer")
         self._known_keys: set[str] | None = None
+        self._cache_table = None  # opened once: a lagging view of the cache only costs misses
         self._too_large = False
         self._last: Future[EmbedReport] | None = None
         # Fresh vectors by cache key of the last partitions encoded, whose writes may still
@@ -114,6 +115,7 @@ class EmbeddingWorker:
                 self._recent,
                 part,
                 self._db,
+                self._cache(),
             )
         except BaseException:
             hold.close()
@@ -161,11 +163,16 @@ class EmbeddingWorker:
         finally:
             hold.close()
 
+    def _cache(self):
+        if self._cache_table is None:
+            self._cache_table = storage.open_cache(self._db, self.embedder.dim)
+        return self._cache_table
+
     def _cache_keys(self) -> set[str] | None:
         """The cache's keys, read once (keys name their model); the worker adds what it
         writes. None for a cache too large to hold in memory: then each partition looks up."""
         if self._known_keys is None and not self._too_large:
-            table = storage.open_cache(self._db, self.embedder.dim)
+            table = self._cache()
             if table.count_rows() > KNOWN_KEYS_LIMIT:
                 self._too_large = True
                 return None

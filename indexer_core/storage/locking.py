@@ -150,6 +150,11 @@ def partition_lock(db_uri: str, repo: str, shard: int, dsn: str | None = None) -
         held.release()
 
 
+def hold_partition_lock(db_uri: str, repo: str, shard: int, dsn: str | None = None) -> HeldLock:
+    """The exclusive lock of (repo, shard), waited for; held until its `release()`."""
+    return _acquire(db_uri, repo, shard, dsn, wait=True)
+
+
 def try_partition_lock(
     db_uri: str,
     repo: str,

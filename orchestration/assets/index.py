@@ -18,7 +18,7 @@ import dagster as dg
 from indexer_core.discovery.listing import Candidates, list_candidates
 from indexer_core.embedding import query_encoder
 from indexer_core.embedding.model import load_encoder
-from indexer_core.indexing.chunk_step import ChunkReport, chunk_partition
+from indexer_core.indexing.chunk_step import ChunkReport, PartitionJob, chunk_partitions
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
 from indexer_core.storage import tables as storage
@@ -107,15 +107,31 @@ def chunk_shard(
     if not steps_share_a_process(context):
         _yield_cpu_to_the_encoder()
     failed, reports = [], []
+    jobs: list[PartitionJob] = []
+    keys: dict[tuple[str, int], str] = {}  # each job's partition key
     roots = registry.repositories(code_index.db_uri)
-    db = storage.kept_connection(code_index.db_uri)  # across the step's partitions
     listings: dict[str, Candidates] = {}  # each repository listed once per step
     for partition_key in partitions:
         try:
-            reports.append(_chunk_one(context, code_index, partition_key, roots, db, listings))
+            jobs.append(_job(code_index, partition_key, roots, listings))
+            keys[jobs[-1].repo, jobs[-1].shard] = partition_key
         except Exception as exc:  # noqa: BLE001 - the others still land; the step fails below
             failed.append(f"{partition_key}: {type(exc).__name__}: {exc}")
             context.log.error(f"chunking failed for {failed[-1]}")
+    outcomes = chunk_partitions(
+        code_index.db_uri,
+        jobs,
+        code_index.settings(),
+        rehash=code_index.rehash,
+        db=storage.kept_connection(code_index.db_uri),  # across the step's partitions
+    )
+    for job, outcome in outcomes:  # each as its writes commit, in order
+        partition_key = keys[job.repo, job.shard]
+        if isinstance(outcome, Exception):
+            failed.append(f"{partition_key}: {type(outcome).__name__}: {outcome}")
+            context.log.error(f"chunking failed for {failed[-1]}")
+        else:
+            reports.append(_record_chunks(context, code_index, partition_key, outcome))
     if reports:
         context.log.info(_chunk_summary(reports))
     if failed:
@@ -138,31 +154,26 @@ def _yield_cpu_to_the_encoder() -> None:
         _NICED = True
 
 
-def _chunk_one(
-    context,
+def _job(
     code_index: CodeIndexResource,
     partition_key: str,
     roots: dict[str, str],
-    db: storage.lancedb.DBConnection,
     listings: dict[str, Candidates],
-) -> ChunkReport:
-    """Chunk one partition and record its `files` and `chunks` materializations, whose
-    metadata is the partition's report (one log line per step, not per partition: every
-    line is one more event written to the instance)."""
+) -> PartitionJob:
+    """What chunking a partition needs: its repository's root, listed once per step."""
     repo, shard = split_partition_key(partition_key)
     root = registry.root_of(code_index.db_uri, repo, roots)
     if root not in listings:
         listings[root] = list_candidates(root, code_index.settings().discovery())
-    report = chunk_partition(
-        code_index.db_uri,
-        repo,
-        root,
-        shard,
-        code_index.settings(),
-        rehash=code_index.rehash,
-        db=db,
-        candidates=listings[root],
-    )
+    return PartitionJob(repo, root, shard, listings[root])
+
+
+def _record_chunks(
+    context, code_index: CodeIndexResource, partition_key: str, report: ChunkReport
+) -> ChunkReport:
+    """Record a partition's `files` and `chunks` materializations, whose metadata is the
+    partition's report (one log line per step, not per partition: every line is one more
+    event written to the instance)."""
     metadata = chunk_metadata(report, code_index.db_uri)
     tags = {DATA_VERSION_TAG: report.data_version}
     files_metadata = {

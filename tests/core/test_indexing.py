@@ -346,3 +346,73 @@ def test_chunks_a_crashed_build_left_without_a_manifest_are_replaced_not_doubled
     assert again.parsed == first.parsed and again.chunks_total == first.chunks_total
     assert len(chunk_ids) == len(set(chunk_ids)) == first.chunks_total
     assert len(file_ids) == first.files + len(first.skipped)
+
+
+def _rows(db_uri: str, name: str, key: str) -> list[dict]:
+    rows = _table(db_uri, name).drop_columns(["chunker"] if name == storage.FILES else [])
+    return sorted(rows.to_pylist(), key=lambda r: r[key])
+
+
+def test_chunk_partitions_in_order_equal_one_at_a_time(db_uri, tmp_path) -> None:
+    """The overlapped runner leaves the tables a partition-by-partition run leaves, reports
+    in the jobs' order, and a partition that fails is reported while the others land."""
+    from indexer_core.indexing.chunk_step import PartitionJob, chunk_partitions
+
+    tree = {f"pkg/mod_{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(30)}
+    root = str(write_tree(tmp_path / "repo", tree))
+    settings = IndexSettings(shards=6, use_git=False)
+    alone = str(tmp_path / "alone")
+    expected = [chunk_partition(alone, "repo", root, s, settings) for s in range(6)]
+
+    jobs = [PartitionJob("repo", root, s) for s in range(3)]
+    jobs += [PartitionJob("bad/name", root, 3)]  # refused before anything is written
+    jobs += [PartitionJob("repo", root, s) for s in range(3, 6)]
+    outcomes = list(chunk_partitions(db_uri, jobs, settings))
+    assert [job for job, _ in outcomes] == jobs
+    failed = [(job, out) for job, out in outcomes if isinstance(out, Exception)]
+    assert [job.repo for job, _ in failed] == ["bad/name"]
+    reports = [out for _, out in outcomes if not isinstance(out, Exception)]
+    assert [(r.shard, r.files, r.chunks_total) for r in reports] == [
+        (r.shard, r.files, r.chunks_total) for r in expected
+    ]
+    assert _rows(db_uri, storage.CHUNKS, "chunk_id") == _rows(alone, storage.CHUNKS, "chunk_id")
+    assert _rows(db_uri, storage.FILES, "file_id") == _rows(alone, storage.FILES, "file_id")
+
+
+def test_chunk_partitions_never_holds_a_lock_while_waiting_for_another(db_uri, tmp_path) -> None:
+    """With the next partition's lock held elsewhere, the runner first commits and releases
+    the partition it holds: a consumer waiting for that one is never blocked in a cycle."""
+    import threading
+    import time
+
+    from indexer_core.indexing.chunk_step import PartitionJob, chunk_partitions
+    from indexer_core.storage.locking import try_partition_lock
+
+    tree = {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(12)}
+    root = str(write_tree(tmp_path / "repo", tree))
+    settings = IndexSettings(shards=2, use_git=False)
+    elsewhere = try_partition_lock(db_uri, "repo", 1)
+    assert elsewhere is not None
+    outcomes: list = []
+    runner = threading.Thread(
+        target=lambda: outcomes.extend(
+            chunk_partitions(db_uri, [PartitionJob("repo", root, s) for s in (0, 1)], settings)
+        ),
+        daemon=True,
+    )
+    try:
+        runner.start()
+        deadline = time.monotonic() + 60
+        first = None
+        while first is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            first = try_partition_lock(db_uri, "repo", 0)  # free once shard 0 is committed
+        assert first is not None, "shard 0's lock was kept while waiting for shard 1's"
+        first.release()
+        assert runner.is_alive()  # shard 1 still waits for its lock
+        assert [job.shard for job, _ in outcomes] in ([], [0])
+    finally:
+        elsewhere.release()
+    runner.join(60)
+    assert [job.shard for job, _ in outcomes] == [0, 1]
+    assert all(not isinstance(out, Exception) and out.files for _, out in outcomes)
