@@ -8,9 +8,10 @@ writer wait and then find nothing left to do.
 
 Two kinds, both released when their holder dies, so a killed run never leaves a partition
 locked:
-- a Postgres advisory lock (session level, one connection per held lock) when a DSN is
-  given (`use_postgres_locks`, or the `dsn` argument): it works across hosts and for object
-  stores, where the store itself has no lock;
+- a Postgres advisory lock (session level: on the process's own session when free, else
+  on a connection that waits for it) when a DSN is given (`use_postgres_locks`, or the
+  `dsn` argument): it works across hosts and for object stores, where the store itself has
+  no lock;
 - otherwise an advisory `flock` per partition in the database directory (one host only).
 
 Object-store URIs without a DSN get no lock here: there, runs must be serialized by the
@@ -27,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from urllib.parse import urlparse
 
 try:
@@ -114,15 +116,120 @@ def _acquire(
 
 
 def _postgres_lock(dsn: str, key: int, wait: bool, shared: bool = False) -> HeldLock | None:
-    """A session-level advisory lock on its own connection: closing it (or the holder's
-    death, which closes it) releases the lock. Keepalives find a vanished host."""
+    """A session-level advisory lock: taken without waiting on the process's own session
+    (`_SessionLocks`); when that finds it busy and `wait` is asked, on a connection of its
+    own that waits. Closing a session (or the holder's death, which closes it) releases its
+    locks."""
+    held, busy = _session_locks(dsn).try_lock(key, shared)
+    if held is not None or (busy and not wait):
+        return held
+    return _lock_on_own_connection(dsn, key, wait, shared)
+
+
+def _connect(dsn: str):
+    """A connection for advisory locks; keepalives find a vanished host."""
     import psycopg2  # the driver dagster-postgres ships; imported only where Postgres is used
 
     conn = psycopg2.connect(
         dsn, keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3
     )
+    conn.autocommit = True
+    return conn
+
+
+class _SessionLocks:
+    """Advisory locks taken without waiting, on one Postgres session (per process and DSN).
+
+    A connection per lock costs a server process started and stopped: a run takes a lock
+    per partition in each chunk step and consumer, and on a small host those connections
+    were a visible share of the run. Postgres lets a session take again a lock it holds, so
+    this process's own holders are counted here (`_held`) and exclude each other before the
+    server is asked. Nothing waits on this session (a wait takes a connection of its own),
+    so a release never queues behind a wait.
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._mutex = threading.Lock()
+        self._conn = None
+        self._held: dict[int, tuple[bool, int]] = {}  # key -> (shared, holders here)
+
+    def try_lock(self, key: int, shared: bool) -> tuple[HeldLock | None, bool]:
+        """The lock, or None and whether it is busy (False: this session failed, so the
+        caller should ask on a connection of its own)."""
+        with self._mutex:
+            mode, holders = self._held.get(key, (shared, 0))
+            if holders and not (shared and mode):
+                return None, True  # held here already, in a mode that excludes this one
+            if not holders:
+                try:
+                    if self._conn is None:
+                        self._conn = _connect(self.dsn)
+                    with self._conn.cursor() as cursor:
+                        kind = "_shared" if shared else ""
+                        cursor.execute(f"SELECT pg_try_advisory_lock{kind}(%s)", (key,))
+                        if not cursor.fetchone()[0]:
+                            return None, True
+                except Exception:  # noqa: BLE001 - a broken session: the caller connects
+                    self._drop()
+                    return None, False
+            self._held[key] = (shared, holders + 1)
+            session = self._conn
+        return HeldLock(lambda: self._unlock(session, key)), False
+
+    def _unlock(self, session, key: int) -> None:
+        with self._mutex:
+            if session is not self._conn or key not in self._held:
+                return  # that session is gone, and its locks with it
+            shared, holders = self._held.pop(key)
+            if holders > 1:
+                self._held[key] = (shared, holders - 1)
+                return
+            try:
+                with session.cursor() as cursor:
+                    kind = "_shared" if shared else ""
+                    cursor.execute(f"SELECT pg_advisory_unlock{kind}(%s)", (key,))
+            except Exception:  # noqa: BLE001 - the session broke: every lock on it is gone
+                self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn, self._held = self._conn, None, {}
+        if conn is not None:
+            with suppress(Exception):  # closing a broken connection
+                conn.close()
+
+
+_sessions: dict[str, _SessionLocks] = {}
+_sessions_mutex = threading.Lock()
+
+
+def _session_locks(dsn: str) -> _SessionLocks:
+    with _sessions_mutex:
+        if dsn not in _sessions:
+            _sessions[dsn] = _SessionLocks(dsn)
+        return _sessions[dsn]
+
+
+_inherited: list[_SessionLocks] = []
+
+
+def _forget_sessions_in_child() -> None:
+    """A forked child starts sessions of its own; its parent's stay the parent's. They are
+    kept, never used: closing one here, even by collecting it, would end the parent's
+    session and its locks."""
+    global _sessions_mutex
+    _inherited.extend(_sessions.values())
+    _sessions.clear()
+    _sessions_mutex = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_sessions_in_child)
+
+
+def _lock_on_own_connection(dsn: str, key: int, wait: bool, shared: bool) -> HeldLock | None:
+    conn = _connect(dsn)
     try:
-        conn.autocommit = True
         with conn.cursor() as cursor:
             kind = "_shared" if shared else ""
             if wait:

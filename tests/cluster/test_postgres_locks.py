@@ -87,3 +87,19 @@ def test_slice_locks_share_the_partition_lock_across_connections(cluster) -> Non
     assert whole is not None
     assert locking.try_partition_lock(DB, "repo", 6, dsn=dsn, shared=True) is None
     whole.release()
+
+
+def test_locks_taken_one_after_another_share_one_session(cluster) -> None:
+    """A lock per partition, taken and released in turn, costs no connection each: the
+    process's own session serves them (a connection per lock was a server process each)."""
+    from tests.cluster.test_pooled_storage import _sessions
+
+    before = _sessions(cluster.pg_url)
+    for shard in range(20):
+        with locking.partition_lock(DB, "repo", 100 + shard, dsn=cluster.pg_url):
+            pass
+        claim = locking.try_partition_lock(DB, "repo", 100 + shard, dsn=cluster.pg_url)
+        assert claim is not None
+        claim.release()
+    opened = _sessions(cluster.pg_url) - before - 1  # less the count's own connection
+    assert opened <= 2
