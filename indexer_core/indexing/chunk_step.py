@@ -154,6 +154,9 @@ def chunk_partitions(
                     pending = None
                 yield job, exc
                 continue
+            except BaseException:
+                held.release()
+                raise
             commit = writer.submit(_commit_then_release, planned, held)
             if pending is not None:
                 yield _outcome_of(pending)
