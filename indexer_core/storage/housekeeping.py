@@ -86,7 +86,7 @@ def optimize_table(db_uri: str, name: str, grace: timedelta = DEFAULT_GRACE) -> 
     versions_before = len(table.list_versions())
     bytes_before = directory_bytes(_table_path(db_uri, name))
     fragments_before = _fragments(table)
-    storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=grace), table=table)
+    _optimize(table, grace)
     return TableHousekeeping(
         table=name,
         versions_before=versions_before,
@@ -97,6 +97,11 @@ def optimize_table(db_uri: str, name: str, grace: timedelta = DEFAULT_GRACE) -> 
         fragments_after=_fragments(table),
         seconds=time.perf_counter() - started,
     )
+
+
+def _optimize(table, grace: timedelta) -> None:
+    """Merge fragments, fold deletions in, update indexes, drop versions older than `grace`."""
+    storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=grace), table=table)
 
 
 def _fragments(table) -> int:
@@ -200,5 +205,5 @@ def compact_manifest(db_uri: str, max_fragments: int = MANIFEST_MAX_FRAGMENTS) -
     if before <= max_fragments:
         return None
     started = time.perf_counter()
-    storage.with_commit_retry(lambda: table.optimize(cleanup_older_than=DEFAULT_GRACE), table=table)
+    _optimize(table, DEFAULT_GRACE)
     return Compaction(storage.FILES, before, _fragments(table), time.perf_counter() - started)

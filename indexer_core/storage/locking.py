@@ -250,7 +250,7 @@ def _lock_on_own_connection(dsn: str, key: int, wait: bool, shared: bool) -> Hel
 @contextmanager
 def partition_lock(db_uri: str, repo: str, shard: int, dsn: str | None = None) -> Iterator[None]:
     """Hold the exclusive lock of (repo, shard) in this database for the duration of the block."""
-    held = _acquire(db_uri, repo, shard, dsn, wait=True)
+    held = hold_partition_lock(db_uri, repo, shard, dsn)
     try:
         yield
     finally:
