@@ -205,8 +205,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "reports")
     args = parser.parse_args()
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-s3-") as work:
         result = run(args.mb, args.rounds, Path(work))
+    result["seconds"] = round(time.perf_counter() - started, 1)
     json_path, md_path = results.write(result, args.out, "s3_requests")
     print(md_path.read_text())
     print(f"wrote {json_path} and {md_path}", file=sys.stderr)
