@@ -4,7 +4,7 @@ import warnings
 
 import dagster as dg
 
-from orchestration import config, instance_sync, scale_out
+from orchestration import config, instance_connections, instance_sync, scale_out
 from orchestration.assets.index import code_index_assets
 from orchestration.assets.search_indexes import search_index_assets
 from orchestration.housekeeping import (
@@ -30,8 +30,10 @@ warnings.filterwarnings(
 # schedules); steps install them again with the instance's Postgres (`CodeIndexResource`).
 scale_out.install(config.load())
 # Every process that loads the code location (step processes, the code server, the CLI's
-# runs) writes its SQLite instance events without waiting for an fsync each.
+# runs) writes its SQLite instance events without waiting for an fsync each, on connections
+# it keeps instead of a new engine per event.
 instance_sync.install(config.load().dagster_sync)
+instance_connections.install()
 
 defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],

@@ -53,21 +53,29 @@ def start_method(method: str = "") -> dict:
 def step_output_to(path: Path) -> Iterator[TextIO]:
     """Send what step processes print (their console loggers write every engine event at
     DEBUG before a step's run config applies) to `path` instead of the terminal, for the
-    duration: they inherit this process's standard error, which points there meanwhile.
-    Yields a stream on the terminal for this process's own progress bars. The event log,
-    which the UI reads, keeps everything either way."""
+    duration: they inherit this process's standard output and error, which point there
+    meanwhile. Yields a stream on the terminal (standard error) for this process's own
+    progress bars. The event log, which the UI reads, keeps everything either way.
+
+    Neither the step server nor its steps keep this process's own output open: a caller
+    that reads it through a pipe sees its end when this process exits, not a second later,
+    when the step server has torn itself down too."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with open(path, "ab") as log:
-        os.dup2(log.fileno(), 2)
-    terminal = os.fdopen(os.dup(saved), "w")
+        for fd in saved:
+            os.dup2(log.fileno(), fd)
+    terminal = os.fdopen(os.dup(saved[2]), "w")
     try:
         yield terminal
     finally:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, original in saved.items():
+            os.dup2(original, fd)
+            os.close(original)
         terminal.close()
 
 
