@@ -270,6 +270,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
         try:
             from bench.timeline import draw
 
+            Path(args.out).mkdir(parents=True, exist_ok=True)
             png = Path(args.out) / f"pipeline_cost_{args.name}_timeline.png"
             draw(timeline, png, f"{args.name}: {chunks} chunks, {args.device}, wall {wall:.1f}s")
             result["timeline_png"] = str(png)
