@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -18,16 +19,16 @@ def _db(args) -> str:
 
 
 def cmd_index(args) -> int:
-    from indexer_core.storage import registry
-    from orchestration import config
-    from orchestration.status import stale_shards
-
     if not os.path.isdir(args.path):
         print(
             f"code-index: repository path {args.path!r} does not exist or is not a directory",
             file=sys.stderr,
         )
         return 2
+    from indexer_core.storage import registry
+    from orchestration import config
+    from orchestration.status import stale_shards
+
     # The sensor's change detection first: when nothing is stale, no Dagster run starts.
     repo = args.name or registry.name_for_path(args.path)
     stale = (
@@ -41,13 +42,22 @@ def cmd_index(args) -> int:
     return _run_index(args, repo, sorted(stale) if stale else None)
 
 
-def _run_index(args, repo: str, shards: list[int] | None) -> int:
+def _start_step_server() -> Path:
+    """The Dagster home, and the step server started with its output (and its steps')
+    going to the home's `logs/steps.log`. Returns that log; a no-op once started."""
     from orchestration.launch import ensure_dagster_home, prewarm_step_server, step_output_to
 
-    home = ensure_dagster_home()
-    log = home / "logs" / "steps.log"
+    log = ensure_dagster_home() / "logs" / "steps.log"
+    with step_output_to(log):
+        prewarm_step_server()
+    return log
+
+
+def _run_index(args, repo: str, shards: list[int] | None) -> int:
+    from orchestration.launch import step_output_to
+
+    log = _start_step_server()
     with step_output_to(log) as terminal:
-        prewarm_step_server()  # it imports the code location while this process imports Dagster
         from tqdm import tqdm
 
         from orchestration.runner import index_repository
@@ -208,7 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from orchestration import config, scale_out
+    from orchestration import config
+
+    if args.command == "index" and args.force and os.path.isdir(args.path):
+        # Nothing to check before a forced run: the step server starts now and imports the
+        # code location (seconds of CPU) on the other core while this process imports its
+        # own share, LanceDB first.
+        _start_step_server()
+    from orchestration import scale_out
 
     scale_out.install(config.load())  # storage options (s3://...) before any table opens
     return args.func(args)

@@ -16,12 +16,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer_core.embedding.model_location import DEFAULT_MODEL
-from indexer_core.embedding.query_encoder import QueryEncoderOptions
 from indexer_core.indexing.settings import IndexSettings
-from indexer_core.search.indexes import ANN_MIN_ROWS
-from indexer_core.storage.housekeeping import CACHE_STALE_FLOOR, MAX_FRAGMENTS
+from indexer_core.storage.thresholds import ANN_MIN_ROWS, CACHE_STALE_FLOOR, MAX_FRAGMENTS
+
+if TYPE_CHECKING:  # imported where used: numpy, which the CLI needs only later
+    from indexer_core.embedding.query_encoder import QueryEncoderOptions
 
 _DEFAULTS = IndexSettings()
 
@@ -236,6 +238,8 @@ class Config:
         )
 
     def query_options(self) -> QueryEncoderOptions:
+        from indexer_core.embedding.query_encoder import QueryEncoderOptions
+
         return QueryEncoderOptions(
             mode=self.query_encoder, cache_dir=self.onnx_cache or None, threads=self.query_threads
         )

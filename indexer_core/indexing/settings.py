@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from indexer_core.chunking.tokens import load_token_counter
-from indexer_core.discovery.listing import DiscoveryConfig
+if TYPE_CHECKING:  # imported where used: settings are read long before anything is chunked
+    from indexer_core.discovery.listing import DiscoveryConfig
 from indexer_core.embedding.model_location import DEFAULT_MODEL
 
 # Bump when chunk boundaries, the embedded text or the full-text `search_text` change:
@@ -29,6 +30,8 @@ class IndexSettings:
     use_git: bool = True
 
     def discovery(self) -> DiscoveryConfig:
+        from indexer_core.discovery.listing import DiscoveryConfig
+
         return DiscoveryConfig(
             max_file_bytes=self.max_file_bytes,
             extra_ignores=self.extra_ignores,
@@ -43,6 +46,8 @@ def chunker_fingerprint(model: str) -> str:
     Two models that share a tokenizer share chunks, so a model change re-embeds without
     re-parsing; a tokenizer change re-chunks, since the token bound depends on it.
     """
+    from indexer_core.chunking.tokens import load_token_counter
+
     counter = load_token_counter(model)
     tokenizer_digest = hashlib.blake2b(counter.tokenizer.to_str().encode(), digest_size=8)
     fingerprint = f"v{CHUNKER_VERSION}-{tokenizer_digest.hexdigest()}-{counter.max_tokens}"

@@ -12,11 +12,8 @@ import time
 from dataclasses import dataclass
 
 from indexer_core.storage import tables as storage
+from indexer_core.storage.thresholds import ANN_MIN_ROWS
 
-# Below this many vectors a flat (exact) scan answers in a few milliseconds more than an
-# IVF_HNSW_SQ index does, and is exact; above it the scan grows linearly with the table.
-# bench/search_latency.py measures both sides on 100k rows.
-ANN_MIN_ROWS = 50_000
 ANN_INDEX_TYPE = "IVF_HNSW_SQ"
 # One BM25 index over `search_text`: path, scope, name and content with camelCase words split
 # (names.search_text), so a sentence's words meet the identifiers that spell them. English

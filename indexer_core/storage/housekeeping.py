@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from indexer_core.storage import tables as storage
+from indexer_core.storage.thresholds import CACHE_STALE_FLOOR, MAX_FRAGMENTS
 
 DEFAULT_GRACE = timedelta(hours=1)
-# The embedding cache keeps the vectors of texts no chunk has any more, so a revert or a
-# branch switch is not embedded again. Housekeeping keeps at most this many of those stale
-# rows, or as many as there are live ones if that is more, and drops the oldest beyond that;
-# without a bound the cache grows by every edited chunk of every run, forever.
-CACHE_STALE_FLOOR = 50_000
-CACHE_LIVE_SHARE = 1.0  # stale rows allowed per live row, above the floor
+CACHE_LIVE_SHARE = 1.0  # stale rows allowed per live row, above CACHE_STALE_FLOOR
 _DELETE_BATCH = 2_000
-# Housekeeping is due once a table has this many fragments (about one per incremental run
-# of the largest tables): `python -m bench.housekeeping` measures what it saves and costs.
-MAX_FRAGMENTS = 100
 TABLES = (storage.FILES, storage.CHUNKS, storage.VECTORS, storage.EMBEDDING_CACHE)
 
 

@@ -51,3 +51,17 @@ def test_values_are_parsed_and_a_bad_one_names_its_variable() -> None:
     }
     with pytest.raises(ValueError, match="CODE_INDEX_SHARDS"):
         config.load({"CODE_INDEX_SHARDS": "many"})
+
+
+def test_reading_the_settings_and_starting_the_step_server_import_no_engine() -> None:
+    """The CLI reads the settings and starts the step server before it imports LanceDB or
+    Dagster, so the server loads the code location while the CLI loads its own share."""
+    from tests.orchestration.helpers import python_output
+
+    script = (
+        "import sys, orchestration.config, orchestration.launch\n"
+        "orchestration.config.load().index_settings()\n"
+        "heavy = ('lancedb', 'pyarrow', 'numpy', 'dagster', 'tree_sitter', 'sqlalchemy')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    assert python_output(script).strip().splitlines()[-1] == "[]"
