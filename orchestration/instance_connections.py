@@ -3,9 +3,10 @@ Dagster instance.
 
 Dagster's SQLite event log storage builds a new SQLAlchemy engine, opens a connection (and
 SQLite parses the database's schema again) for every operation, then throws it away. That
-costs ~4.5 ms of CPU per event stored and ~11 ms per asset event on these machines
-(against ~1 ms and ~5 ms on a kept connection), for each of the ~400 events an index run
-stores and each poll of the run's log by the embedding consumer and the CLI's progress bars.
+costs ~5.6 ms per event stored, ~16 ms per asset event and ~6.7 ms per read of a run's log
+on these machines, against ~1.4, ~5.4 and ~2.7 ms on a kept connection (`python -m
+bench.instance_sync --events-only`), for each of the ~400 events an index run stores and
+each poll of the run's log by the embedding consumer and the CLI's progress bars.
 Here each process keeps one engine per database file (a run's shard, the index shard).
 
 Kept connections must never outlive what they point at:
