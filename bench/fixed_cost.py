@@ -43,11 +43,22 @@ with dg.DagsterInstance.get() as instance:
 """
 
 
-def index_once(checkout: Path, repo: Path, work: Path) -> dict[str, float]:
-    """One forced index of `repo` with `checkout`'s code, in a fresh `work` directory."""
+def one_file_repo(parent: Path) -> Path:
+    """A repository of one small file: indexing it is all fixed cost."""
+    repo = parent / "one-file"
+    repo.mkdir()
+    (repo / "a.py").write_text("def f(x):\n    return x + 1\n")
+    return repo
+
+
+def index_once(
+    checkout: Path, repo: Path, work: Path, settings: dict[str, str] | None = None
+) -> dict[str, float]:
+    """One forced index of `repo` with `checkout`'s code, in a fresh `work` directory (its
+    own index and Dagster home), with `settings` (`CODE_INDEX_*`) over the defaults."""
     work.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODE_INDEX_", "DAGSTER_"))}
-    env.update(PYTHONPATH=str(checkout), HF_HUB_OFFLINE="1")
+    env.update(PYTHONPATH=str(checkout), HF_HUB_OFFLINE="1", **(settings or {}))
     command = [sys.executable, "-m", "orchestration.cli", "index", str(repo), "--force", "-q"]
     started = time.time()
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
@@ -83,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-fixed-cost-") as tmp:
         work = Path(tmp)
-        repo = args.repo
-        if repo is None:
-            repo = work / "one-file"
-            repo.mkdir()
-            (repo / "a.py").write_text("def f(x):\n    return x + 1\n")
+        repo = args.repo or one_file_repo(work)
         sides = {"base": args.base.resolve(), "head": args.head.resolve()}
         runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
         for round_ in range(args.rounds):

@@ -7,8 +7,8 @@ log's kept connections (`orchestration.instance_connections`).
    every event), in ms per operation, for each journal mode and `synchronous` level.
 2. The index job's fixed cost: `code-index index` of a small repository into a fresh database
    and Dagster home, `full` and `off` interleaved `--pairs` times. It reports the CLI's wall
-   and the run's own seconds as the CLI prints them. The default repository is one generated
-   file, so the run is all fixed cost.
+   and the run's own seconds from its event log (`bench.fixed_cost.index_once`). The default
+   repository is one generated file, so the run is all fixed cost.
 3. Dagster's own event log, stock (a new engine and connection per operation) against kept
    connections: ms per engine event stored, per asset materialization stored and per read
    of a run's log, each way in a fresh interpreter, interleaved `--pairs` times.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sqlite3
 import statistics
 import subprocess
@@ -31,6 +30,10 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from bench.fixed_cost import index_once, one_file_repo
+
 MODES = (("DELETE", "FULL"), ("DELETE", "OFF"), ("WAL", "NORMAL"), ("WAL", "OFF"))
 
 
@@ -53,28 +56,6 @@ def sqlite_ms_per_operation(directory: Path, ops: int) -> dict[str, float]:
             conn.close()
         out[f"{journal}, {level}"] = round((time.perf_counter() - started) / ops * 1000, 3)
     return out
-
-
-def index_fixed_cost(repo: Path, work: Path, level: str) -> dict[str, float]:
-    """One `code-index index` of `repo` into a fresh database and Dagster home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODE_INDEX_", "DAGSTER_"))}
-    home, db = work / f"home-{level}", work / f"db-{level}"
-    subprocess.run(["rm", "-rf", str(home), str(db)], check=True)
-    env.update(
-        DAGSTER_HOME=str(home),
-        CODE_INDEX_DB=str(db),
-        CODE_INDEX_DAGSTER_SYNC=level,
-        PYTHONPATH=str(PROJECT),
-        HF_HUB_OFFLINE="1",
-    )
-    cmd = [sys.executable, "-m", "orchestration.cli", "index", str(repo), "-q"]
-    started = time.perf_counter()
-    done = subprocess.run(cmd, env=env, cwd=PROJECT, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(done.stdout + done.stderr)
-    run = re.search(r"succeeded in ([0-9.]+)s", done.stdout)
-    return {"cli_wall_s": round(wall, 2), "run_s": float(run.group(1)) if run else float("nan")}
 
 
 EVENT_LOG_SCRIPT = """
@@ -155,15 +136,14 @@ def main() -> None:
             return
         result["sqlite_ms_per_operation"] = sqlite_ms_per_operation(work, args.ops)
         print(json.dumps(result), flush=True)
-        repo = args.repo
-        if repo is None:
-            repo = work / "one-file"
-            repo.mkdir()
-            (repo / "a.py").write_text("def f(x):\n    return x + 1\n")
+        repo = args.repo or one_file_repo(work)
         runs: dict[str, list[dict]] = {"full": [], "off": []}
-        for _ in range(args.pairs):
+        for pair in range(args.pairs):
             for level, rows in runs.items():
-                rows.append(index_fixed_cost(repo, work, level))
+                timed = index_once(
+                    PROJECT, repo, work / f"{level}-{pair}", {"CODE_INDEX_DAGSTER_SYNC": level}
+                )
+                rows.append({"cli_wall_s": timed["wall_s"], "run_s": timed["run_s"]})
                 print(level, rows[-1], flush=True)
         result["index_runs"] = runs
         result["index_means"] = {
