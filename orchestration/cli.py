@@ -27,19 +27,23 @@ def cmd_index(args) -> int:
         return 2
     from indexer_core.storage import registry
     from orchestration import config
-    from orchestration.status import stale_shards
+    from orchestration.launch import runs_in_process
+    from orchestration.status import pending_changes
 
     # The sensor's change detection first: when nothing is stale, no Dagster run starts.
     repo = args.name or registry.name_for_path(args.path)
-    stale = (
+    settings = config.load()
+    changes = (
         None
         if args.force
-        else stale_shards(_db(args), repo, args.path, config.load().index_settings())
+        else pending_changes(_db(args), repo, args.path, settings.index_settings())
     )
-    if stale is not None and not stale:
+    if changes is not None and not changes.stale:
         print(f"{repo}: up to date (no file changed since the last run; --force runs anyway)")
         return 0
-    return _run_index(args, repo, sorted(stale) if stale else None)
+    if changes is None:
+        return _run_index(args, repo, None, in_process=False)
+    return _run_index(args, repo, sorted(changes.stale), runs_in_process(changes, settings))
 
 
 def _start_step_server() -> Path:
@@ -53,10 +57,11 @@ def _start_step_server() -> Path:
     return log
 
 
-def _run_index(args, repo: str, shards: list[int] | None) -> int:
-    from orchestration.launch import step_output_to
+def _run_index(args, repo: str, shards: list[int] | None, in_process: bool) -> int:
+    from orchestration.launch import ensure_dagster_home, step_output_to
 
-    log = _start_step_server()
+    # A small change runs in this process: no step server to start (seconds of CPU)
+    log = ensure_dagster_home() / "logs" / "steps.log" if in_process else _start_step_server()
     with step_output_to(log) as terminal:
         from tqdm import tqdm
 
@@ -83,6 +88,7 @@ def _run_index(args, repo: str, shards: list[int] | None) -> int:
                 db_uri=_db(args),
                 name=repo,
                 shards=shards,
+                in_process=in_process,
                 on_progress=None if args.quiet else progress,  # -q: no polling for bars
             )
         finally:

@@ -64,13 +64,32 @@ def make_executor(settings: config.Config) -> dg.ExecutorDefinition:
 
         return k8s_executor(settings, limits)
     # One chunk step per core plus the embedding consumers (they mostly wait, or use a GPU).
-    return dg.multiprocess_executor.configured(
-        {
-            "max_concurrent": settings.max_concurrent + consumers - 1,
-            "tag_concurrency_limits": limits,
-            "start_method": start_method(settings.start_method),
-        }
+    multiprocess = {
+        "max_concurrent": settings.max_concurrent + consumers - 1,
+        "tag_concurrency_limits": limits,
+        "start_method": start_method(settings.start_method),
+    }
+
+    def choose(run: dict) -> dict:
+        return {"in_process": {}} if run["in_process"] else {"multiprocess": multiprocess}
+
+    return dg.multi_or_in_process_executor.configured(
+        choose,
+        config_schema={
+            "in_process": dg.Field(
+                bool,
+                default_value=False,
+                description="Run every step in the run's own process, one after another: "
+                "for a small change, cheaper than starting the step server and its steps.",
+            )
+        },
     )
+
+
+def in_process_run_config() -> dict:
+    """Run config that runs the index job's steps in the run's own process (`code-index
+    index` passes it for a change of at most `CODE_INDEX_IN_PROCESS_BYTES`)."""
+    return {"execution": {"config": {"in_process": True}}}
 
 
 def step_output_resources(settings: config.Config) -> dict:

@@ -13,9 +13,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from orchestration import config
+
+if TYPE_CHECKING:
+    from indexer_core.indexing.staleness import ChangeSet
 
 # What the multiprocess executor preloads into its forkserver (`jobs.start_method` adds
 # `step_preload`); a server started here with the same list is the one the executor uses.
@@ -77,6 +80,27 @@ def step_output_to(path: Path) -> Iterator[TextIO]:
             os.dup2(original, fd)
             os.close(original)
         terminal.close()
+
+
+def runs_in_process(changes: ChangeSet, settings: config.Config | None = None) -> bool:
+    """Whether a run for `changes` should run its steps in the calling process.
+
+    Starting the step server costs seconds of CPU (it imports the code location), and each
+    step launch a few tenths more: more than chunking and embedding a few files. Up to
+    `CODE_INDEX_IN_PROCESS_BYTES` of new or changed files, the steps run one after another
+    in the caller (chunk, then embed); above it, or where vectors are missing (a whole
+    shard to embed again, perhaps on several GPUs), the step server's parallel steps do.
+    Only for the multiprocess executor: under Celery or Kubernetes, steps stay on workers.
+    """
+    from indexer_core.indexing.staleness import MISSING_VECTORS
+
+    settings = settings or config.load()
+    return (
+        settings.executor == "multiprocess"
+        and changes.changed_bytes <= settings.in_process_bytes
+        and settings.in_process_bytes > 0
+        and MISSING_VECTORS not in changes.stale.values()
+    )
 
 
 def prewarm_step_server() -> bool:

@@ -16,7 +16,7 @@ import dagster as dg
 
 from indexer_core.storage import registry
 from orchestration import config
-from orchestration.jobs import partition_tags
+from orchestration.jobs import in_process_run_config, partition_tags
 from orchestration.launch import ensure_dagster_home, prewarm_step_server
 from orchestration.partitions import keys_for_repo, repo_partitions
 
@@ -62,8 +62,11 @@ def run_index(
     extra_tags: dict[str, str] | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
     quiet: bool = True,
+    in_process: bool = False,
 ) -> RunOutcome:
-    """Materialize the given partitions (contiguous, or narrowed by `extra_tags`) in one run."""
+    """Materialize the given partitions (contiguous, or narrowed by `extra_tags`) in one run;
+    with `in_process`, its steps run one after another in this process (see
+    `launch.runs_in_process`)."""
     request = uuid.uuid4().hex
     tags = {
         "dagster/asset_partition_range_start": partitions[0],
@@ -76,8 +79,11 @@ def run_index(
         run_config["resources"] = {"code_index": {"config": {"db_uri": db_uri}}}
     if quiet:
         run_config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    if in_process:
+        run_config.update(in_process_run_config())
     started = time.perf_counter()
-    prewarm_step_server()  # a no-op when the caller started it earlier
+    if not in_process:
+        prewarm_step_server()  # a no-op when the caller started it earlier
     result: dict = {}
 
     def execute() -> None:

@@ -9,7 +9,8 @@ import dagster as dg
 from indexer_core.indexing.staleness import detect_changes
 from indexer_core.storage import registry
 from orchestration import config
-from orchestration.jobs import index_job, partition_tags
+from orchestration.jobs import in_process_run_config, index_job, partition_tags
+from orchestration.launch import runs_in_process
 from orchestration.partitions import keys_for_repo, repo_partitions
 from orchestration.resources import CodeIndexResource
 
@@ -54,7 +55,8 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
             f"{repo}: {changes.files_seen} files, {changes.files_hashed} hashed, "
             f"{'scanned' if changes.scanned else 'no change seen by the watch'}, "
             f"{'watch off: ' + changes.unwatched + ', ' if changes.unwatched else ''}"
-            f"{len(changes.stale)} stale shards, {len(todo)} to request, {changes.seconds:.2f}s"
+            f"{len(changes.stale)} stale shards, {len(todo)} to request, "
+            f"{changes.changed_bytes} bytes new or changed, {changes.seconds:.2f}s"
         )
         if not todo:
             continue
@@ -62,8 +64,13 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
             json.dumps({s: changes.disk_versions[s] for s in todo}, sort_keys=True).encode(),
             digest_size=8,
         ).hexdigest()
+        small = runs_in_process(changes, config.load())  # no step server, no step launches
         requests.append(
-            dg.RunRequest(run_key=f"{repo}:{fingerprint}", tags=partition_tags(repo, todo))
+            dg.RunRequest(
+                run_key=f"{repo}:{fingerprint}",
+                tags=partition_tags(repo, todo),
+                run_config=in_process_run_config() if small else {},
+            )
         )
         cursor[repo] = {**requested, **{str(s): changes.disk_versions[s] for s in todo}}
     if not requests and not new_partitions:

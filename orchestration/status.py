@@ -7,7 +7,7 @@ from collections import Counter
 
 from indexer_core.indexing.partitioning import partition_name
 from indexer_core.indexing.settings import IndexSettings
-from indexer_core.indexing.staleness import detect_changes
+from indexer_core.indexing.staleness import ChangeSet, detect_changes
 from indexer_core.storage import registry
 from indexer_core.storage import tables as storage
 from orchestration import config
@@ -64,16 +64,14 @@ def summarize(db_uri: str, show_skipped: bool = False) -> str:
     return "\n".join(lines)
 
 
-def stale_shards(
-    db_uri: str, repo: str, root: str, settings: IndexSettings
-) -> dict[int, str] | None:
-    """The shards of a registered repository that differ from the index (shard -> why), by
-    the same change detection the sensor runs; None when `repo` is not registered at `root`
-    (then only a run can register it)."""
+def pending_changes(db_uri: str, repo: str, root: str, settings: IndexSettings) -> ChangeSet | None:
+    """How a registered repository differs from the index (its stale shards and why, the
+    bytes to chunk again), by the same change detection the sensor runs; None when `repo` is
+    not registered at `root` (then only a run can register it)."""
     registered = registry.repositories(db_uri).get(repo)
     if registered is None or registered != os.path.realpath(root):
         return None
-    return detect_changes(db_uri, repo, root, settings).stale
+    return detect_changes(db_uri, repo, root, settings)
 
 
 def partition_status(db_uri: str, repo: str, root: str, settings: IndexSettings) -> list[dict]:

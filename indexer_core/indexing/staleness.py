@@ -29,10 +29,21 @@ class ChangeSet:
     index_versions: dict[int, str]
     stale: dict[int, str] = field(default_factory=dict)  # shard -> why
     files_seen: int = 0
+    changed_bytes: int = 0  # the bytes of files that are new or differ from the index
     files_hashed: int = 0
     seconds: float = 0.0
     scanned: bool = True  # False: a watch saw no event since the last scan, whose result stands
     unwatched: str | None = None  # why a watch asked for could not be kept (limits, platform)
+
+
+MISSING_VECTORS = "chunks without vectors from this model"
+
+
+def changed_bytes(files: list[FileEntry], summary: ManifestSummary) -> int:
+    """How many bytes a run would read and chunk: the files whose hash the index does not
+    count (new or changed ones). What a run costs, where the stale shards only say where."""
+    counted = summary.counted
+    return sum(entry.size for entry in files if counted.get(entry.path) != entry.file_hash)
 
 
 def disk_versions(
@@ -116,6 +127,7 @@ def shards_missing_vectors(db_uri: str, repo: str, model: str) -> set[int]:
 class _LastScan:
     disk: dict[int, str]
     files_seen: int
+    changed_bytes: int
     at: float  # time.monotonic()
     summary: ManifestSummary  # the manifest view whose size+mtime fast path the scan trusted
 
@@ -160,9 +172,9 @@ def _scan_disk(
 
 def _watched_disk(
     root: str, settings: IndexSettings, summary: ManifestSummary, full_scan_every: float
-) -> tuple[dict[int, str], int, int, bool, str | None]:
-    """The disk side through the tree's watch: (versions, files seen, hashed, scanned, why
-    unwatched)."""
+) -> tuple[dict[int, str], int, int, int, bool, str | None]:
+    """The disk side through the tree's watch: (versions, files seen, changed bytes, hashed,
+    scanned, why unwatched)."""
     tree = _watched_tree(root, settings)
     with tree.lock:  # one tick per tree at a time: a drained event must reach its own scan
         quiet = not tree.watch.changed()  # drains the events; the scan must begin after this
@@ -173,7 +185,7 @@ def _watched_disk(
             and last.summary is summary
             and time.monotonic() - last.at < full_scan_every
         ):
-            return dict(last.disk), last.files_seen, 0, False, None
+            return dict(last.disk), last.files_seen, last.changed_bytes, 0, False, None
         start = tree.watch.before_scan(scan_state_files(root, settings.use_git))
         began = time.monotonic()
         disk, scan = _scan_disk(root, settings, summary)
@@ -182,8 +194,9 @@ def _watched_disk(
             s.path for s in scan.skipped if not s.path.endswith("/")
         ]
         tree.watch.covered(scanned_directories(listed, walked), start)
-        tree.last = _LastScan(dict(disk), len(scan.files), began, summary)
-        return disk, len(scan.files), scan.hashed, True, tree.watch.unavailable
+        changed = changed_bytes(scan.files, summary)
+        tree.last = _LastScan(dict(disk), len(scan.files), changed, began, summary)
+        return disk, len(scan.files), changed, scan.hashed, True, tree.watch.unavailable
 
 
 def detect_changes(
@@ -209,18 +222,20 @@ def detect_changes(
     )  # cached while the `files` table is unchanged
     unwatched = None
     if watch:
-        disk, files_seen, files_hashed, scanned, unwatched = _watched_disk(
+        disk, files_seen, changed, files_hashed, scanned, unwatched = _watched_disk(
             root, settings, summary, full_scan_every
         )
     else:
         disk, scan = _scan_disk(root, settings, summary)
         files_seen, files_hashed, scanned = len(scan.files), scan.hashed, True
+        changed = changed_bytes(scan.files, summary)
     index = dict(summary.versions)
     changes = ChangeSet(
         repo,
         disk,
         index,
         files_seen=files_seen,
+        changed_bytes=changed,
         files_hashed=files_hashed,
         scanned=scanned,
         unwatched=unwatched,
@@ -231,6 +246,6 @@ def detect_changes(
             changes.stale[shard] = "files changed" if shard in index else "never indexed"
     for shard in shards_missing_vectors(db_uri, repo, settings.model) if include_vectors else ():
         if shard < settings.shards:
-            changes.stale.setdefault(shard, "chunks without vectors from this model")
+            changes.stale.setdefault(shard, MISSING_VECTORS)
     changes.seconds = time.perf_counter() - started
     return changes

@@ -70,7 +70,9 @@ def steps_share_a_process(context: dg.OpExecutionContext) -> bool:
     if executor in _SEQUENTIAL_EXECUTORS:
         return True
     chosen = (context.run.run_config.get("execution") or {}).get("config") or {}
-    return executor == "multi_or_in_process_executor" and "in_process" in chosen
+    # Dagster's own selector (`in_process: {}`) or the index job's flag (`in_process: true`)
+    in_process = chosen.get("in_process", False) is not False
+    return executor == "multi_or_in_process_executor" and in_process
 
 
 @dg.op(

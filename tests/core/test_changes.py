@@ -208,7 +208,7 @@ def test_a_tree_with_binary_files_is_not_stale_after_indexing(
     alike: the sensor's, `code-index index`'s and the MCP `index_status` tool's."""
     from indexer_core.indexing.embed_step import embed_partition
     from indexer_core.storage import registry
-    from orchestration.status import index_status, partition_status, stale_shards
+    from orchestration.status import index_status, partition_status, pending_changes
 
     files = {**_tree("b", 6), "img/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4}
     root = write_tree(tmp_path / "repo", files)
@@ -221,8 +221,10 @@ def test_a_tree_with_binary_files_is_not_stale_after_indexing(
         if any(s.path == "img/logo.png" for s in report.skipped):
             assert [s.reason for s in report.skipped] == ["binary"]
     assert detect_changes(db_uri, "repo", str(root), settings).stale == {}
-    assert stale_shards(db_uri, "repo", str(root), settings) == {}
+    assert pending_changes(db_uri, "repo", str(root), settings).stale == {}
     assert not any(p["stale"] for p in partition_status(db_uri, "repo", str(root), settings))
     assert index_status(db_uri)["stale_partitions"] == []
     (root / "img" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(255)) * 4)
-    assert list(stale_shards(db_uri, "repo", str(root), settings).values()) == ["files changed"]
+    changes = pending_changes(db_uri, "repo", str(root), settings)
+    assert list(changes.stale.values()) == ["files changed"]
+    assert changes.changed_bytes == (root / "img" / "logo.png").stat().st_size

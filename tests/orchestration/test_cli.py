@@ -9,12 +9,19 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
+
+from indexer_core.indexing.chunk_step import chunk_partition
+from indexer_core.indexing.embed_step import embed_partition
+from indexer_core.indexing.settings import IndexSettings
+from indexer_core.storage import registry
+from indexer_core.storage import tables as storage
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _cli(tmp_path: Path, *args: str, extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "CODE_INDEX_HOME": str(tmp_path / "home"),
@@ -22,8 +29,9 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         # fewer step processes: this test is about the command, not sharding
         "CODE_INDEX_SHARDS": "2",
         "CODE_INDEX_CHUNK_STEPS": "1",  # both partitions in one chunk step
-        "CODE_INDEX_ONNX_CACHE": str(tmp_path / "onnx"),
-    }  # its own: the index run must make the export
+        "CODE_INDEX_ONNX_CACHE": str(tmp_path / "onnx"),  # its own: the run must make it
+        **(extra or {}),
+    }
     env.pop("DAGSTER_HOME", None)
     env.pop("CODE_INDEX_DB", None)
     return subprocess.run(
@@ -38,7 +46,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
+def test_index_search_status_end_to_end(tmp_path, sample_repo, embedder) -> None:
     out = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "succeeded" in out.stdout
@@ -91,16 +99,66 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo) -> None:
     # Nothing changed: the sensor's change detection says so and no run starts.
     again = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
     assert again.returncode == 0 and "up to date" in again.stdout, again.stderr[-2000:]
-    # One file edited: a run of its shard alone.
+    # One file edited: a run of its shard alone, small enough to run in the command's own
+    # process (every step in one pid); the same edit with that switched off uses step
+    # processes; --force always does.
     (sample_repo / "src" / "app.py").write_text("def parse_header(line):\n    return line\n")
     edited = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
     assert edited.returncode == 0 and "1/1 partitions chunked" in edited.stdout, edited.stdout
+    (sample_repo / "src" / "app.py").write_text("def parse_header(text):\n    return text\n")
+    stepped = _cli(
+        tmp_path,
+        *("index", str(sample_repo), "--name", "sample", "-q"),
+        extra={"CODE_INDEX_IN_PROCESS_BYTES": "0"},
+    )
+    assert stepped.returncode == 0 and "1/1 partitions chunked" in stepped.stdout, stepped.stdout
+    (sample_repo / "src" / "util.js").unlink()
+    (sample_repo / "src" / "new.py").write_text("def fresh(value):\n    return value * 2\n")
+    edited_again = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
+    assert edited_again.returncode == 0, edited_again.stdout + edited_again.stderr[-2000:]
+    # The incremental runs left what indexing the tree from scratch gives.
+    rows, vectors = _snapshot(str(tmp_path / "home" / "lancedb"))
+    scratch = str(tmp_path / "scratch")
+    settings = IndexSettings(shards=2)
+    registry.register(scratch, "sample", str(sample_repo))
+    for shard in range(settings.shards):
+        chunk_partition(scratch, "sample", str(sample_repo), shard, settings)
+        embed_partition(scratch, "sample", shard, embedder)
+    expected_rows, expected_vectors = _snapshot(scratch)
+    assert rows == expected_rows and vectors.keys() == expected_vectors.keys()
+    for chunk_id, vector in vectors.items():
+        assert float(vector @ expected_vectors[chunk_id]) > 1 - 1e-4, chunk_id
     forced = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q", "--force")
     assert forced.returncode == 0 and "2/2 partitions chunked" in forced.stdout, forced.stdout
     for noise in ("STEP_WORKER_STARTED", "DEBUG", "STEP_START"):
         assert noise not in forced.stdout + forced.stderr
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert len(instance.get_runs()) == 3
+        runs = instance.get_runs()  # newest first: forced, edited again, stepped, edited
+        assert len(runs) == 5
+        pids = [len(_step_pids(instance, run.run_id)) for run in runs[:4]]
+        assert pids[1] == pids[3] == 1 and pids[0] > 1 and pids[2] > 1, pids
+        assert runs[1].run_config["execution"]["config"]["in_process"] is True
+        assert "execution" not in runs[2].run_config
+
+
+def _step_pids(instance: dg.DagsterInstance, run_id: str) -> set[int]:
+    starts = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+    return {e.dagster_event.pid for e in starts}
+
+
+def _snapshot(db_uri: str) -> tuple[set, dict]:
+    """The chunks' rows and each chunk's vector, checked to agree with each other."""
+    db = storage.connect(db_uri)
+    chunks = db.open_table(storage.CHUNKS).to_arrow()
+    columns = ("repo", "path", "start_line", "end_line", "content", "embed_text")
+    rows = set(zip(*(chunks.column(c).to_pylist() for c in columns)))
+    table = db.open_table(storage.VECTORS).to_arrow()
+    vectors = dict(
+        zip(table.column("chunk_id").to_pylist(), np.asarray(table.column("vector").to_pylist()))
+    )
+    assert len(vectors) == table.num_rows == chunks.num_rows
+    assert set(vectors) == set(chunks.column("chunk_id").to_pylist())
+    return rows, vectors
 
 
 def test_missing_path_is_a_clear_error(tmp_path) -> None:

@@ -53,6 +53,8 @@ def test_sensor_requests_only_changed_shards(dagster_home, db_uri, sample_repo, 
         (request,) = result.run_requests
         expected = keys_for_repo("demo", [shard_of("src/app.py", shard_count())])
         assert request.tags[SHARDS_TAG].split(",") == expected
+        # A change this small runs its steps in the run's own process.
+        assert request.run_config == {"execution": {"config": {"in_process": True}}}
         cursor = result.cursor
         # The same change is not requested twice while its run is pending.
         again, _ = _tick(instance, db_uri, cursor)
@@ -70,6 +72,8 @@ def test_sensor_sees_vectors_missing_for_the_model(
             chunk_partition(db_uri, "demo", str(sample_repo), shard, settings)
         result, _ = _tick(instance, db_uri)  # chunks exist, vectors do not: still stale
         assert len(result.run_requests) == 1
+        # Whole shards to embed: the step server's parallel steps, not the run's process.
+        assert "execution" not in result.run_requests[0].run_config
 
 
 def test_schedule_reconciles_every_repository(dagster_home, db_uri, sample_repo) -> None:
