@@ -52,14 +52,20 @@ def one_file_repo(parent: Path) -> Path:
 
 
 def index_once(
-    checkout: Path, repo: Path, work: Path, settings: dict[str, str] | None = None
+    checkout: Path,
+    repo: Path,
+    work: Path,
+    settings: dict[str, str] | None = None,
+    force: bool = True,
 ) -> dict[str, float]:
-    """One forced index of `repo` with `checkout`'s code, in a fresh `work` directory (its
-    own index and Dagster home), with `settings` (`CODE_INDEX_*`) over the defaults."""
-    work.mkdir(parents=True)
+    """One index of `repo` with `checkout`'s code, forced unless `force` is False, in `work`
+    (its own index and Dagster home; created when new), with `settings` (`CODE_INDEX_*`) over
+    the defaults."""
+    work.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODE_INDEX_", "DAGSTER_"))}
     env.update(PYTHONPATH=str(checkout), HF_HUB_OFFLINE="1", **(settings or {}))
-    command = [sys.executable, "-m", "orchestration.cli", "index", str(repo), "--force", "-q"]
+    command = [sys.executable, "-m", "orchestration.cli", "index", str(repo), "-q"]
+    command += ["--force"] if force else []
     started = time.time()
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, check=False)
     ended = time.time()

@@ -96,10 +96,10 @@ class Config:
     )
     in_process_bytes: int = _setting(
         "CODE_INDEX_IN_PROCESS_BYTES",
-        1 << 20,
-        "`code-index index` of a change of at most this many bytes (new and changed files) "
-        "runs its steps one after another in its own process: no step server, no step "
-        "launches; `0` turns it off",
+        1 << 18,
+        "a run for a change of at most this many bytes (new and changed files), from "
+        "`code-index index` or the sensor, runs its steps one after another in its own "
+        "process: no step server, no step launches; `0` turns it off",
     )
     start_method: str = _setting(
         "CODE_INDEX_START_METHOD",

@@ -88,7 +88,7 @@ def make_executor(settings: config.Config) -> dg.ExecutorDefinition:
 
 def in_process_run_config() -> dict:
     """Run config that runs the index job's steps in the run's own process (`code-index
-    index` passes it for a change of at most `CODE_INDEX_IN_PROCESS_BYTES`)."""
+    index` and the sensor pass it for a change of at most `CODE_INDEX_IN_PROCESS_BYTES`)."""
     return {"execution": {"config": {"in_process": True}}}
 
 
