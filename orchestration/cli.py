@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -41,9 +42,19 @@ def cmd_index(args) -> int:
     if changes is not None and not changes.stale:
         print(f"{repo}: up to date (no file changed since the last run; --force runs anyway)")
         return 0
-    if changes is None:
-        return _run_index(args, repo, None, in_process=False)
+    if changes is None:  # every shard: forced, or a repository this index does not have yet
+        return _run_index(args, repo, None, _small_tree(args.path))
     return _run_index(args, repo, sorted(changes.stale), runs_in_process(changes, settings))
+
+
+@functools.cache
+def _small_tree(path: str) -> bool:
+    """Whether a run over all of `path` is small enough to run in this process (asked once:
+    before the step server would start, and again when the run starts)."""
+    from orchestration import config
+    from orchestration.launch import tree_runs_in_process
+
+    return tree_runs_in_process(path, config.load())
 
 
 def _start_step_server() -> Path:
@@ -226,10 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from orchestration import config
 
-    if args.command == "index" and args.force and os.path.isdir(args.path):
+    forced = args.command == "index" and args.force and os.path.isdir(args.path)
+    if forced and not _small_tree(args.path):
         # Nothing to check before a forced run: the step server starts now and imports the
         # code location (seconds of CPU) on the other core while this process imports its
-        # own share, LanceDB first.
+        # own share, LanceDB first; unless the run is small enough to need none.
         _start_step_server()
     from orchestration import scale_out
 

@@ -82,7 +82,7 @@ def step_output_to(path: Path) -> Iterator[TextIO]:
         terminal.close()
 
 
-def runs_in_process(changes: ChangeSet, settings: config.Config | None = None) -> bool:
+def runs_in_process(changes: ChangeSet, settings: config.Config) -> bool:
     """Whether a run for `changes` should run its steps in the calling process.
 
     Starting the step server costs seconds of CPU (it imports the code location), and each
@@ -94,13 +94,25 @@ def runs_in_process(changes: ChangeSet, settings: config.Config | None = None) -
     """
     from indexer_core.indexing.staleness import MISSING_VECTORS
 
-    settings = settings or config.load()
-    return (
-        settings.executor == "multiprocess"
-        and changes.changed_bytes <= settings.in_process_bytes
-        and settings.in_process_bytes > 0
-        and MISSING_VECTORS not in changes.stale.values()
-    )
+    missing_vectors = MISSING_VECTORS in changes.stale.values()
+    return not missing_vectors and _fits_in_process(changes.changed_bytes, settings)
+
+
+def tree_runs_in_process(root: str, settings: config.Config) -> bool:
+    """`runs_in_process` for a run over every file of `root` (a new repository, or
+    `--force`): whether all its listed files come to at most `CODE_INDEX_IN_PROCESS_BYTES`."""
+    if not _fits_in_process(0, settings):
+        return False
+    from indexer_core.discovery.listing import listed_bytes
+
+    discovery = settings.index_settings().discovery()
+    limit = settings.in_process_bytes
+    return listed_bytes(root, discovery, stop_above=limit) <= limit
+
+
+def _fits_in_process(changed_bytes: int, settings: config.Config) -> bool:
+    limit = settings.in_process_bytes
+    return settings.executor == "multiprocess" and limit > 0 and changed_bytes <= limit
 
 
 def prewarm_step_server() -> bool:

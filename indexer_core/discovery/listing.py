@@ -112,6 +112,31 @@ def list_candidates(
     return Candidates(str(root_path), paths, False, listed_at_ns, skipped, directories, own_ignores)
 
 
+def listed_bytes(
+    root: str | os.PathLike[str],
+    config: DiscoveryConfig = DiscoveryConfig(),
+    stop_above: int | None = None,
+) -> int:
+    """The bytes of the regular files listed under `root` (git's list or the ignore-aware
+    walk, before a scan's own filters), counted in listing order and, with `stop_above`, only
+    until the count passes it: whether a run is small, told without a stat of every file of
+    a large tree. An over-estimate where the scan's filters would leave files out."""
+    root_path = Path(root)
+    listing = _git_listing(root_path) if config.use_git else None
+    paths = iter(listing) if listing is not None else _walk(root_path, [])
+    total = 0
+    for rel in paths:
+        try:
+            info = os.lstat(root_path / rel)
+        except OSError:
+            continue  # gone since the listing: the run will say so
+        if stat.S_ISREG(info.st_mode):
+            total += info.st_size
+            if stop_above is not None and total > stop_above:
+                break
+    return total
+
+
 def scan_repository(
     root: str | os.PathLike[str],
     config: DiscoveryConfig = DiscoveryConfig(),

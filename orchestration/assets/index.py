@@ -330,6 +330,7 @@ def check_tables(context: dg.OpExecutionContext, code_index: CodeIndexResource, 
                 repo, shard = split_partition_key(key)
                 report = embed_partition(code_index.db_uri, repo, shard, embedder)
                 _record(context, code_index, key, report)
+            _export_for_queries(context, embedder, code_index)
         results = list(check_results(code_index))
     compacted = compaction.result()
     if compacted is not None:

@@ -15,6 +15,7 @@ from indexer_core.discovery.listing import (
     DiscoveryConfig,
     RepositoryNotFound,
     list_candidates,
+    listed_bytes,
     scan_repository,
 )
 from tests.conftest import git, write_tree
@@ -256,3 +257,26 @@ def test_a_file_changed_after_the_listing_is_hashed_from_its_bytes(tmp_path: Pat
     assert hashes["a.py"] == blob_id((root / "a.py").read_bytes())
     assert hashes["b.py"] == blob_id(b"b = 1\n")
     assert scan.hashed == 1  # b.py kept git's id: unchanged since long before the listing
+
+
+@pytest.mark.parametrize("use_git", [True, False])
+def test_listed_bytes_counts_listed_files_and_stops_early(tmp_path, use_git) -> None:
+    files = {
+        "a.py": b"x" * 1000,
+        "src/b.py": b"y" * 3000,
+        "build/out.py": b"z" * 50_000,
+        ".gitignore": b"build/\n",
+    }
+    root = write_tree(tmp_path / "repo", files)
+    os.symlink(root / "a.py", root / "link.py")  # not a regular file: not counted
+    if use_git:
+        git(root, "init", "-q")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "init")
+    config = DiscoveryConfig(use_git=use_git)
+    ignored_left_out = 1000 + 3000 + len(b"build/\n")
+    assert listed_bytes(root, config) == ignored_left_out
+    assert listed_bytes(root, config, stop_above=10_000) == ignored_left_out
+    # Counting stops at the first file that passes the bound: over it, never all of it.
+    early = listed_bytes(root, config, stop_above=500)
+    assert 500 < early < ignored_left_out
