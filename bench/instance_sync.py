@@ -72,7 +72,12 @@ ops = int(sys.argv[2])
 with dg.DagsterInstance.get() as instance:
     run = instance.add_run(DagsterRun(job_name="bench", run_id="b" * 36))
     instance.report_engine_event("first", run)
-    mat = dg.AssetMaterialization("chunks", partition="p", metadata={f"k{i}": i for i in range(20)})
+    mat = dg.AssetMaterialization(  # as the index job's: a partition, metadata, a data version
+        "chunks",
+        partition="p",
+        metadata={f"k{i}": i for i in range(20)},
+        tags={"dagster/data_version": "v1"},
+    )
     event = DagsterEvent(
         event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
         job_name="bench",

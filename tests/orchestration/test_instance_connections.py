@@ -45,6 +45,29 @@ with dg.DagsterInstance.get() as instance:
     instance.report_engine_event("after the wipe", first)
     assert messages(instance, first.run_id) == ["after the wipe"]
 
+    # an asset event with tags asks whether the tags table exists: on the kept index engine
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    import sqlalchemy
+
+    made = []
+    real_create_engine = sqlalchemy.create_engine
+    sqlalchemy.create_engine = lambda *a, **k: made.append(a) or real_create_engine(*a, **k)
+    import dagster._core.storage.event_log.sqlite.sqlite_event_log as sqlite_log
+    sqlite_log.create_engine = sqlalchemy.create_engine
+    mat = dg.AssetMaterialization("chunks", partition="p", tags={"dagster/data_version": "v1"})
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+        job_name="j",
+        event_specific_data=StepMaterializationData(mat),
+    )
+    for _ in range(3):
+        instance.report_dagster_event(event, run_id=first.run_id)
+    assert instance.event_log_storage.has_table("asset_event_tags")
+    assert not instance.event_log_storage.has_table("no_such_table")
+    assert made == [], made  # neither has_table nor a store built an engine of its own
+    record = instance.get_latest_data_version_record(dg.AssetKey("chunks"))
+    assert record.asset_event.tags["dagster/data_version"] == "v1"
+
     # more databases than the cache holds: the oldest engines close, every write lands
     runs = [instance.add_run(DagsterRun(job_name="j", run_id=f"{i:036d}")) for i in range(12)]
     for run in runs:
