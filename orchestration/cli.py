@@ -6,6 +6,7 @@ import argparse
 import functools
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -254,8 +255,13 @@ def run() -> None:
     flushed. Python's own teardown of what an index run imports (dagster, sqlalchemy,
     lancedb, pyarrow) costs 1-2 s of CPU after every write has committed and every report
     is printed; a command has nothing left to tear down, so it skips it."""
-    code = main()
-    sys.stdout.flush()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Its reader went away (`| head`): nothing is lost that it wanted, and an index run
+        # has committed before it reports. The exit status of a command SIGPIPE ended.
+        code = 128 + signal.SIGPIPE
     sys.stderr.flush()
     os._exit(code)
 

@@ -20,6 +20,11 @@ if ! python -c "import torch" 2>/dev/null; then
   fi
 fi
 python -m pip install -q -e ".[dev,mcp,cluster]"
+# Bytecode for this project's own modules, as pip writes it for every installed package: an
+# editable install leaves it to the first import, which writes none where
+# PYTHONDONTWRITEBYTECODE is set, and every command (and its step server) would compile
+# ~75 modules again. Stale files are ignored: an edited module is compiled as before.
+python -m compileall -q -j 0 orchestration indexer_core >/dev/null
 # The cluster tests' broker (Debian's redis-server); Postgres is on the image. Best effort.
 if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get install -y -qq redis-server >/dev/null 2>&1 \

@@ -166,3 +166,23 @@ def _snapshot(db_uri: str) -> tuple[set, dict]:
 def test_missing_path_is_a_clear_error(tmp_path) -> None:
     out = _cli(tmp_path, "index", str(tmp_path / "nope"))
     assert out.returncode == 2 and "nope" in out.stderr and "does not exist" in out.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path) -> None:
+    """`code-index status | head -0`: the pipe's reader is gone before the command writes."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {**os.environ, "CODE_INDEX_HOME": str(tmp_path / "home")}
+    env.pop("CODE_INDEX_DB", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "status"],
+        cwd=tmp_path,
+        env=env,
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    os.close(write)
+    assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr
