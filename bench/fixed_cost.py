@@ -96,8 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--head", type=Path, required=True, help="another checkout")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--repo", type=Path, help="default: one generated file")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="CODE_INDEX_X=VALUE",
+        help="a setting for both sides' runs (CODE_INDEX_IN_PROCESS_BYTES=0: the step server "
+        "even for the one-file repository, which otherwise runs in one process)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    settings = dict(item.split("=", 1) for item in args.setting)
     with tempfile.TemporaryDirectory(prefix="bench-fixed-cost-") as tmp:
         work = Path(tmp)
         repo = args.repo or one_file_repo(work)
@@ -105,11 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
         for round_ in range(args.rounds):
             for side, checkout in sides.items():
-                runs[side].append(index_once(checkout, repo, work / f"{side}-{round_}"))
+                runs[side].append(index_once(checkout, repo, work / f"{side}-{round_}", settings))
                 print(side, json.dumps(runs[side][-1]), flush=True)
     result = {
         "command": "python -m bench.fixed_cost " + " ".join(argv or sys.argv[1:]),
         "repo": str(args.repo or "one generated file"),
+        "settings": settings,
         "checkouts": {side: _revision(path) for side, path in sides.items()},
         "runs": runs,
         "means": {

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 PROJECT = Path(__file__).resolve().parents[2]
 DEPLOY = PROJECT / "deploy" / "cluster"
 BUCKET = "code-index"
@@ -106,7 +108,11 @@ class Services:
         """A Dagster home with the profile's dagster.yaml (Postgres, S3 compute logs)."""
         home = self.root / name
         home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(DEPLOY / "dagster.yaml", home / "dagster.yaml")
+        profile = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+        # Compute logs are staged here before their upload, not in the system temp dir,
+        # where Dagster leaves a directory per run behind.
+        profile["compute_logs"]["config"]["local_dir"] = str(home / "compute-log-staging")
+        (home / "dagster.yaml").write_text(yaml.safe_dump(profile))
         return home
 
     def reader_home(self) -> Path:

@@ -188,6 +188,8 @@ def test_daemon_sensor_reindexes_an_edit_in_a_git_checkout(
             assert (
                 len(new_run.tags["code-index/shards"].split(",")) == 1
             )  # only the edited file's shard
+            # an edit this small runs its steps in the run worker's own process
+            assert new_run.run_config["execution"]["config"]["in_process"] is True
             contents = (
                 storage.connect(db_uri)
                 .open_table(storage.CHUNKS)
