@@ -89,8 +89,12 @@ class OpenIndex:
         """
         if self._fts_checked_version == version:
             return
-        if not search_index.fts_ready(self.table(storage.CHUNKS)):
+        table = self.table(storage.CHUNKS)
+        if not search_index.fts_ready(table):
             search_index.build_fts_indexes(self.db_uri)
+            # This handle would see the new indexes only after its consistency interval: the
+            # query that built them would search the text unindexed, scored differently.
+            table.checkout_latest()
         self._fts_checked_version = version
 
 

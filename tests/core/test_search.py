@@ -120,3 +120,30 @@ def test_get_chunk_has_parent_and_children(db):
     family = get_chunk(db, parent["chunk_id"])
     assert send.chunk_id in [c["chunk_id"] for c in family["children"]]
     assert get_chunk(db, "0" * 24) is None
+
+
+def test_the_query_that_builds_the_text_index_searches_it(tmp_path, embedder):
+    """After a bare index (no full-text index yet), the first query builds one and must rank
+    as every later query does: not over the unindexed text, which scores differently."""
+    import shutil
+
+    from indexer_core.indexing.chunk_step import chunk_partition
+    from indexer_core.indexing.embed_step import embed_partition
+    from indexer_core.indexing.settings import IndexSettings
+    from indexer_core.search import indexes as search_index
+    from tests.core.search_corpus import write_repo
+
+    root = write_repo(tmp_path / "repo")
+    settings = IndexSettings(shards=1, use_git=False)
+    fresh = str(tmp_path / "fresh")
+    chunk_partition(fresh, "demo", str(root), 0, settings)
+    embed_partition(fresh, "demo", 0, embedder)
+    indexed = str(tmp_path / "indexed")
+    shutil.copytree(fresh, indexed)
+    search_index.build_fts_indexes(indexed)
+
+    def ranked(db: str) -> list[tuple[str, float]]:
+        hits = search(db, "checksum of a payload", k=5, mode="text", explain=True)
+        return [(h.name, h.why["rankings"]["text"]["score"]) for h in hits]
+
+    assert ranked(fresh) == ranked(indexed)
