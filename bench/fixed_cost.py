@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PHASES = ("wall_s", "before_run_s", "created_to_start_s", "run_s", "after_run_s")
@@ -122,19 +123,34 @@ def main(argv: list[str] | None = None) -> int:
         "settings": settings,
         "checkouts": {side: _revision(path) for side, path in sides.items()},
         "runs": runs,
-        "means": {
-            side: {p: round(statistics.mean(r[p] for r in rows), 3) for p in PHASES}
-            for side, rows in runs.items()
-        },
-        "head_faster_rounds": sum(
-            h["wall_s"] < b["wall_s"] for b, h in zip(runs["base"], runs["head"])
-        ),
+        "means": per_side(runs, statistics.mean),
+        "head_faster_rounds": faster_rounds(runs["head"], runs["base"]),
     }
+    emit(result, args.out)
+    return 0
+
+
+def per_side(
+    runs: dict[str, list[dict[str, float]]], average: Callable = statistics.median
+) -> dict[str, dict[str, float]]:
+    """Each side's `average` of every phase."""
+    return {
+        side: {p: round(average(r[p] for r in rows), 3) for p in PHASES}
+        for side, rows in runs.items()
+    }
+
+
+def faster_rounds(fast: list[dict[str, float]], slow: list[dict[str, float]]) -> int:
+    """In how many rounds `fast`'s run took less wall than `slow`'s."""
+    return sum(f["wall_s"] < s["wall_s"] for f, s in zip(fast, slow))
+
+
+def emit(result: dict, out: Path | None) -> None:
+    """Print the result as JSON and write it to `out` when given."""
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    if out:
+        out.write_text(text + "\n")
 
 
 def _revision(checkout: Path) -> str:

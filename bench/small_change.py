@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.fixed_cost import PHASES, index_once
+from bench.fixed_cost import emit, faster_rounds, index_once, per_side
 
 PROJECT = Path(__file__).resolve().parents[1]
 SIDES = {"in_process": {}, "step_processes": {"CODE_INDEX_IN_PROCESS_BYTES": "0"}}
@@ -68,18 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         "edited_file_bytes": edited_bytes,
         "full_index": setup,
         "runs": runs,
-        "medians": {
-            side: {p: round(statistics.median(r[p] for r in rows), 3) for p in PHASES}
-            for side, rows in runs.items()
-        },
-        "in_process_faster_rounds": sum(
-            a["wall_s"] < b["wall_s"] for a, b in zip(runs["in_process"], runs["step_processes"])
-        ),
+        "medians": per_side(runs),
+        "in_process_faster_rounds": faster_rounds(runs["in_process"], runs["step_processes"]),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
     return 0
 
 
