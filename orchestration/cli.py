@@ -117,7 +117,7 @@ def _run_index(args, repo: str, shards: list[int] | None, in_process: bool) -> i
         f"checks: {len(outcome.checks) - len(failed_checks)} of {len(outcome.checks)} passed"
         + (f"; FAILED: {', '.join(failed_checks)}" if failed_checks else "")
     )
-    print(f"step processes' own output: {log}")
+    print(f"the steps' own output: {log}")
     for failure in outcome.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     from orchestration.status import summarize
