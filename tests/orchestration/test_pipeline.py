@@ -81,6 +81,7 @@ def _index_with_spawned_steps(tmp_path: Path, root: Path, db_uri: str) -> None:
         "CODE_INDEX_MAX_CONCURRENT": "3",
         "CODE_INDEX_SHARDS": str(SPAWN_SHARDS),
         "CODE_INDEX_CHUNK_STEPS": str(SPAWN_SHARDS),  # one step per partition
+        "CODE_INDEX_IN_PROCESS_BYTES": "0",  # step processes even for a corpus this small
         "CODE_INDEX_DB": db_uri,
         "HF_HUB_OFFLINE": "1",
     }
