@@ -21,7 +21,8 @@ SHARDS = "2"
 _RUN = (
     "import json, sys\n"
     "from orchestration.runner import index_repository\n"
-    "o = index_repository(sys.argv[1], db_uri=sys.argv[2], name='hostile')\n"
+    "o = index_repository(sys.argv[1], db_uri=sys.argv[2], name='hostile',\n"
+    "                     in_process=sys.argv[3] == 'in_process')\n"
     "print(json.dumps({'run_id': o.run_id, 'success': o.success, 'failures': o.failures,\n"
     "                  'chunked': o.chunked, 'embedded': o.embedded}))\n"
 )
@@ -42,7 +43,11 @@ def _python(*args: str, timeout: float = 400) -> str:
 
 
 @pytest.mark.slow
-def test_hostile_subset_through_the_dagster_job(tmp_path: Path, dagster_home: Path) -> None:
+@pytest.mark.parametrize("execution", ["step_processes", "in_process"])
+def test_hostile_subset_through_the_dagster_job(
+    tmp_path: Path, dagster_home: Path, execution: str
+) -> None:
+    """Through the step server's processes, and in one process as a small run goes."""
     root, db_uri = tmp_path / "repo", str(tmp_path / "db")
     expected = build_corpus(root, tmp_path / "outside", big=False)
     shutil.rmtree(
@@ -52,7 +57,7 @@ def test_hostile_subset_through_the_dagster_job(tmp_path: Path, dagster_home: Pa
     # Nothing races this run: those two files are plain files here.
     expected["race/vanishes.py"] = expected["race/becomes_dir.py"] = INDEXED
 
-    outcome = json.loads(_python("-c", _RUN, str(root), db_uri).strip().splitlines()[-1])
+    outcome = json.loads(_python("-c", _RUN, str(root), db_uri, execution).strip().splitlines()[-1])
     assert outcome["success"], outcome["failures"]
     assert len(outcome["chunked"]) == len(outcome["embedded"]) == int(SHARDS)
     assert_clean(db_uri)
@@ -68,3 +73,6 @@ def test_hostile_subset_through_the_dagster_job(tmp_path: Path, dagster_home: Pa
     with dg.DagsterInstance.get() as instance:  # the partition metadata lists the same skips
         files_events = materializations(instance, outcome["run_id"], "files")
         assert sum(metadata_of(e)["skipped_files"] for e in files_events) == len(skips)
+        starts = instance.all_logs(outcome["run_id"], of_type=dg.DagsterEventType.STEP_START)
+        pids = {e.dagster_event.pid for e in starts}
+        assert (len(pids) == 1) == (execution == "in_process"), pids
