@@ -153,11 +153,15 @@ def cmd_search(args) -> int:
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
+    several_repos = len({hit.repo for hit in hits}) > 1  # then each line names its repository
     for rank, hit in enumerate(hits, 1):
         part = f" (part {hit.part}/{hit.parts})" if hit.parts > 1 else ""
+        where = f"[{hit.repo}] " if several_repos else ""
+        span = f"{hit.path}:{hit.start_line}-{hit.end_line}"
         print(
-            f"{rank:>2}. {hit.path}:{hit.start_line}-{hit.end_line}  {hit.kind} {hit.name}{part}"
-            f"  score={hit.score:.4f}"
+            f"{rank:>2}. {where}{span}  {hit.kind} {hit.name}{part}"
+            # the order is the ranking stage's; `score` is the mode's own (what --min-score reads)
+            f"  rank_score={hit.rank_score:.4f} score={hit.score:.4f}"
         )
         if hit.scope:
             print(f"      in {hit.scope}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -133,8 +135,17 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo, embedder) -> None
         assert noise not in stepped.stdout + stepped.stderr
     forced = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q", "--force")
     assert forced.returncode == 0 and "2/2 partitions chunked" in forced.stdout, forced.stdout
+    # A person reads results in rank order, each with the repository it is from once the
+    # index holds several.
+    shutil.copytree(sample_repo, tmp_path / "copy")
+    copied = _cli(tmp_path, "index", str(tmp_path / "copy"), "--name", "copy", "-q")
+    assert copied.returncode == 0, copied.stdout + copied.stderr[-2000:]
+    plain = _cli(tmp_path, "search", "parse a header line into key and value", "-k", "4").stdout
+    ranks = [float(r) for r in re.findall(r"rank_score=([0-9.]+)", plain)]
+    assert len(ranks) == 4 and ranks == sorted(ranks, reverse=True), plain
+    assert "[sample] src/app.py" in plain and "[copy] src/app.py" in plain, plain
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = instance.get_runs()  # newest first: forced, edited again, stepped, edited, first
+        runs = instance.get_runs()[1:]  # newest first: copy, forced, edited again, stepped, ...
         assert len(runs) == 5
         pids = [len(_step_pids(instance, run.run_id)) for run in runs]
         # A tree this small runs in one process even forced or new; only `stepped` did not.
