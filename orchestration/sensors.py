@@ -33,7 +33,8 @@ DEFAULT_STATUS = (
 def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeIndexResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
     roots = registry.repositories(code_index.db_uri)
-    for name, path in config.load().repositories().items():
+    current = config.load()  # read once per tick: the repositories, the in-process limit
+    for name, path in current.repositories().items():
         if os.path.isdir(path) and roots.get(name) != os.path.realpath(path):
             roots[name] = registry.register(code_index.db_uri, name, path)
     known = set(context.instance.get_dynamic_partitions(repo_partitions.name))
@@ -64,7 +65,7 @@ def repository_changes(context: dg.SensorEvaluationContext, code_index: CodeInde
             json.dumps({s: changes.disk_versions[s] for s in todo}, sort_keys=True).encode(),
             digest_size=8,
         ).hexdigest()
-        small = runs_in_process(changes, config.load())  # no step server, no step launches
+        small = runs_in_process(changes, current)  # no step server, no step launches
         requests.append(
             dg.RunRequest(
                 run_key=f"{repo}:{fingerprint}",
