@@ -30,22 +30,29 @@ def cmd_index(args) -> int:
     from indexer_core.storage import registry
     from orchestration import config
     from orchestration.launch import runs_in_process
-    from orchestration.status import pending_changes
 
     # The sensor's change detection first: when nothing is stale, no Dagster run starts.
     repo = args.name or registry.name_for_path(args.path)
     settings = config.load()
-    changes = (
-        None
-        if args.force
-        else pending_changes(_db(args), repo, args.path, settings.index_settings())
-    )
+    changes = None
+    if not _whole_tree(args):
+        from orchestration.status import pending_changes
+
+        changes = pending_changes(_db(args), repo, args.path, settings.index_settings())
     if changes is not None and not changes.stale:
         print(f"{repo}: up to date (no file changed since the last run; --force runs anyway)")
         return 0
     if changes is None:  # every shard: forced, or a repository this index does not have yet
         return _run_index(args, repo, None, _small_tree(args.path))
     return _run_index(args, repo, sorted(changes.stale), runs_in_process(changes, settings))
+
+
+def _whole_tree(args) -> bool:
+    """Whether an `index` run covers every file of its tree, known without LanceDB: forced,
+    or the index has no repository yet (`launch.index_is_new`)."""
+    from orchestration.launch import index_is_new
+
+    return args.force or index_is_new(_db(args))
 
 
 @functools.cache
@@ -242,11 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from orchestration import config
 
-    forced = args.command == "index" and args.force and os.path.isdir(args.path)
-    if forced and not _small_tree(args.path):
-        # Nothing to check before a forced run: the step server starts now and imports the
-        # code location (seconds of CPU) on the other core while this process imports its
-        # own share, LanceDB first; unless the run is small enough to need none.
+    whole_tree = args.command == "index" and os.path.isdir(args.path) and _whole_tree(args)
+    if whole_tree and not _small_tree(args.path):
+        # Nothing to check before a forced run or a first index: the step server starts now
+        # and imports the code location (seconds of CPU) on the other core while this process
+        # imports its own share, LanceDB first; unless the run is small enough to need none.
         _start_step_server()
     from orchestration import scale_out
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 # What the multiprocess executor preloads into its forkserver (`jobs.start_method` adds
 # `step_preload`); a server started here with the same list is the one the executor uses.
 _EXECUTOR_PRELOAD = "dagster._core.executor.multiprocess"
+# `indexer_core.storage.registry.REPOSITORIES`'s directory in a local LanceDB, named here so
+# that this module imports no LanceDB (tests check the two agree).
+REGISTRY_TABLE_DIR = "repositories.lance"
 
 
 def ensure_dagster_home() -> Path:
@@ -80,6 +83,17 @@ def step_output_to(path: Path) -> Iterator[TextIO]:
             os.dup2(original, fd)
             os.close(original)
         terminal.close()
+
+
+def index_is_new(db_uri: str) -> bool:
+    """Whether `db_uri` is a local directory with no repository registry yet: a first index,
+    where every repository is new and a run covers its whole tree. Told from the file system
+    alone, before LanceDB is imported (a second of CPU) or a table opened; False for an
+    object store, where only LanceDB can tell."""
+    if "://" in db_uri and not db_uri.startswith("file://"):
+        return False
+    root = Path(db_uri.removeprefix("file://")).expanduser()
+    return not (root / REGISTRY_TABLE_DIR).exists()
 
 
 def runs_in_process(changes: ChangeSet, settings: config.Config) -> bool:

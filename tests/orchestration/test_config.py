@@ -65,3 +65,42 @@ def test_reading_the_settings_and_starting_the_step_server_import_no_engine() ->
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     assert python_output(script).strip().splitlines()[-1] == "[]"
+
+
+def test_a_first_index_starts_the_step_server_before_lancedb_or_dagster_load(tmp_path) -> None:
+    """`code-index index` on an index that has no registry yet (or with `--force`) knows the
+    run covers the whole tree, so it starts the step server before its own heavy imports."""
+    from tests.orchestration.helpers import python_output
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.py").write_text("def f():\n    return 1\n" * 50)
+    script = (
+        "import sys, orchestration.cli as cli, orchestration.launch as launch\n"
+        "heavy = ('lancedb', 'dagster', 'sqlalchemy')\n"
+        "def prewarm():\n"  # its output goes to the steps' log meanwhile: kept for the end
+        "    seen.append(sorted(m for m in heavy if m in sys.modules))\n"
+        "    return False\n"
+        "seen = []\n"
+        "launch.prewarm_step_server = prewarm\n"
+        "cli._run_index = lambda *args: print('run') or 0\n"
+        "sys.argv = ['code-index', 'index', sys.argv[1], '--db', sys.argv[2]]\n"
+        "code = cli.main()\n"
+        "print('loaded when the server starts:', *seen)\n"
+        "sys.exit(code)\n"
+    )
+    env = {"CODE_INDEX_HOME": str(tmp_path / "home"), "CODE_INDEX_IN_PROCESS_BYTES": "1"}
+    out = python_output(script, str(tree), str(tmp_path / "db"), env=env)
+    assert out.splitlines()[-2:] == ["run", "loaded when the server starts: []"]
+
+
+def test_an_index_is_new_until_a_repository_is_registered(tmp_path) -> None:
+    from indexer_core.storage import registry
+    from orchestration.launch import REGISTRY_TABLE_DIR, index_is_new
+
+    db = str(tmp_path / "db")
+    assert index_is_new(db) and index_is_new(f"file://{db}")
+    registry.register(db, "repo", tmp_path)
+    assert not index_is_new(db) and not index_is_new(f"file://{db}")
+    assert REGISTRY_TABLE_DIR == f"{registry.REPOSITORIES}.lance"
+    assert not index_is_new("s3://bucket/index")  # only LanceDB can tell there
