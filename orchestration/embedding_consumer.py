@@ -100,7 +100,7 @@ class Landed:
     embedded: list[str] = field(default_factory=list)  # partitions with `vectors` recorded
     failed: list[str] = field(default_factory=list)  # partitions whose chunk step failed
     aborted: str = ""  # why nothing more will land (the planning step failed), or ""
-    sizes: dict[str, int] = field(default_factory=dict)  # chunks of partitions that landed
+    sizes: dict[str, int] = field(default_factory=dict)  # chunks of landed ones, where recorded
     slices: list[SliceDone] = field(default_factory=list)  # slices written, by any consumer
 
 
@@ -207,7 +207,8 @@ class ChunkLandings:
                 self.pending.discard(key)
                 found.landed.append(key)
                 size = materialization.metadata.get(ROW_COUNT)
-                found.sizes[key] = int(size.value) if size is not None else 0
+                if size is not None:
+                    found.sizes[key] = int(size.value)
             elif materialization.asset_key == VECTORS:
                 found.embedded.append(key)
             return
@@ -303,6 +304,7 @@ class Unit:
     key: str
     part: Part | None = None
     size: int = 0  # chunks, for the largest-first order
+    empty: bool = False  # its chunk step recorded no chunks in it
 
 
 class EmbeddingConsumer:
@@ -374,10 +376,10 @@ class EmbeddingConsumer:
 
     def _land(self, found: Landed) -> None:
         for key in found.landed:
-            size = found.sizes.get(key, 0)
-            count = slice_count(size, self.consumers)
+            size = found.sizes.get(key)
+            count = slice_count(size or 0, self.consumers)
             if count == 1:
-                self._ready.append(Unit(key, None, size))
+                self._ready.append(Unit(key, None, size or 0, empty=size == 0))
             else:
                 self._ready += [Unit(key, (i, count), size // count) for i in range(count)]
 
@@ -391,6 +393,7 @@ class EmbeddingConsumer:
         claim, largest first, up to `ahead` in flight. True when any was submitted."""
         self._ready = [unit for unit in self._ready if not self._done(unit)]
         if self.claim is None:
+            self._settle_empty()
             for unit in self._ready:
                 future = self._worker.submit(*split_partition_key(unit.key))
                 self._queued.append((unit, future, None))
@@ -418,6 +421,25 @@ class EmbeddingConsumer:
             self._queued.append((unit, future, held))
             taken = True
         return taken
+
+    def _settle_empty(self) -> None:
+        """Queue, already done, the ready partitions that hold neither chunks nor vectors
+        (one read for all of them); the rest stay ready for the worker."""
+        empty: dict[str, dict[int, Unit]] = {}
+        for unit in self._ready:
+            if unit.empty:
+                repo, shard = split_partition_key(unit.key)
+                empty.setdefault(repo, {})[shard] = unit
+        for repo, units in empty.items():
+            reports = self._worker.settle_empty(repo, sorted(units))
+            for shard, unit in units.items():
+                report = reports.get(shard)
+                if report is None:
+                    continue  # it holds vectors to remove: the worker's
+                settled: Future = Future()
+                settled.set_result(report)
+                self._queued.append((unit, settled, None))
+                self._ready.remove(unit)
 
     def _written_before(self, unit: Unit, landings: ChunkLandings) -> bool:
         """Claimed: did a consumer that held the claim before this one write it?"""

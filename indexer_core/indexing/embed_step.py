@@ -113,6 +113,18 @@ class EmbeddingWork:
         return not self.needed and not self.stale_ids
 
 
+def shards_with_vectors(db: storage.lancedb.DBConnection, repo: str, shards: list[int]) -> set[int]:
+    """Of `shards` of `repo`, those the vectors table holds any row of (any model), in one
+    scan of one small column. A partition its chunk step left without chunks, outside this
+    set, has nothing to read, encode, remove or write: a small repository's many empty
+    shards are settled together instead of one read each."""
+    table = storage.open_existing(db, storage.VECTORS)
+    if table is None or not shards:
+        return set()
+    where = f"{storage.repo_filter(repo)} AND shard IN ({', '.join(str(int(s)) for s in shards)})"
+    return set(storage.read_rows(table, where, ["shard"]).column("shard").to_pylist())
+
+
 def plan_embedding(
     db_uri: str,
     repo: str,

@@ -28,6 +28,7 @@ from indexer_core.indexing.embed_step import (
     encode_missing,
     plan_embedding,
     reuse_vectors,
+    shards_with_vectors,
 )
 from indexer_core.storage import tables as storage
 from indexer_core.storage.locking import partition_lock
@@ -79,6 +80,25 @@ class EmbeddingWorker:
         self._unclaimed.append(read)
         self._encoder.submit(self._encode, read, done)
         return done
+
+    def settle_empty(self, repo: str, shards: list[int]) -> dict[int, EmbedReport]:
+        """Reports for the partitions of `shards` that hold no vectors, where the caller
+        knows their chunk steps left them no chunks: nothing to encode or write, told by one
+        read for all of them. Partitions left out hold vectors to remove: `submit` them."""
+        started = time.perf_counter()
+        holding = shards_with_vectors(self._db, repo, shards)
+        seconds = time.perf_counter() - started
+        reports = {}
+        for shard in sorted(set(shards) - holding):
+            reports[shard] = EmbedReport(
+                repo=repo,
+                shard=shard,
+                seconds=seconds,
+                read_seconds=seconds,
+                model=self.embedder.model_name,
+                device=self.embedder.device,
+            )
+        return reports
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the queued partitions and the last write (or, with `cancel`, drop the

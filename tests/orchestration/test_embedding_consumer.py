@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from indexer_core.indexing.chunk_step import chunk_partition
 from indexer_core.indexing.embed_step import EmbedReport
+from indexer_core.indexing.partitioning import shard_of
 from indexer_core.indexing.settings import IndexSettings
 from indexer_core.storage import tables as storage
 from orchestration.embedding_consumer import (
@@ -169,11 +170,12 @@ def test_a_reexecution_counts_partitions_chunked_by_its_parent_as_landed() -> No
 class _ScriptedLandings:
     """Partitions landing one by one, on a schedule, as a run's chunk steps would."""
 
-    def __init__(self, keys: list[str], every: float) -> None:
+    def __init__(self, keys: list[str], every: float, sizes: dict[str, int] | None = None) -> None:
         self.pending = set(keys)
         self._order = list(keys)
         self._every = every
         self._start = time.monotonic()
+        self._sizes = sizes or {}
 
     def poll(self):
         from orchestration.embedding_consumer import Landed
@@ -181,7 +183,7 @@ class _ScriptedLandings:
         due = int((time.monotonic() - self._start) / self._every) + 1
         landed = [k for k in self._order[:due] if k in self.pending]
         self.pending -= set(landed)
-        return Landed(landed=landed)
+        return Landed(landed=landed, sizes={k: self._sizes[k] for k in landed if k in self._sizes})
 
 
 def test_the_consumer_embeds_each_partition_as_it_lands(tmp_path, db_uri) -> None:
@@ -228,3 +230,50 @@ def test_a_failed_write_raises_and_keeps_what_was_recorded(tmp_path, db_uri) -> 
     with pytest.raises(RuntimeError, match="device lost"):
         consumer.run(_ScriptedLandings(["demo|s00"], every=0.01))
     assert recorded == []
+
+
+def test_empty_partitions_are_settled_in_one_read_unless_they_hold_vectors(
+    tmp_path, db_uri
+) -> None:
+    """A partition its chunk step left without chunks (its recorded row count is 0) and that
+    holds no vectors is recorded without a read of its own; one that still holds vectors (its
+    files were deleted) goes through the worker, which removes them."""
+    files = {f"m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(3)}
+    root = write_tree(tmp_path / "repo", files)
+    settings = IndexSettings(shards=16)
+    keys = keys_for_repo("demo", list(range(16)))
+
+    def chunk_and_embed() -> tuple[dict[str, EmbedReport], list[str]]:
+        sizes = {
+            key: chunk_partition(db_uri, "demo", str(root), shard, settings).chunks_total
+            for shard, key in enumerate(keys)
+        }
+        reports: dict[str, EmbedReport] = {}
+        consumer = EmbeddingConsumer(db_uri, HashEmbedder(), reports.__setitem__, poll_seconds=0.01)
+        submitted: list[str] = []
+        submit = consumer._worker.submit
+        consumer._worker.submit = lambda repo, shard, **kw: (
+            submitted.append(f"{repo}|s{shard:02d}"),
+            submit(repo, shard, **kw),
+        )[1]
+        outcome = consumer.run(_ScriptedLandings(keys, every=0.0001, sizes=sizes))
+        consumer.close()
+        assert sorted(outcome.embedded) == keys and sorted(reports) == keys
+        return reports, submitted
+
+    reports, submitted = chunk_and_embed()
+    holding = sorted(key for key, report in reports.items() if report.chunks)
+    assert 1 <= len(holding) <= 3 and submitted == holding  # the other shards took no read
+    db = storage.connect(db_uri)
+    assert db.open_table(storage.VECTORS).count_rows() == sum(r.chunks for r in reports.values())
+
+    gone = holding[0]
+    for path in list(files):
+        if shard_of(path, settings.shards) == int(gone[-2:]):
+            (root / path).unlink()
+    reports, submitted = chunk_and_embed()
+    assert gone in submitted and reports[gone].chunks == 0 and reports[gone].removed > 0
+    vectors = storage.connect(db_uri).open_table(storage.VECTORS)
+    chunks = storage.connect(db_uri).open_table(storage.CHUNKS)
+    assert vectors.count_rows() == chunks.count_rows()
+    assert vectors.count_rows(storage.partition_filter("demo", int(gone[-2:]))) == 0
