@@ -146,10 +146,9 @@ def our_encode(texts: list[str], device: str, batch_size: int) -> dict[str, obje
 
     rate = simulated_rate(device)
     if rate is not None:
-        from indexer_core.chunking.tokens import load_token_counter
+        from indexer_core.embedding.simulated import load_simulated
 
-        tokenizer = load_token_counter(MODEL).tokenizer
-        tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts))
+        tokens = load_simulated(MODEL, device).device_tokens(texts)  # as the pipeline charged
         return {
             "texts": len(texts),
             "tokens": tokens,

@@ -2,11 +2,12 @@
 
 `device="simulated:TOKENS_PER_SECOND"` (for example `simulated:360000`, an H100's measured
 rate for all-MiniLM-L6-v2) answers "what would this pipeline do beside that device?" on any
-machine: it tokenizes each batch with the model's own tokenizer (the CPU work a real encode
-also does), then waits for the batch's tokens at that rate, and returns unit vectors of the
-model's dimension that depend only on each text, as a real model's would. So the pipeline's
-own costs (step launch, reads, cache look-ups, writes) show beside an encoder of known
-speed, and a run's encode time is known exactly (`simulated_seconds`).
+machine: it tokenizes each batch as the real GPU path prepares it (the model's Rust tokenizer,
+truncating at the model's limit, `encode_batch_fast`: the host work of `fast_features.py`),
+then waits for the batch's tokens at that rate, and returns unit vectors of the model's
+dimension that depend only on each text, as a real model's would. So the pipeline's own
+costs (step launch, reads, cache look-ups, writes) show beside an encoder of known speed,
+and a run's encode time is known exactly (`simulated_seconds`, `device_tokens`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from indexer_core.chunking.tokens import TokenCounter, load_token_counter
 from indexer_core.embedding.model_location import model_dimension
@@ -41,6 +43,7 @@ class SimulatedEncoder:
     counter: TokenCounter
     tokens_per_second: float
     dim: int
+    tokenizer: Tokenizer  # the model's, truncating at its limit (what reaches the device)
     batch_size: int = 256
     tokenizer_threads: int = 0
     simulated_seconds: float = 0.0  # the device time of every encode so far
@@ -55,12 +58,17 @@ class SimulatedEncoder:
     def max_tokens(self) -> int:
         return self.counter.max_tokens
 
+    def device_tokens(self, texts: list[str]) -> int:
+        """The tokens a device runs for `texts`: special tokens in, each text cut at the
+        model's limit, as the real GPU path builds its batches."""
+        return sum(len(e.ids) for e in self.tokenizer.encode_batch_fast(texts))
+
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             began = time.perf_counter()
-            tokens = sum(len(e.ids) for e in self.counter.tokenizer.encode_batch(batch))
+            tokens = self.device_tokens(batch)
             seconds = tokens / self.tokens_per_second
             self.tokens += tokens
             self.simulated_seconds += seconds
@@ -80,11 +88,16 @@ def load_simulated(model: str, device: str, batch_size: int = 0) -> SimulatedEnc
     rate = simulated_rate(device)
     if rate is None:
         raise ValueError(f"not a simulated device: {device!r}")
+    counter = load_token_counter(model)
+    tokenizer = Tokenizer.from_str(counter.tokenizer.to_str())  # a copy: the counter's counts
+    tokenizer.enable_truncation(counter.max_tokens)  # whole texts, this one what a device sees
+    tokenizer.no_padding()
     return SimulatedEncoder(
         model_name=model,
-        counter=load_token_counter(model),
+        counter=counter,
         tokens_per_second=rate,
         dim=model_dimension(model) or 384,
+        tokenizer=tokenizer,
         batch_size=batch_size or 256,
     )
 

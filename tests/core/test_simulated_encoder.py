@@ -16,6 +16,7 @@ TEXTS = [
     'fn main() { println!("héllo"); }',
     "",
     "x" * 3000,
+    "token " * 600,  # over the model's limit
 ]
 
 
@@ -30,11 +31,16 @@ def test_vectors_are_unit_length_and_depend_only_on_the_text() -> None:
     assert np.all(np.abs(cosines[~np.eye(len(TEXTS), dtype=bool)]) < 0.5)
 
 
-def test_it_charges_the_tokenizers_tokens_at_its_rate() -> None:
+def test_it_charges_the_tokens_a_device_runs_at_its_rate() -> None:
+    """Special tokens in, each text cut at the model's limit: what the model's own features
+    hold (their attention mask), so the charge is the real device's work."""
     encoder = load_simulated(DEFAULT_MODEL, "simulated:50000000")
     encoder.encode(TEXTS)
-    tokens = sum(len(e.ids) for e in encoder.counter.tokenizer.encode_batch(TEXTS))
-    assert encoder.tokens == tokens > len(TEXTS)
+    whole = [len(e.ids) for e in encoder.counter.tokenizer.encode_batch(TEXTS)]
+    limit = encoder.max_tokens
+    assert whole[-1] > limit  # the long text is cut
+    tokens = sum(min(n, limit) for n in whole)
+    assert encoder.tokens == encoder.device_tokens(TEXTS) == tokens > len(TEXTS)
     assert encoder.simulated_seconds == pytest.approx(tokens / 50_000_000)
 
 
