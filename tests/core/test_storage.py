@@ -2,6 +2,8 @@
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexer_core.chunking.files import file_id
 from indexer_core.storage import tables as storage
@@ -141,6 +143,36 @@ def test_search_text_splits_camel_case_words() -> None:
     assert expand_identifiers("parse_header z0") == "parse_header z0"
     text = search_text("net/ip.go", "Addr", "Addr.isZero", "return ip.z == z0")
     assert text.split("\n")[:3] == ["net/ip.go", "Addr", "Addr.isZero is Zero"]
+
+
+def _expand_every_word(text: str) -> str:
+    """The definition `expand_identifiers` keeps: every word `_WORD_TOKEN` finds, followed by
+    its `_CAMEL_WORD` parts where it has two or more (one Python call per word)."""
+    from indexer_core.search.names import _CAMEL_WORD, _WORD_TOKEN
+
+    def expand(match) -> str:
+        parts = _CAMEL_WORD.findall(match.group(0))
+        return match.group(0) if len(parts) < 2 else f"{match.group(0)} {' '.join(parts)}"
+
+    return _WORD_TOKEN.sub(expand, text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="aZbY09_.:-> \n\tHTTPéß", max_size=40))
+def test_identifiers_expand_as_every_word_would(text: str) -> None:
+    from indexer_core.search.names import expand_identifiers
+
+    assert expand_identifiers(text) == _expand_every_word(text)
+
+
+def test_identifiers_expand_as_every_word_would_on_real_code() -> None:
+    from pathlib import Path
+
+    from indexer_core.search.names import expand_identifiers
+
+    for path in sorted(Path(__file__).resolve().parents[2].glob("*/*/*.py"))[:40]:
+        text = path.read_text()
+        assert expand_identifiers(text) == _expand_every_word(text), path
 
 
 def test_open_or_create_waits_out_a_table_another_process_is_creating(tmp_path) -> None:
