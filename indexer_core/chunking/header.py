@@ -14,6 +14,7 @@ from indexer_core.chunking.tokens import TokenCounter
 from indexer_core.search.names import chunk_names, word_parts
 
 HEADER_TOKEN_RESERVE = 48
+ELLIPSIS = "…"  # where a shortened path or scope was cut
 NAME_WORDS_LIMIT = 60  # characters of the name line
 _SCOPE_SEPARATOR = " > "
 # Chunks whose name is not an identifier of the code: a file's top level, text windows,
@@ -53,26 +54,51 @@ def fitted_header(
     """
     scope = list(scope)
     header = format_header(path, language, scope, name)
-    if len(header) <= HEADER_TOKEN_RESERVE or text_tokens(counter, header) <= HEADER_TOKEN_RESERVE:
+    fits = len(header) <= HEADER_TOKEN_RESERVE  # a token holds at least one character
+    if fits or header_tokens(counter, header) <= HEADER_TOKEN_RESERVE:
         return header
     # Drop outer scopes first, then keep ever shorter tails of the path and the innermost name.
     while len(scope) > 1:
         scope = scope[1:]
-        header = format_header(path, language, ["…", *scope], name)
-        if counter.count(header) <= HEADER_TOKEN_RESERVE:
+        header = format_header(path, language, [ELLIPSIS, *scope], name)
+        if header_tokens(counter, header) <= HEADER_TOKEN_RESERVE:
             return header
     tail_path, tail_scope = path, scope
     while True:
         tail_path = (
-            "…" + tail_path[max(2, len(tail_path) // 4) :] if len(tail_path) > 8 else tail_path
+            ELLIPSIS + tail_path[max(2, len(tail_path) // 4) :] if len(tail_path) > 8 else tail_path
         )
         tail_scope = [s[-40:] for s in tail_scope]
         header = format_header(tail_path, language[:20], tail_scope, name)
-        if counter.count(header) <= HEADER_TOKEN_RESERVE or len(tail_path) <= 8:
+        if header_tokens(counter, header) <= HEADER_TOKEN_RESERVE or len(tail_path) <= 8:
             break
-    if counter.count(header) > HEADER_TOKEN_RESERVE:
+    if header_tokens(counter, header) > HEADER_TOKEN_RESERVE:
         header = format_header(path.rsplit("/", 1)[-1][-16:], language[:12], [])
     return header
+
+
+def header_tokens(counter: TokenCounter, header: str) -> int:
+    """A header's exact token count. `text_tokens` counts ASCII from its word caches, without
+    the tokenizer; the ellipsis that marks a shortened path or scope is one token and a word
+    boundary for the tokenizers it counts that way (checked once per tokenizer), so a
+    shortened header, tried several times per chunk of a deep scope, is counted the same way
+    instead of by the tokenizer."""
+    if ELLIPSIS in header and _ellipsis_is_one_word_token(counter):
+        return text_tokens(counter, header.replace(ELLIPSIS, " ")) + header.count(ELLIPSIS)
+    return text_tokens(counter, header)
+
+
+_ELLIPSIS_CHECKED: dict[int, tuple[object, bool]] = {}
+
+
+def _ellipsis_is_one_word_token(counter: TokenCounter) -> bool:
+    checked = _ELLIPSIS_CHECKED.get(id(counter.tokenizer))
+    if checked is None or checked[0] is not counter.tokenizer:
+        probes = ("a" + ELLIPSIS + "b", "a b", ELLIPSIS, ELLIPSIS + "x > y", " x > y")
+        a_e_b, a_b, alone, leading, spaced = (counter.count(p) for p in probes)
+        holds = alone == 1 and a_e_b == a_b + 1 and leading == spaced + 1
+        checked = _ELLIPSIS_CHECKED[id(counter.tokenizer)] = (counter.tokenizer, holds)
+    return checked[1]
 
 
 def embed_text(header: str, content: str) -> str:

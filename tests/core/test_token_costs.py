@@ -57,6 +57,33 @@ def test_line_prefix_costs_are_exact(counter: TokenCounter) -> None:
         assert [b - a for a, b in pairwise(prefix)] == expected
 
 
+def test_shortened_headers_are_counted_exactly_without_the_tokenizer(
+    counter: TokenCounter, monkeypatch
+) -> None:
+    """`header_tokens` counts a header with the ellipsis of a shortened path or scope from
+    the word caches; the count, and so the header `fitted_header` picks, is the tokenizer's."""
+    from indexer_core.chunking import header as header_module
+    from indexer_core.chunking.header import ELLIPSIS, header_tokens
+
+    paths = ["src/pkg/" + "deep/" * 30 + "m.py", "lib/a_very_long_module_name_for_tests.py"]
+    scopes = [("Outer", "Inner", "read"), ("X",) * 40, ("HTTPServer", "def handle(self):")]
+    headers = [
+        format_header(f"{ELLIPSIS}{path[cut:]}", "python", [ELLIPSIS, *scope[1:]], "read all")
+        for path in paths
+        for cut in (0, 5, 17)
+        for scope in scopes
+    ]
+    headers += [f"a{ELLIPSIS}b {ELLIPSIS}{ELLIPSIS} x{ELLIPSIS}\n{ELLIPSIS}", ELLIPSIS]
+    for header in headers:
+        assert header_tokens(counter, header) == counter.count(header), header
+    fitted = [fitted_header(p, "python", s, counter, "read all") for p in paths for s in scopes]
+    monkeypatch.setattr(header_module, "header_tokens", lambda c, text: c.count(text))
+    assert fitted == [
+        fitted_header(p, "python", s, counter, "read all") for p in paths for s in scopes
+    ]
+    assert any(ELLIPSIS in h for h in fitted)
+
+
 def test_header_counts_are_exact(counter: TokenCounter) -> None:
     scopes = [(), ("MyClass",), ("Outer", "Inner", "método_ñ"), ("a" * 300,), ("X",) * 40]
     for scope in scopes:
