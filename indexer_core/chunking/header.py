@@ -9,7 +9,7 @@ from the left, never by touching the content.
 
 from __future__ import annotations
 
-from indexer_core.chunking.linecost import text_tokens
+from indexer_core.chunking.linecost import is_one_token_separator, text_tokens
 from indexer_core.chunking.tokens import TokenCounter
 from indexer_core.search.names import chunk_names, word_parts
 
@@ -78,27 +78,13 @@ def fitted_header(
 
 
 def header_tokens(counter: TokenCounter, header: str) -> int:
-    """A header's exact token count. `text_tokens` counts ASCII from its word caches, without
-    the tokenizer; the ellipsis that marks a shortened path or scope is one token and a word
-    boundary for the tokenizers it counts that way (checked once per tokenizer), so a
-    shortened header, tried several times per chunk of a deep scope, is counted the same way
-    instead of by the tokenizer."""
-    if ELLIPSIS in header and _ellipsis_is_one_word_token(counter):
+    """A header's exact token count from the word caches (`text_tokens`), without the
+    tokenizer, also once shortened: the ellipsis that marks a cut is one token and a word
+    boundary for the tokenizers counted that way (`is_one_token_separator`), and a header of a
+    deep scope is tried several times per chunk."""
+    if ELLIPSIS in header and is_one_token_separator(counter, ELLIPSIS):
         return text_tokens(counter, header.replace(ELLIPSIS, " ")) + header.count(ELLIPSIS)
     return text_tokens(counter, header)
-
-
-_ELLIPSIS_CHECKED: dict[int, tuple[object, bool]] = {}
-
-
-def _ellipsis_is_one_word_token(counter: TokenCounter) -> bool:
-    checked = _ELLIPSIS_CHECKED.get(id(counter.tokenizer))
-    if checked is None or checked[0] is not counter.tokenizer:
-        probes = ("a" + ELLIPSIS + "b", "a b", ELLIPSIS, ELLIPSIS + "x > y", " x > y")
-        a_e_b, a_b, alone, leading, spaced = (counter.count(p) for p in probes)
-        holds = alone == 1 and a_e_b == a_b + 1 and leading == spaced + 1
-        checked = _ELLIPSIS_CHECKED[id(counter.tokenizer)] = (counter.tokenizer, holds)
-    return checked[1]
 
 
 def embed_text(header: str, content: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 
 import numpy as np
@@ -43,6 +43,7 @@ class _WordCosts:
     vocab: WordPieceVocab | None  # set for WordPiece with the BERT normaliser and pre-tokeniser
     ascii_words: dict[bytes, int]  # alphanumeric run (as `words` gives it) -> tokens
     seed: dict[bytes, int]  # whole-word vocabulary entries: one token each
+    separators: dict[str, bool] = field(default_factory=dict)  # `is_one_token_separator`
 
     @property
     def exact(self) -> bool:
@@ -74,6 +75,20 @@ def _new_word_costs(counter: TokenCounter) -> _WordCosts:
     # A word that is itself a vocabulary entry is matched whole by WordPiece: one token.
     seed = dict.fromkeys(vocab.first, 1) if vocab is not None else {}
     return _WordCosts(counter.tokenizer, vocab, dict(seed), seed)
+
+
+def is_one_token_separator(counter: TokenCounter, mark: str) -> bool:
+    """Whether `mark` costs one token and separates the words around it for this tokenizer,
+    as a space would: then a text's count is its count with each `mark` as a space, plus one
+    per `mark`. Asked of the tokenizer once, kept with its word costs."""
+    costs = _word_costs(counter)
+    known = costs.separators.get(mark)
+    if known is None:
+        probes = (f"a{mark}b", "a b", mark, f"{mark}x > y", " x > y")
+        between, spaced, alone, leading, plain = (safe_count(counter, p) for p in probes)
+        known = alone == 1 and between == spaced + 1 and leading == plain + 1
+        costs.separators[mark] = known
+    return known
 
 
 def safe_count_many(counter: TokenCounter, texts: list[str]) -> list[int]:
