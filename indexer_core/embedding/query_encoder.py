@@ -21,8 +21,9 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,25 +171,57 @@ class OnnxEncoder:
         stay in cache and pad little, and no core waits for another between operators
         (bench/embedding_cpu_batches.md). The vectors do not depend on the batching.
         """
+        return self.encode_async(texts).result()
+
+    def encode_async(self, texts: list[str]) -> Future[np.ndarray]:
+        """`encode`, returning once the texts' batches are queued: the future holds their
+        vectors. Batches of successive calls run first come, first served on the same
+        `workers` threads, so a caller that queues the next texts before the last batches of
+        the previous ones finish keeps every thread busy across the seam; waiting for each
+        call instead leaves all threads but one idle while its last batch runs."""
+        result: Future[np.ndarray] = Future()
+        result.set_running_or_notify_cancel()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self.tokenizer.encode_batch(texts)
+        encodings = self.tokenizer.encode_batch(texts) if texts else []
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         batches, start = [], 0
         for size in length_batch_sizes([len(encodings[i].ids) for i in order], self.batch_size):
             batches.append(order[start : start + size])
             start += size
+        if not batches:
+            result.set_result(out)
+            return result
+        if self.workers <= 1 or len(batches) == 1 and self._workers_pool is None:
+            try:
+                for rows in batches:
+                    out[rows] = self._run_batch([encodings[i] for i in rows])
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                result.set_exception(exc)
+            else:
+                result.set_result(out)
+            return result
+        left = [len(batches)]
+        settle = threading.Lock()
 
         def run(rows: list[int]) -> None:
-            out[rows] = self._run_batch([encodings[i] for i in rows])
+            if result.done():
+                return  # an earlier batch failed: the call has its answer
+            try:
+                out[rows] = self._run_batch([encodings[i] for i in rows])
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                with settle:
+                    if not result.done():
+                        result.set_exception(exc)
+                return
+            with settle:
+                left[0] -= 1
+                if left[0] == 0 and not result.done():
+                    result.set_result(out)
 
-        if self.workers > 1 and len(batches) > 1:
-            list(self._batch_pool().map(run, batches))
-        else:
-            for rows in batches:
-                run(rows)
-        return out
+        pool = self._batch_pool()
+        for rows in batches:
+            pool.submit(run, rows)
+        return result
 
     def _run_batch(self, encodings: list) -> np.ndarray:
         """One batch through the session (which releases the GIL while it runs)."""

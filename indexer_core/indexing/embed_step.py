@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -239,6 +240,40 @@ def encode_missing(work: EmbeddingWork, embedder) -> None:
     work.report.embed_seconds = time.perf_counter() - t0
     _check_vectors(vectors, embedder.dim)
     work.fresh = dict(zip(hashes, vectors))
+
+
+def encode_missing_async(work: EmbeddingWork, embedder) -> Future[dict[str, np.ndarray]]:
+    """`encode_missing` that returns once the texts are queued, where the encoder queues
+    (`encode_async`; else it encodes before returning). The future completes once
+    `work.fresh` is set, with the fresh vectors by cache key: a later partition that shares
+    a text takes it from there instead of encoding it again. `report.embed_seconds` is left
+    to the caller, who knows how long the encoder worked on earlier texts meanwhile."""
+    hashes = list(work.missing_texts)
+    result: Future[dict[str, np.ndarray]] = Future()
+    result.set_running_or_notify_cancel()
+
+    def take(vectors: np.ndarray) -> None:
+        _check_vectors(vectors, embedder.dim)
+        work.fresh = dict(zip(hashes, vectors))
+        result.set_result({work.keys[h]: v for h, v in work.fresh.items()})
+
+    def settle(encoded: Future[np.ndarray]) -> None:
+        try:
+            take(encoded.result())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            result.set_exception(exc)
+
+    queue = getattr(embedder, "encode_async", None)
+    if not hashes:
+        result.set_result({})
+    elif queue is None:
+        try:
+            take(embedder.encode([work.missing_texts[h] for h in hashes]))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            result.set_exception(exc)
+    else:
+        queue([work.missing_texts[h] for h in hashes]).add_done_callback(settle)
+    return result
 
 
 def commit_embedding(work: EmbeddingWork) -> EmbedReport:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 
 import numpy as np
@@ -25,7 +25,7 @@ from indexer_core.indexing.embed_step import (
     EmbedReport,
     Part,
     commit_embedding,
-    encode_missing,
+    encode_missing_async,
     plan_embedding,
     reuse_vectors,
     shards_with_vectors,
@@ -55,7 +55,15 @@ class EmbeddingWorker:
         self._db = storage.kept_connection(db_uri)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="embedding-reader")
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="embedding-encoder")
+        self._finisher = ThreadPoolExecutor(1, thread_name_prefix="embedding-finisher")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="embedding-writer")
+        self._finishing = threading.Semaphore(2)  # partitions queued on the encoder, unwritten
+        self._encoding: Future | None = None  # the last partition's texts on the encoder
+        self._encoded_until = 0.0  # when the encoder finished the partitions before
+        # Texts queued on the encoder and not yet finished, by cache key: the future of the
+        # partition that encodes each, so a later partition takes the vector instead.
+        self._claims: dict[str, Future] = {}
+        self._claims_lock = threading.Lock()
         self._known_keys: set[str] | None = None
         self._cache_table = None  # opened once: a lagging view of the cache only costs misses
         self._too_large = False
@@ -107,6 +115,7 @@ class EmbeddingWorker:
         for _ in range(len(self._unclaimed)):
             self._ahead.release()  # a read waiting for room gets it, and finds no taker
         self._reader.shutdown(wait=True, cancel_futures=cancel)
+        self._finisher.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         for read in self._unclaimed:
             if read.done() and not read.cancelled() and read.exception() is None:
@@ -143,8 +152,10 @@ class EmbeddingWorker:
         return work, hold
 
     def _encode(self, read: Future, done: Future[EmbedReport]) -> None:
-        """Encode one partition while the next is read and the previous written; then queue
-        this one's write."""
+        """Queue one partition's texts on the encoder, then wait for the previous partition's
+        to be encoded: the encoder starts on these while the previous one's last batches
+        finish, and at most two partitions' texts are queued. The finisher takes it from
+        there."""
         self._queued.remove(done)
         if not done.set_running_or_notify_cancel():
             return
@@ -158,24 +169,104 @@ class EmbeddingWorker:
         finally:
             self._ahead.release()
         self._unclaimed.remove(read)
-        waited = time.perf_counter() - waiting
+        self._finishing.acquire()  # the finisher is at most two partitions behind
+        work.report.encoder_wait_seconds = time.perf_counter() - waiting
         try:
             reuse_vectors(work, {**self._previous, **self._recent})  # read before they existed
-            encode_missing(work, self.embedder)
+            elsewhere = self._encoded_elsewhere(work)
+            queued = time.perf_counter()
+            encoding = encode_missing_async(work, self.embedder)
+            self._claim(work, encoding)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            self._finishing.release()
             hold.close()
             done.set_exception(exc)
             return
-        waiting = time.perf_counter()
+        self._finisher.submit(self._finish, work, hold, done, encoding, elsewhere, queued)
+        previous, self._encoding = self._encoding, encoding
+        if previous is not None:
+            wait([previous])
+
+    def _encoded_elsewhere(self, work: EmbeddingWork) -> dict[str, tuple[Future, str]]:
+        """The partition's missing texts that a partition still being encoded also holds,
+        taken out of its missing texts: by content hash, the future that will hold the
+        vector, and the text."""
+        with self._claims_lock:
+            elsewhere = {
+                h: (self._claims[work.keys[h]], text)
+                for h, text in work.missing_texts.items()
+                if work.keys[h] in self._claims
+            }
+        for content_hash in elsewhere:
+            del work.missing_texts[content_hash]
+        return elsewhere
+
+    def _claim(self, work: EmbeddingWork, encoding: Future) -> None:
+        with self._claims_lock:
+            for content_hash in work.missing_texts:
+                self._claims.setdefault(work.keys[content_hash], encoding)
+
+    def _release(self, work: EmbeddingWork, encoding: Future) -> None:
+        with self._claims_lock:
+            for content_hash in work.missing_texts:
+                if self._claims.get(work.keys[content_hash]) is encoding:
+                    del self._claims[work.keys[content_hash]]
+
+    def _finish(
+        self,
+        work: EmbeddingWork,
+        hold: ExitStack,
+        done: Future[EmbedReport],
+        encoding: Future,
+        elsewhere: dict[str, tuple[Future, str]],
+        queued: float,
+    ) -> None:
+        """Partitions in the order they were queued: take the encoded vectors (and those of
+        texts another partition encoded), then queue the write, one in flight at most."""
+        try:
+            self._finish_encoding(work, encoding, elsewhere, queued)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            self._release(work, encoding)
+            self._finishing.release()
+            hold.close()
+            done.set_exception(exc)
+            return
         if self._last is not None:
             self._last.exception()  # at most one write in flight: memory stays bounded
-        work.report.encoder_wait_seconds = waited + time.perf_counter() - waiting
         fresh = {work.keys[h]: vector for h, vector in work.fresh.items()}
         if self._known_keys is not None:
             self._known_keys.update(fresh)
         self._previous, self._recent = self._recent, fresh
+        self._release(work, encoding)  # later partitions find these texts in `_recent` now
+        self._finishing.release()
         self._last = self._writer.submit(self._write, work, hold)
         self._last.add_done_callback(lambda written: _settle(done, written))
+
+    def _finish_encoding(
+        self,
+        work: EmbeddingWork,
+        encoding: Future,
+        elsewhere: dict[str, tuple[Future, str]],
+        queued: float,
+    ) -> None:
+        wait([encoding])
+        encoded = time.perf_counter()
+        encoding.result()
+        # The encoder's time on this partition: from when it was queued, or when the encoder
+        # finished the partitions before it if that came later, so that the reports add up
+        # to the encoder's busy time.
+        work.report.embed_seconds = max(0.0, encoded - max(queued, self._encoded_until))
+        self._encoded_until = max(self._encoded_until, encoded)
+        orphans = {}  # texts whose partition failed: encoded here
+        for content_hash, (other, text) in elsewhere.items():
+            vector = None if other.exception() else other.result().get(work.keys[content_hash])
+            if vector is None:
+                orphans[content_hash] = text
+            else:
+                work.cached[content_hash] = vector
+        if orphans:
+            work.missing_texts.update(orphans)
+            work.fresh.update(zip(orphans, self.embedder.encode(list(orphans.values()))))
 
     def _write(self, work: EmbeddingWork, hold: ExitStack) -> EmbedReport:
         try:

@@ -205,3 +205,108 @@ def test_an_unwritable_cache_keeps_the_torch_path(tmp_path: Path, monkeypatch) -
     encoder = load_query_encoder(MODEL, options)
     assert not isinstance(encoder, query_encoder.OnnxEncoder)
     assert encoder.encode_query("hello").shape == (384,)
+
+
+def test_encode_async_calls_queued_back_to_back_give_each_its_own_vectors(
+    embedder, exported: Path
+) -> None:
+    """Calls queued before the earlier ones finish share the encoder's threads first come,
+    first served; each future holds the model's vectors for its own texts, in its order."""
+    encoder = query_encoder.load_onnx_encoder(MODEL, batch_size=1, workers=2)
+    groups = [TEXTS, TEXTS[::-1], [], [f"def g{i}(): return {i}" for i in range(7)], ["x"]]
+    futures = [encoder.encode_async(texts) for texts in groups]
+    for texts, future in zip(groups, futures):
+        vectors = future.result(timeout=120)
+        assert vectors.shape == (len(texts), encoder.dim)
+        if texts:
+            np.testing.assert_allclose(vectors, embedder.encode(texts), atol=1e-5)
+    broken = query_encoder.load_onnx_encoder(MODEL, batch_size=1, workers=2)
+    broken.session = None  # every batch fails: the future says so, and later calls still run
+    with pytest.raises(AttributeError):
+        broken.encode_async(TEXTS).result(timeout=60)
+
+
+class _GatedEncoder:
+    """The ONNX encoder with every queued call held until the test opens the gate (the first
+    call failing if asked): partitions stay "being encoded" as long as the test needs."""
+
+    def __init__(self, inner, fail_first: bool = False) -> None:
+        import threading
+
+        self.inner, self.fail_first = inner, fail_first
+        self.gate = threading.Event()
+        self.calls: list[list[str]] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def encode_async(self, texts: list[str]):
+        import threading
+        from concurrent.futures import Future
+
+        self.calls.append(list(texts))
+        failing = self.fail_first and len(self.calls) == 1
+        out: Future = Future()
+
+        def later() -> None:
+            self.gate.wait(60)
+            if failing:
+                out.set_exception(RuntimeError("device lost"))
+            else:
+                out.set_result(self.inner.encode(texts))
+
+        threading.Thread(target=later, daemon=True).start()
+        return out
+
+
+@pytest.mark.parametrize("fail_first", [False, True])
+def test_worker_takes_a_text_another_partition_is_still_encoding_from_it(
+    tmp_path: Path, embedder, exported: Path, fail_first: bool
+) -> None:
+    """The worker queues a partition's texts while the one before is still on the encoder; a
+    text both hold is encoded once, by the first, and the second takes its vector. If the
+    first fails, the second encodes the shared texts itself and still lands whole."""
+    import time
+
+    from indexer_core.indexing.chunk_step import chunk_partition
+    from indexer_core.indexing.embed_worker import EmbeddingWorker
+    from indexer_core.indexing.settings import IndexSettings
+    from indexer_core.storage import integrity
+    from indexer_core.storage import tables as storage
+    from tests.conftest import SAMPLE_FILES, write_tree
+
+    db_uri = str(tmp_path / "lancedb")
+    shared = {**SAMPLE_FILES, "extra.py": "def brand_new_helper(v):\n    return sorted(set(v))\n"}
+    write_tree(tmp_path / "first", shared)
+    own_file = "def only_here(a, b):\n    return a ^ b\n"
+    write_tree(tmp_path / "second", {**shared, "own.py": own_file})
+    for name in ("first", "second"):
+        chunk_partition(db_uri, name, str(tmp_path / name), 0, IndexSettings(shards=1))
+    encoder = _GatedEncoder(query_encoder.load_onnx_encoder(MODEL, workers=2), fail_first)
+    worker = EmbeddingWorker(db_uri, encoder)
+    first, second = worker.submit("first", 0), worker.submit("second", 0)
+    deadline = time.monotonic() + 60
+    while len(encoder.calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    encoder.gate.set()
+    assert len(encoder.calls) == 2  # both queued while the first was still being encoded
+    own = [t for t in encoder.calls[1] if "only_here" in t]
+    assert own and encoder.calls[1] == own  # the second queued only what the first lacks
+    report = second.result(timeout=120)
+    worker.close()
+    if fail_first:
+        with pytest.raises(RuntimeError, match="device lost"):
+            first.result()
+        assert report.embedded == report.chunks  # it encoded the shared texts itself
+    else:
+        assert first.result().embedded == len(encoder.calls[0])
+        assert report.embedded == len(own) and report.reused == report.chunks - len(own)
+    vectors = storage.connect(db_uri).open_table(storage.VECTORS).to_arrow()
+    chunks = storage.connect(db_uri).open_table(storage.CHUNKS).to_arrow()
+    ids, embed_texts = chunks.column("chunk_id"), chunks.column("embed_text")
+    texts = dict(zip(ids.to_pylist(), embed_texts.to_pylist()))
+    rows = [r for r in vectors.to_pylist() if r["repo"] == "second"]
+    assert len(rows) == report.chunks > 0
+    expected = embedder.encode([texts[r["chunk_id"]] for r in rows])
+    np.testing.assert_allclose([r["vector"] for r in rows], expected, atol=1e-4)
+    assert integrity.check_unique_chunk_ids(db_uri).passed
