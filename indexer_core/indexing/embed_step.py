@@ -38,10 +38,12 @@ class EmbedReport:
     removed: int = 0
     unchanged: int = 0
     seconds: float = 0.0
-    embed_seconds: float = 0.0  # the model's encode
+    # the model's encode; in a worker, its share of the encoder's busy time (they add up)
+    embed_seconds: float = 0.0
     read_seconds: float = 0.0  # chunks, vectors and cache look-ups
     write_seconds: float = 0.0  # the cache rows and the vectors' commit
-    encoder_wait_seconds: float = 0.0  # a worker's encoder waiting on this one's read or I/O
+    # a worker's encoder thread waiting for this one's read, or for room behind the writes
+    encoder_wait_seconds: float = 0.0
     model: str = ""
     device: str = ""
 

@@ -4,11 +4,14 @@ it encodes the current one.
 `embed_partition` reads, encodes and writes one partition after another; on a GPU the
 reads and writes (LanceDB scans, cache look-ups, commits, building Arrow tables) leave the
 device idle for a good part of each partition. Here a reader thread prepares the next
-partition and a writer thread commits the previous one while the encoder thread runs the
-model, so the device waits for I/O only at the ends. The worker also keeps the set of cache
-keys it has seen, so a partition whose texts are all new never scans the cache, and the
-vectors of the last partitions encoded, so a text shared with them is neither looked up
-nor encoded again.
+partition and a writer thread commits the previous one while the encoder runs the model,
+so the device waits for I/O only at the ends. Where the encoder queues work
+(`encode_async`: the ONNX encoder's batch streams on the CPU), a partition's texts are
+queued before the previous partition's last batches finish, so no stream idles at the seam;
+a finisher thread takes each partition's vectors in order and hands them to the writer.
+The worker also keeps the set of cache keys it has seen, so a partition whose texts are all
+new never scans the cache, and the vectors of the last partitions encoded (or still being
+encoded), so a text shared with them is neither looked up nor encoded again.
 """
 
 from __future__ import annotations
