@@ -110,6 +110,7 @@ class EmbeddingWork:
     keys: dict[str, str] = field(default_factory=dict)  # content hash -> cache key, made once
     missing_texts: dict[str, str] = field(default_factory=dict)  # content hash -> text
     fresh: dict[str, np.ndarray] = field(default_factory=dict)  # computed by the model
+    encoded_at: float = 0.0  # `time.perf_counter()` when `fresh` was set
 
     @property
     def done(self) -> bool:
@@ -255,6 +256,7 @@ def encode_missing_async(work: EmbeddingWork, embedder) -> Future[dict[str, np.n
     result.set_running_or_notify_cancel()
 
     def take(vectors: np.ndarray) -> None:
+        work.encoded_at = time.perf_counter()
         _check_vectors(vectors, embedder.dim)
         work.fresh = dict(zip(hashes, vectors))
         result.set_result({work.keys[h]: v for h, v in work.fresh.items()})

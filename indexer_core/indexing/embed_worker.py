@@ -253,8 +253,8 @@ class EmbeddingWorker:
         queued: float,
     ) -> None:
         wait([encoding])
-        encoded = time.perf_counter()
         encoding.result()
+        encoded = work.encoded_at  # not when this finisher got to it
         # The encoder's time on this partition: from when it was queued, or when the encoder
         # finished the partitions before it if that came later, so that the reports add up
         # to the encoder's busy time.
@@ -268,8 +268,10 @@ class EmbeddingWorker:
             else:
                 work.cached[content_hash] = vector
         if orphans:
+            began = time.perf_counter()
             work.missing_texts.update(orphans)
             work.fresh.update(zip(orphans, self.embedder.encode(list(orphans.values()))))
+            work.report.embed_seconds += time.perf_counter() - began
 
     def _write(self, work: EmbeddingWork, hold: ExitStack) -> EmbedReport:
         try:

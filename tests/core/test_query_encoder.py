@@ -310,3 +310,42 @@ def test_worker_takes_a_text_another_partition_is_still_encoding_from_it(
     expected = embedder.encode([texts[r["chunk_id"]] for r in rows])
     np.testing.assert_allclose([r["vector"] for r in rows], expected, atol=1e-4)
     assert integrity.check_unique_chunk_ids(db_uri).passed
+
+
+def test_worker_on_the_export_gives_the_models_vectors_and_encode_times_that_add_up(
+    tmp_path: Path, embedder, exported: Path
+) -> None:
+    """Partitions streamed onto the ONNX encoder land with the model's own vectors; each
+    report's `embed_seconds` is its share of the encoder's busy time, so their sum never
+    exceeds the time the whole submission took, although partitions overlap on the encoder."""
+    import time
+
+    from indexer_core.indexing.chunk_step import chunk_partition
+    from indexer_core.indexing.embed_worker import EmbeddingWorker
+    from indexer_core.indexing.settings import IndexSettings
+    from indexer_core.storage import tables as storage
+    from tests.conftest import write_tree
+
+    db_uri = str(tmp_path / "lancedb")
+    tree = {
+        f"pkg/mod_{i}.py": f"def handler_{i}(event):\n    return event * {i}\n" for i in range(24)
+    }
+    root = write_tree(tmp_path / "repo", tree)
+    settings = IndexSettings(shards=4, use_git=False)
+    for shard in range(4):
+        chunk_partition(db_uri, "repo", str(root), shard, settings)
+    worker = EmbeddingWorker(db_uri, query_encoder.load_onnx_encoder(MODEL, workers=2))
+    began = time.perf_counter()
+    reports = [f.result(timeout=120) for f in [worker.submit("repo", s) for s in range(4)]]
+    elapsed = time.perf_counter() - began
+    worker.close()
+    assert sum(r.embedded for r in reports) == 24
+    assert all(r.embed_seconds > 0 for r in reports if r.embedded)
+    assert sum(r.embed_seconds for r in reports) <= elapsed
+    chunks = storage.connect(db_uri).open_table(storage.CHUNKS).to_arrow()
+    texts = dict(
+        zip(chunks.column("chunk_id").to_pylist(), chunks.column("embed_text").to_pylist())
+    )
+    rows = storage.connect(db_uri).open_table(storage.VECTORS).to_arrow().to_pylist()
+    expected = embedder.encode([texts[r["chunk_id"]] for r in rows])
+    np.testing.assert_allclose([r["vector"] for r in rows], expected, atol=1e-4)
