@@ -241,7 +241,7 @@ def encode_missing(work: EmbeddingWork, embedder) -> None:
     hashes = list(work.missing_texts)
     vectors = embedder.encode([work.missing_texts[h] for h in hashes])
     work.report.embed_seconds = time.perf_counter() - t0
-    _check_vectors(vectors, embedder.dim)
+    check_vectors(vectors, embedder.dim)
     work.fresh = dict(zip(hashes, vectors))
 
 
@@ -257,7 +257,7 @@ def encode_missing_async(work: EmbeddingWork, embedder) -> Future[dict[str, np.n
 
     def take(vectors: np.ndarray) -> None:
         work.encoded_at = time.perf_counter()
-        _check_vectors(vectors, embedder.dim)
+        check_vectors(vectors, embedder.dim)
         work.fresh = dict(zip(hashes, vectors))
         result.set_result({work.keys[h]: v for h, v in work.fresh.items()})
 
@@ -337,7 +337,7 @@ def _fixed_list(vectors: list[np.ndarray], dim: int) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
 
 
-def _check_vectors(vectors: np.ndarray, dim: int) -> None:
+def check_vectors(vectors: np.ndarray, dim: int) -> None:
     if vectors.ndim != 2 or vectors.shape[1] != dim:
         raise storage.StorageError(
             f"model returned vectors of shape {vectors.shape}, expected (n, {dim})"

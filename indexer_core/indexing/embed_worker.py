@@ -27,6 +27,7 @@ from indexer_core.indexing.embed_step import (
     EmbeddingWork,
     EmbedReport,
     Part,
+    check_vectors,
     commit_embedding,
     encode_missing_async,
     plan_embedding,
@@ -175,11 +176,16 @@ class EmbeddingWorker:
         self._finishing.acquire()  # the finisher is at most two partitions behind
         work.report.encoder_wait_seconds = time.perf_counter() - waiting
         try:
-            reuse_vectors(work, {**self._previous, **self._recent})  # read before they existed
-            elsewhere = self._encoded_elsewhere(work)
+            # One look at both: the finisher moves a partition's texts from the claims to
+            # `_recent` under the same lock, so a shared text is always in one of them.
+            with self._claims_lock:
+                reuse_vectors(work, {**self._previous, **self._recent})  # read before they existed
+                elsewhere = self._encoded_elsewhere(work)
             queued = time.perf_counter()
             encoding = encode_missing_async(work, self.embedder)
-            self._claim(work, encoding)
+            if not (encoding.done() and encoding.exception() is not None):
+                with self._claims_lock:  # failed at once: later partitions encode these themselves
+                    self._claim(work, encoding)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
             self._finishing.release()
             hold.close()
@@ -193,27 +199,26 @@ class EmbeddingWorker:
     def _encoded_elsewhere(self, work: EmbeddingWork) -> dict[str, tuple[Future, str]]:
         """The partition's missing texts that a partition still being encoded also holds,
         taken out of its missing texts: by content hash, the future that will hold the
-        vector, and the text."""
-        with self._claims_lock:
-            elsewhere = {
-                h: (self._claims[work.keys[h]], text)
-                for h, text in work.missing_texts.items()
-                if work.keys[h] in self._claims
-            }
+        vector, and the text. The caller holds `_claims_lock`."""
+        elsewhere = {
+            h: (self._claims[work.keys[h]], text)
+            for h, text in work.missing_texts.items()
+            if work.keys[h] in self._claims
+        }
         for content_hash in elsewhere:
             del work.missing_texts[content_hash]
         return elsewhere
 
     def _claim(self, work: EmbeddingWork, encoding: Future) -> None:
-        with self._claims_lock:
-            for content_hash in work.missing_texts:
-                self._claims.setdefault(work.keys[content_hash], encoding)
+        """Later partitions take this one's missing texts from `encoding` (lock held)."""
+        for content_hash in work.missing_texts:
+            self._claims.setdefault(work.keys[content_hash], encoding)
 
     def _release(self, work: EmbeddingWork, encoding: Future) -> None:
-        with self._claims_lock:
-            for content_hash in work.missing_texts:
-                if self._claims.get(work.keys[content_hash]) is encoding:
-                    del self._claims[work.keys[content_hash]]
+        """Drop this partition's claims (lock held)."""
+        for content_hash in work.missing_texts:
+            if self._claims.get(work.keys[content_hash]) is encoding:
+                del self._claims[work.keys[content_hash]]
 
     def _finish(
         self,
@@ -228,21 +233,23 @@ class EmbeddingWorker:
         texts another partition encoded), then queue the write, one in flight at most."""
         try:
             self._finish_encoding(work, encoding, elsewhere, queued)
+            if self._last is not None:
+                self._last.exception()  # at most one write in flight: memory stays bounded
+            fresh = {work.keys[h]: vector for h, vector in work.fresh.items()}
+            if self._known_keys is not None:
+                self._known_keys.update(fresh)
+            with self._claims_lock:  # later partitions find these texts in `_recent` now
+                self._previous, self._recent = self._recent, fresh
+                self._release(work, encoding)
+            self._last = self._writer.submit(self._write, work, hold)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-            self._release(work, encoding)
-            self._finishing.release()
+            with self._claims_lock:
+                self._release(work, encoding)
             hold.close()
             done.set_exception(exc)
             return
-        if self._last is not None:
-            self._last.exception()  # at most one write in flight: memory stays bounded
-        fresh = {work.keys[h]: vector for h, vector in work.fresh.items()}
-        if self._known_keys is not None:
-            self._known_keys.update(fresh)
-        self._previous, self._recent = self._recent, fresh
-        self._release(work, encoding)  # later partitions find these texts in `_recent` now
-        self._finishing.release()
-        self._last = self._writer.submit(self._write, work, hold)
+        finally:
+            self._finishing.release()
         self._last.add_done_callback(lambda written: _settle(done, written))
 
     def _finish_encoding(
@@ -267,10 +274,12 @@ class EmbeddingWorker:
                 orphans[content_hash] = text
             else:
                 work.cached[content_hash] = vector
-        if orphans:
+        if orphans:  # only after an asynchronous failure: the encoder takes calls from threads
             began = time.perf_counter()
+            vectors = self.embedder.encode(list(orphans.values()))
+            check_vectors(vectors, self.embedder.dim)
             work.missing_texts.update(orphans)
-            work.fresh.update(zip(orphans, self.embedder.encode(list(orphans.values()))))
+            work.fresh.update(zip(orphans, vectors))
             work.report.embed_seconds += time.perf_counter() - began
 
     def _write(self, work: EmbeddingWork, hold: ExitStack) -> EmbedReport:

@@ -253,6 +253,40 @@ def test_worker_that_fails_or_is_cancelled_lets_go_of_every_partition(db_uri, sa
         assert not taker.is_alive(), f"shard {shard} is still locked"
 
 
+def test_a_synchronous_encoder_that_fails_once_is_only_called_from_one_thread(
+    db_uri, tmp_path
+) -> None:
+    """An encoder without `encode_async` (the torch model) fails on one partition: the next
+    one, which shares its texts, encodes them itself on the encoder thread (never from a
+    second thread at the same time), and lands whole."""
+    import threading
+
+    from indexer_core.indexing.embed_worker import EmbeddingWorker
+    from tests.reliability.fakes import HashEmbedder
+
+    calls: list[str] = []  # the thread of each encode
+
+    class FailsFirst(HashEmbedder):
+        def encode(self, texts):
+            calls.append(threading.current_thread().name)
+            if len(calls) == 1:
+                raise RuntimeError("device lost")
+            return super().encode(texts)
+
+    for name in ("first", "second"):
+        root = write_tree(tmp_path / name, {"shared.py": "def shared_helper(v):\n    return v\n"})
+        chunk_partition(db_uri, name, str(root), 0, SETTINGS)
+    worker = EmbeddingWorker(db_uri, FailsFirst())
+    first, second = worker.submit("first", 0), worker.submit("second", 0)
+    with pytest.raises(RuntimeError, match="device lost"):
+        first.result(timeout=60)
+    report = second.result(timeout=60)
+    worker.close()
+    assert report.embedded == report.chunks > 0
+    assert len(calls) == 2 and all(t.startswith("embedding-encoder") for t in calls)
+    assert integrity.check_one_vector_per_chunk(db_uri, repo="second").passed
+
+
 def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) -> None:
     """A run leaves a fragment per shard in `files`; compacting them changes no row, no
     version the sensor compares, and a later edit is still found."""

@@ -221,9 +221,13 @@ def test_encode_async_calls_queued_back_to_back_give_each_its_own_vectors(
         if texts:
             np.testing.assert_allclose(vectors, embedder.encode(texts), atol=1e-5)
     broken = query_encoder.load_onnx_encoder(MODEL, batch_size=1, workers=2)
-    broken.session = None  # every batch fails: the future says so, and later calls still run
+    session, broken.session = broken.session, None  # every batch fails: the future says so
     with pytest.raises(AttributeError):
         broken.encode_async(TEXTS).result(timeout=60)
+    broken.session = session  # and the threads are free for the next call
+    np.testing.assert_allclose(
+        broken.encode_async(TEXTS).result(timeout=60), embedder.encode(TEXTS), atol=1e-5
+    )
 
 
 class _GatedEncoder:
@@ -340,8 +344,7 @@ def test_worker_on_the_export_gives_the_models_vectors_and_encode_times_that_add
     elapsed = time.perf_counter() - began
     worker.close()
     assert sum(r.embedded for r in reports) == 24
-    assert all(r.embed_seconds > 0 for r in reports if r.embedded)
-    assert sum(r.embed_seconds for r in reports) <= elapsed
+    assert 0 < sum(r.embed_seconds for r in reports) <= elapsed
     chunks = storage.connect(db_uri).open_table(storage.CHUNKS).to_arrow()
     texts = dict(
         zip(chunks.column("chunk_id").to_pylist(), chunks.column("embed_text").to_pylist())
