@@ -113,21 +113,20 @@ class PartitionJob:
     candidates: Candidates | None = None
 
 
-def smallest_leads(jobs: list[PartitionJob], shards: int) -> list[PartitionJob]:
-    """`jobs` with the one whose partition's listed files hold the fewest bytes moved to the
-    front, the others in the order given (jobs without a listing: all as given).
+def smallest_first(jobs: list[PartitionJob], shards: int) -> list[PartitionJob]:
+    """`jobs` ordered by the bytes of their partitions' listed files, smallest first (ties
+    and unreadable files keep the listing's order; jobs without a listing are left as given).
 
     Why: the encoder idles until the first partition lands, and shards of one repository
-    differ in size (0.6 to 2.6 MB on a 50 MB tree in 32 shards), so the smallest lands
-    first. Only the first moves: sorting them all left the largest partitions for the end,
-    where the encoder waited for them to land (the run took 2-3 s longer at a simulated GPU
-    rate, bench/reports/pipeline_cost_ab_runs.md). Costs a `stat` of each listed file of
-    the step's partitions."""
-    if len(jobs) < 2 or any(job.candidates is None for job in jobs):
+    differ in size (0.6 to 2.6 MB on a 50 MB tree in 32 shards). The smallest lands first,
+    and each next one is not much larger, so the encoder starts sooner and keeps being fed.
+    Costs a `stat` of each listed file of the step's partitions."""
+    if not jobs or any(job.candidates is None for job in jobs):
         return list(jobs)
     sizes: dict[tuple[str, int], int] = {(job.repo, job.shard): 0 for job in jobs}
-    listings = {(job.root, job.repo): job.candidates for job in jobs}
-    for (root, repo), candidates in listings.items():
+    for root, repo, candidates in {
+        (j.root, j.repo): (j.root, j.repo, j.candidates) for j in jobs
+    }.values():
         base = Path(root)
         for path, _ in candidates.paths:
             key = (repo, shard_of(path, shards))
@@ -136,8 +135,7 @@ def smallest_leads(jobs: list[PartitionJob], shards: int) -> list[PartitionJob]:
                     sizes[key] += (base / path).stat().st_size
                 except OSError:
                     pass  # gone or unreadable: the scan records why
-    first = min(range(len(jobs)), key=lambda i: sizes[jobs[i].repo, jobs[i].shard])
-    return [jobs[first], *jobs[:first], *jobs[first + 1 :]]
+    return sorted(jobs, key=lambda job: sizes[job.repo, job.shard])
 
 
 def chunk_partitions(

@@ -22,7 +22,7 @@ from indexer_core.indexing.chunk_step import (
     ChunkReport,
     PartitionJob,
     chunk_partitions,
-    smallest_leads,
+    smallest_first,
 )
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
@@ -127,7 +127,7 @@ def chunk_shard(
             context.log.error(f"chunking failed for {failed[-1]}")
     outcomes = chunk_partitions(
         code_index.db_uri,
-        smallest_leads(jobs, code_index.settings().shards),  # the encoder starts sooner
+        smallest_first(jobs, code_index.settings().shards),  # the encoder starts sooner
         code_index.settings(),
         rehash=code_index.rehash,
         db=storage.kept_connection(code_index.db_uri),  # across the step's partitions

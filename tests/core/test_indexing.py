@@ -287,12 +287,11 @@ def test_a_synchronous_encoder_that_fails_once_is_only_called_from_one_thread(
     assert integrity.check_one_vector_per_chunk(db_uri, repo="second").passed
 
 
-def test_the_smallest_partition_is_chunked_first(tmp_path) -> None:
-    """A chunk step takes its smallest partition (by its listed files' bytes) first, so the
-    encoder gets its first partition sooner, and the others in the order given; without a
-    listing the order stays as given."""
+def test_smallest_partitions_are_chunked_first(tmp_path) -> None:
+    """A chunk step takes its partitions smallest first by their listed files' bytes, so the
+    encoder gets its first partition sooner; without a listing the order stays as given."""
     from indexer_core.discovery.listing import list_candidates
-    from indexer_core.indexing.chunk_step import PartitionJob, smallest_leads
+    from indexer_core.indexing.chunk_step import PartitionJob, smallest_first
 
     shards = 8
     size_of = {0: 9000, 3: 10, 5: 500, 6: 3000, 7: 0}  # bytes of each shard's one file
@@ -304,12 +303,10 @@ def test_the_smallest_partition_is_chunked_first(tmp_path) -> None:
     root = write_tree(tmp_path / "repo", tree)
     listing = list_candidates(root, IndexSettings(shards=shards, use_git=False).discovery())
     jobs = [PartitionJob("repo", str(root), shard, listing) for shard in size_of]
-    ordered = [job.shard for job in smallest_leads(jobs, shards)]
-    assert ordered == [7, 0, 3, 5, 6]
-    tiny_last = [j for j in jobs if j.shard != 7]
-    assert [job.shard for job in smallest_leads(tiny_last, shards)] == [3, 0, 5, 6]
+    ordered = [job.shard for job in smallest_first(jobs, shards)]
+    assert ordered == [7, 3, 5, 6, 0]
     unlisted = [PartitionJob("repo", str(root), s) for s in (0, 3)]
-    assert [job.shard for job in smallest_leads(unlisted, shards)] == [0, 3]
+    assert [job.shard for job in smallest_first(unlisted, shards)] == [0, 3]
 
 
 def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) -> None:
