@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -111,31 +110,6 @@ class PartitionJob:
     root: str
     shard: int
     candidates: Candidates | None = None
-
-
-def smallest_first(jobs: list[PartitionJob], shards: int) -> list[PartitionJob]:
-    """`jobs` ordered by the bytes of their partitions' listed files, smallest first (ties
-    and unreadable files keep the listing's order; jobs without a listing are left as given).
-
-    Why: the encoder idles until the first partition lands, and shards of one repository
-    differ in size (0.6 to 2.6 MB on a 50 MB tree in 32 shards). The smallest lands first,
-    and each next one is not much larger, so the encoder starts sooner and keeps being fed.
-    Costs a `stat` of each listed file of the step's partitions."""
-    if not jobs or any(job.candidates is None for job in jobs):
-        return list(jobs)
-    sizes: dict[tuple[str, int], int] = {(job.repo, job.shard): 0 for job in jobs}
-    for root, repo, candidates in {
-        (j.root, j.repo): (j.root, j.repo, j.candidates) for j in jobs
-    }.values():
-        base = Path(root)
-        for path, _ in candidates.paths:
-            key = (repo, shard_of(path, shards))
-            if key in sizes:
-                try:
-                    sizes[key] += (base / path).stat().st_size
-                except OSError:
-                    pass  # gone or unreadable: the scan records why
-    return sorted(jobs, key=lambda job: sizes[job.repo, job.shard])
 
 
 def chunk_partitions(

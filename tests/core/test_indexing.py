@@ -287,28 +287,6 @@ def test_a_synchronous_encoder_that_fails_once_is_only_called_from_one_thread(
     assert integrity.check_one_vector_per_chunk(db_uri, repo="second").passed
 
 
-def test_smallest_partitions_are_chunked_first(tmp_path) -> None:
-    """A chunk step takes its partitions smallest first by their listed files' bytes, so the
-    encoder gets its first partition sooner; without a listing the order stays as given."""
-    from indexer_core.discovery.listing import list_candidates
-    from indexer_core.indexing.chunk_step import PartitionJob, smallest_first
-
-    shards = 8
-    size_of = {0: 9000, 3: 10, 5: 500, 6: 3000, 7: 0}  # bytes of each shard's one file
-    tree = {}
-    for shard, size in size_of.items():
-        path = next(f"m{i}.py" for i in range(1000) if shard_of(f"m{i}.py", shards) == shard)
-        if size:
-            tree[path] = "#" * (size - 1) + "\n"
-    root = write_tree(tmp_path / "repo", tree)
-    listing = list_candidates(root, IndexSettings(shards=shards, use_git=False).discovery())
-    jobs = [PartitionJob("repo", str(root), shard, listing) for shard in size_of]
-    ordered = [job.shard for job in smallest_first(jobs, shards)]
-    assert ordered == [7, 3, 5, 6, 0]
-    unlisted = [PartitionJob("repo", str(root), s) for s in (0, 3)]
-    assert [job.shard for job in smallest_first(unlisted, shards)] == [0, 3]
-
-
 def test_manifest_compaction_keeps_rows_and_the_change_view(db_uri, tmp_path) -> None:
     """A run leaves a fragment per shard in `files`; compacting them changes no row, no
     version the sensor compares, and a later edit is still found."""
