@@ -191,7 +191,7 @@ class OnnxEncoder:
         if not batches:
             result.set_result(out)
             return result
-        if self.workers <= 1 or len(batches) == 1 and self._workers_pool is None:
+        if self.workers <= 1 or (len(batches) == 1 and self._workers_pool is None):
             try:
                 for rows in batches:
                     out[rows] = self._run_batch([encodings[i] for i in rows])
