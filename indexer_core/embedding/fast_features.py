@@ -66,6 +66,18 @@ class FastFeatures:
         return {name: torch.from_numpy(array) for name, array in self.arrays(texts).items()}
 
 
+def device_tokenizer(tokenizer: Any, max_tokens: int) -> Any:
+    """A copy of a Rust `tokenizers.Tokenizer` that gives what reaches the device: each text
+    cut at `max_tokens`, no padding (batches pad to their own longest). A copy, so the
+    original's settings (a token counter's, say) stay as they were."""
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    copy.no_padding()
+    copy.enable_truncation(max_length=max_tokens)
+    return copy
+
+
 def fast_features(model: Any) -> FastFeatures | None:
     """The fast path for a sentence-transformers `model`, or None where it would differ from
     the model's own `preprocess` (checked on `PROBE_TEXTS`: padding on the left, say, or
@@ -76,11 +88,7 @@ def fast_features(model: Any) -> FastFeatures | None:
     if backend is None or not isinstance(max_tokens, int) or max_tokens <= 0:
         return None
     try:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_str(backend.to_str())
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=max_tokens)
+        tokenizer = device_tokenizer(backend, max_tokens)
         fast = FastFeatures(
             tokenizer=tokenizer,
             pad_id=int(hf_tokenizer.pad_token_id or 0),

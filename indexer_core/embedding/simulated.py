@@ -20,6 +20,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from indexer_core.chunking.tokens import TokenCounter, load_token_counter
+from indexer_core.embedding.fast_features import device_tokenizer
 from indexer_core.embedding.model_location import model_dimension
 
 PREFIX = "simulated:"
@@ -89,9 +90,7 @@ def load_simulated(model: str, device: str, batch_size: int = 0) -> SimulatedEnc
     if rate is None:
         raise ValueError(f"not a simulated device: {device!r}")
     counter = load_token_counter(model)
-    tokenizer = Tokenizer.from_str(counter.tokenizer.to_str())  # a copy: the counter's counts
-    tokenizer.enable_truncation(counter.max_tokens)  # whole texts, this one what a device sees
-    tokenizer.no_padding()
+    tokenizer = device_tokenizer(counter.tokenizer, counter.max_tokens)  # the counter's untouched
     return SimulatedEncoder(
         model_name=model,
         counter=counter,

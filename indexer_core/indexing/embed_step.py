@@ -238,11 +238,8 @@ def encode_missing(work: EmbeddingWork, embedder) -> None:
     if not work.missing_texts:
         return
     t0 = time.perf_counter()
-    hashes = list(work.missing_texts)
-    vectors = embedder.encode([work.missing_texts[h] for h in hashes])
+    encode_missing_async(work, embedder).result()
     work.report.embed_seconds = time.perf_counter() - t0
-    check_vectors(vectors, embedder.dim)
-    work.fresh = dict(zip(hashes, vectors))
 
 
 def encode_missing_async(work: EmbeddingWork, embedder) -> Future[dict[str, np.ndarray]]:
