@@ -235,7 +235,7 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             row["cli_cpu_over_our_encode_cpu"] = round(cpu / limits["our_encode_cpu_s"], 3)
         rounds.append(row)
         print(json.dumps(row), flush=True)
-    if not args.device.startswith("simulated"):
+    if not args.device.startswith("simulated") and not args.no_models_own:
         limits.update(models_own_encode(texts, args.device, args.batch_size))
     result: dict[str, object] = {
         "command": "python -m bench.pipeline_cost " + " ".join(sys.argv[1:]),
@@ -298,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--picture", action="store_true", help="draw the run's timeline")
     parser.add_argument(
         "--rounds", type=int, default=1, help="pipeline runs, each followed by our encode"
+    )
+    parser.add_argument(
+        "--no-models-own",
+        action="store_true",
+        help="skip the model's own encode (a reference, not the limit): for A/B runs",
     )
     parser.add_argument("--name", default="cpu")
     parser.add_argument("--work", help="work directory (default: a new temporary one)")

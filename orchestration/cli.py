@@ -127,9 +127,10 @@ def _run_index(args, repo: str, shards: list[int] | None, in_process: bool) -> i
     print(f"the steps' own output: {log}")
     for failure in outcome.failures:
         print(f"  failed: {failure}", file=sys.stderr)
+    from orchestration.launch import call_warm
     from orchestration.status import summarize
 
-    print(summarize(_db(args)))
+    print(call_warm(summarize, _db(args)))
     return 0 if outcome.success and not failed_checks else 1
 
 

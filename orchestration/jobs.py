@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 
 from orchestration import config
-from orchestration.assets.index import EMBEDDER_TAG, SHARDS_TAG
+from orchestration.assets.index import EMBEDDER_TAG, REGISTER_TAG, SHARDS_TAG
 from orchestration.launch import start_method
 from orchestration.partitions import index_partitions, keys_for_repo
 from orchestration.scale_out import check_configuration
@@ -139,3 +141,10 @@ def partition_tags(repo: str, shards: list[int]) -> dict[str, str]:
         "dagster/asset_partition_range_end": keys[-1],
         SHARDS_TAG: ",".join(keys),
     }
+
+
+def register_tags(repo: str, root: str) -> dict[str, str]:
+    """Run tags asking the run's planning step to register `repo` at `root` first, so that
+    whoever starts the run needs no LanceDB of its own (the CLI saves its import, a second
+    of CPU, while the step server imports it anyway)."""
+    return {REGISTER_TAG: json.dumps({repo: root})}

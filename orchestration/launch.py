@@ -10,10 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from orchestration import config
 
@@ -144,4 +144,23 @@ def prewarm_step_server() -> bool:
     preload = [_EXECUTOR_PRELOAD, *method["forkserver"]["preload_modules"]]
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     forkserver.ensure_running()
+    global _server_started
+    _server_started = True
     return True
+
+
+_server_started = False
+R = TypeVar("R")
+
+
+def call_warm(function: Callable[..., R], *args: object) -> R:
+    """`function(*args)` in a process forked from the step server when this process started
+    one, else here. The server has LanceDB and the code location imported; this process,
+    which only drives the run, would pay about a second of CPU to import LanceDB for one
+    read (the summary after a run). `function` must be importable by name."""
+    if not _server_started:
+        return function(*args)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        return pool.submit(function, *args).result()

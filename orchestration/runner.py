@@ -16,7 +16,7 @@ import dagster as dg
 
 from indexer_core.storage import registry
 from orchestration import config
-from orchestration.jobs import in_process_run_config, partition_tags
+from orchestration.jobs import in_process_run_config, partition_tags, register_tags
 from orchestration.launch import ensure_dagster_home, prewarm_step_server
 from orchestration.partitions import keys_for_repo, repo_partitions
 
@@ -50,9 +50,14 @@ def register_repository(
     """Record the repository in the index registry and add its partition to Dagster."""
     repo = name or registry.name_for_path(root)
     registry.register(db_uri, repo, root)
+    add_repository_partition(instance, repo)
+    return repo
+
+
+def add_repository_partition(instance: dg.DagsterInstance, repo: str) -> None:
+    """Add the repository's dynamic partition, which any run over its shards needs."""
     if not instance.has_dynamic_partition(repo_partitions.name, repo):
         instance.add_dynamic_partitions(repo_partitions.name, [repo])
-    return repo
 
 
 def run_index(
@@ -190,15 +195,14 @@ def index_repository(
     `shards` (those a change detection found stale)."""
     ensure_dagster_home()
     db_uri = db_uri or config.load().lancedb_uri
+    repo = name or registry.name_for_path(root)
+    # The run's planning step registers the repository (`register_tags`), so this process
+    # opens no LanceDB for it; the partition, which the run's own plan reads, is added here.
+    tags = register_tags(repo, registry.checked_root(repo, root))
+    keys = keys_for_repo(repo, sorted(shards) if shards else None)
+    if shards:
+        tags.update(partition_tags(repo, shards))
+    tags.update(kwargs.pop("extra_tags", {}))
     with dg.DagsterInstance.get() as instance:
-        repo = register_repository(instance, db_uri, root, name)
-        if shards:
-            tags = {**partition_tags(repo, shards), **kwargs.pop("extra_tags", {})}
-            return run_index(
-                instance,
-                keys_for_repo(repo, sorted(shards)),
-                db_uri=db_uri,
-                extra_tags=tags,
-                **kwargs,
-            )
-        return run_index(instance, keys_for_repo(repo), db_uri=db_uri, **kwargs)
+        add_repository_partition(instance, repo)
+        return run_index(instance, keys, db_uri=db_uri, extra_tags=tags, **kwargs)

@@ -16,6 +16,9 @@ only repeat itself in every step's output; it is silenced for step processes alo
 import warnings
 
 import orchestration.definitions  # noqa: F401 - imported for its side effect: a warm server
+from indexer_core.storage.lancedb_import import import_lancedb
+
+import_lancedb()  # the code location imports it on first use; every step uses it
 
 warnings.filterwarnings(
     "ignore", message="lancedb fork support is experimental", category=RuntimeWarning

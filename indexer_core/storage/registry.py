@@ -28,15 +28,21 @@ def name_for_path(root: str | os.PathLike[str]) -> str:
     return name[:64]
 
 
-def register(db_uri: str, repo: str, root: str | os.PathLike[str]) -> str:
-    """Record (or move) a repository; returns its absolute root."""
+def checked_root(repo: str, root: str | os.PathLike[str]) -> str:
+    """The absolute root a repository would be registered at; raises for a bad name or a
+    path that is not a directory. Needs no database, so a caller can check before a run."""
     storage.check_repo_name(repo)
     path = Path(root).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(
             f"repository path {str(root)!r} does not exist or is not a directory"
         )
-    absolute = str(path.resolve())
+    return str(path.resolve())
+
+
+def register(db_uri: str, repo: str, root: str | os.PathLike[str]) -> str:
+    """Record (or move) a repository; returns its absolute root."""
+    absolute = checked_root(repo, root)
     db = storage.connect(db_uri)
     table = storage.open_or_create(db, REPOSITORIES, SCHEMA)
     row = pa.table(

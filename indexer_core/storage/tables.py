@@ -18,13 +18,14 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
 from indexer_core.storage.lancedb_import import import_lancedb
 
-lancedb = import_lancedb()
+if TYPE_CHECKING:
+    import lancedb
 
 FILES = "files"
 CHUNKS = "chunks"
@@ -175,7 +176,7 @@ def connect(uri: str, **kwargs) -> lancedb.DBConnection:
     options = storage_options_for(uri)
     if options:
         kwargs.setdefault("storage_options", options)
-    return lancedb.connect(uri, **kwargs)
+    return import_lancedb().connect(uri, **kwargs)
 
 
 # The metadata cache of a connection kept across partitions (`kept_connection`). The slice of
@@ -193,7 +194,8 @@ def kept_connection(uri: str) -> lancedb.DBConnection:
     per fragment. The cache is capped (KEPT_CACHE_BYTES), so a step's memory still follows
     its partition, not the table.
     """
-    return connect(uri, session=lancedb.Session(metadata_cache_size_bytes=KEPT_CACHE_BYTES))
+    session = import_lancedb().Session(metadata_cache_size_bytes=KEPT_CACHE_BYTES)
+    return connect(uri, session=session)
 
 
 def table_uri(db_uri: str, table: str) -> str:

@@ -9,6 +9,7 @@ nothing done elsewhere and "re-execute from failure" redoes only what failed. Wh
 sides are done, the asset checks run over the whole tables, in the same run.
 """
 
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,9 @@ from orchestration.scale_out import consumer_device
 
 EMBEDDER_TAG = "code-index/embedder"
 SHARDS_TAG = "code-index/shards"
+# Repositories (name -> absolute root) that a run registers before it plans: what
+# `code-index index` asks for, so that the command itself never opens LanceDB to do it.
+REGISTER_TAG = "code-index/register"
 DATA_VERSION_TAG = "dagster/data_version"
 # Sharing a core with a chunk step, the encoder's thread gets 94% of it at nice 12 (75% at
 # 5): at a GPU's simulated rate, run wall / encode 1.10 against 1.135 at 5, two rounds each
@@ -82,6 +86,8 @@ def steps_share_a_process(context: dg.OpExecutionContext) -> bool:
 )
 def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResource):
     keys = planned_partitions(context)
+    for repo, root in json.loads(context.run.tags.get(REGISTER_TAG, "{}")).items():
+        registry.register(code_index.db_uri, repo, root)
     roots = registry.repositories(code_index.db_uri)
     missing = sorted({split_partition_key(k)[0] for k in keys} - roots.keys())
     if missing:

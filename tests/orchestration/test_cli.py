@@ -23,7 +23,9 @@ from indexer_core.storage import tables as storage
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def _cli(tmp_path: Path, *args: str, extra: dict | None = None) -> subprocess.CompletedProcess:
+def _cli(
+    tmp_path: Path, *args: str, extra: dict | None = None, command: list[str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "CODE_INDEX_HOME": str(tmp_path / "home"),
@@ -37,7 +39,7 @@ def _cli(tmp_path: Path, *args: str, extra: dict | None = None) -> subprocess.Co
     env.pop("DAGSTER_HOME", None)
     env.pop("CODE_INDEX_DB", None)
     return subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", *args],
+        [*(command or [sys.executable, "-m", "orchestration.cli"]), *args],
         cwd=tmp_path,
         env=env,
         check=False,
@@ -152,6 +154,35 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo, embedder) -> None
         assert pids[2] > 1 and pids[:2] + pids[3:] == [1, 1, 1, 1], pids
         assert runs[1].run_config["execution"]["config"]["in_process"] is True
         assert "execution" not in runs[2].run_config
+
+
+@pytest.mark.slow
+def test_a_stepped_run_registers_through_the_run_and_the_command_never_imports_lancedb(
+    tmp_path, sample_repo
+) -> None:
+    """The command only drives the run: the run's planning step registers the repository
+    (its tag asks it to), and the summary is read in a process forked from the step server,
+    which imported LanceDB already; the command's own process never pays for that import."""
+    probe = (
+        "import sys\nfrom orchestration import cli\ncode = cli.main(sys.argv[1:])\n"
+        "print('lancedb imported:', 'lancedb' in sys.modules)\nsys.exit(code)"
+    )
+    out = _cli(
+        tmp_path,
+        *("index", str(sample_repo), "--name", "sample", "-q"),
+        extra={"CODE_INDEX_IN_PROCESS_BYTES": "0"},  # step processes, as a large tree gets
+        command=[sys.executable, "-c", probe],
+    )
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "lancedb imported: False" in out.stdout
+    assert "sample (" in out.stdout and "5 files" in out.stdout, out.stdout  # the summary
+    assert registry.repositories(str(tmp_path / "home" / "lancedb")) == {
+        "sample": str(sample_repo.resolve())
+    }
+    with dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster_home")) as instance:
+        (run,) = instance.get_runs()
+        assert json.loads(run.tags["code-index/register"]) == {"sample": str(sample_repo.resolve())}
+        assert len(_step_pids(instance, run.run_id)) > 1
 
 
 def _step_pids(instance: dg.DagsterInstance, run_id: str) -> set[int]:
