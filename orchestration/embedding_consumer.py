@@ -104,6 +104,22 @@ class Landed:
     slices: list[SliceDone] = field(default_factory=list)  # slices written, by any consumer
 
 
+def settle_seconds(instance: dg.DagsterInstance) -> float:
+    """How long an event read from `instance`'s event log is read again (`ChunkLandings.poll`):
+    not at all where the storage is SQLite, whose writers take turns, so an id is visible
+    only after every lower one committed; SETTLE_SECONDS elsewhere (Postgres). A run's log
+    is polled four times a second, and each record read again is deserialized again."""
+    try:
+        from dagster._core.storage.event_log.sqlite import (
+            ConsolidatedSqliteEventLogStorage,
+            SqliteEventLogStorage,
+        )
+    except ImportError:  # internals moved: read as on any other storage
+        return SETTLE_SECONDS
+    sqlite = (SqliteEventLogStorage, ConsolidatedSqliteEventLogStorage)
+    return 0.0 if isinstance(instance.event_log_storage, sqlite) else SETTLE_SECONDS
+
+
 class ChunkLandings:
     """A run's planned partitions, followed through the run's event log.
 
@@ -129,6 +145,7 @@ class ChunkLandings:
         self.pending = set(partitions)
         self._initial = sorted(self.pending & set(already_chunked))
         self.pending -= set(self._initial)
+        self._settle_seconds = settle_seconds(instance)
         self._settled_id: int | None = None  # every event up to here has been read
         self._recent: dict[int, float] = {}  # storage ids read above it, and when
         self._first_id: int | None = None  # storage id before the run's first event
@@ -141,7 +158,9 @@ class ChunkLandings:
         one already read. A cursor at the highest id read would skip it for good, and the
         consumer would wait forever for that partition. Events read in the last
         SETTLE_SECONDS are read again on every poll (each taken once), so the cursor only
-        passes ids that were read that long ago: a commit is never that late."""
+        passes ids that were read that long ago: a commit is never that late. SQLite has
+        one writer at a time, so there ids become visible in order and the cursor passes
+        each event as soon as it is read (`settle_seconds`)."""
         found = Landed(landed=self._initial)
         self._initial = []
         types = {*_ASSET_EVENTS, *_STEP_ENDS}
@@ -162,7 +181,7 @@ class ChunkLandings:
             cursor = page.cursor
             if not page.has_more:
                 break
-        settled = [i for i, at in self._recent.items() if read_at - at >= SETTLE_SECONDS]
+        settled = [i for i, at in self._recent.items() if read_at - at >= self._settle_seconds]
         if settled:
             self._settled_id = max(settled)
             self._recent = {i: at for i, at in self._recent.items() if i > self._settled_id}

@@ -8,6 +8,7 @@ import time
 
 import dagster as dg
 import pytest
+from dagster._core.events import StepMaterializationData
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -119,6 +120,43 @@ def test_landings_come_from_materializations_and_step_failures() -> None:
         assert not landings.pending
         again = landings.poll()  # each partition is reported once
         assert not again.landed and not again.failed
+
+
+def test_on_sqlite_each_event_is_read_once_and_a_later_landing_is_still_taken() -> None:
+    """SQLite's writers take turns, so ids become visible in order: the cursor passes each
+    event as it is read (on Postgres it waits SETTLE_SECONDS; tests/cluster covers that)."""
+    with dg.DagsterInstance.local_temp() as instance:
+        run_id = landing_job.execute_in_process(instance=instance, raise_on_error=False).run_id
+        landings = ChunkLandings(instance, run_id, [*PARTITIONS, "demo|s03"], "chunk", "plan")
+        read: list[int] = []
+        fetch = instance.get_records_for_run
+
+        def counted(**kwargs):
+            page = fetch(**kwargs)
+            read.extend(record.storage_id for record in page.records)
+            return page
+
+        instance.get_records_for_run = counted
+        assert sorted(landings.poll().landed) == ["demo|s00", "demo|s02"]
+        assert len(read) == len(set(read)) > 0
+        for _ in range(3):
+            seen = len(read)
+            assert landings.poll(now=lambda: 0.0).landed == [] and len(read) == seen
+        _land_in_run(instance, run_id, "demo|s03")
+        assert landings.poll(now=lambda: 0.0).landed == ["demo|s03"]
+
+
+def _land_in_run(instance: dg.DagsterInstance, run_id: str, key: str) -> None:
+    """A `chunks` materialization of `key` recorded in the run's own log, as a step would."""
+    event = dg.DagsterEvent(
+        event_type_value=dg.DagsterEventType.ASSET_MATERIALIZATION.value,
+        job_name="landing_job",
+        step_key="chunk[late]",
+        event_specific_data=StepMaterializationData(
+            dg.AssetMaterialization("chunks", partition=key)
+        ),
+    )
+    instance.report_dagster_event(event, run_id=run_id)
 
 
 def test_sizes_slices_and_records_are_read_from_this_runs_events_only() -> None:
