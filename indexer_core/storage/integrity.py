@@ -7,6 +7,7 @@ GET per fragment); each check alone reads what it needs."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,7 +34,7 @@ class TableContents:
 
     chunk_ids: list[str]
     vector_ids: list[str]
-    vectors: pa.FixedSizeListArray | None  # None: not read (or no vectors table)
+    vectors: pa.ChunkedArray | pa.FixedSizeListArray | None  # None: not read (or no table)
     dim: int = 0
     vectors_table: bool = True  # False: there is no vectors table yet
 
@@ -58,7 +59,7 @@ def read_contents(
     if table is None:
         return TableContents(chunk_ids, [], None, vectors_table=False)
     rows = storage.read_rows(table, where, ["chunk_id", "vector"] if vectors else ["chunk_id"])
-    column = rows.column("vector").combine_chunks() if vectors else None
+    column = rows.column("vector") if vectors else None  # as read: no copy into one array
     return TableContents(
         chunk_ids, rows.column("chunk_id").to_pylist(), column, storage.vector_dim(table)
     )
@@ -128,14 +129,13 @@ def check_vectors_sane(
         )
     bad: list[str] = []
     ids = contents.vector_ids
-    for start in range(0, len(ids), _SCAN_BATCH):
-        batch_ids = ids[start : start + _SCAN_BATCH]
-        batch = contents.vectors.slice(start, len(batch_ids))
+    for offset, batch in _batches(contents.vectors):
         flat = batch.flatten().to_numpy(zero_copy_only=False)
-        matrix = flat.reshape(len(batch_ids), dim) if batch_ids else np.zeros((0, dim))
-        finite = np.isfinite(matrix).all(axis=1)
-        nonzero = np.abs(np.nan_to_num(matrix)).sum(axis=1) > 0
-        bad += [cid for cid, ok in zip(batch_ids, finite & nonzero) if not ok]
+        matrix = flat.reshape(len(batch), dim)
+        # No copies of the batch (a large index's end-of-run check reads every vector): NaN
+        # compares unequal to 0, and the finite test catches it.
+        sane = np.isfinite(matrix).all(axis=1) & (matrix != 0).any(axis=1)
+        bad += [ids[offset + i] for i in np.flatnonzero(~sane)]
     return CheckOutcome(
         "vectors_sane",
         not bad,
@@ -145,6 +145,20 @@ def check_vectors_sane(
         bad[:20],
         len(bad),
     )
+
+
+def _batches(
+    vectors: pa.ChunkedArray | pa.FixedSizeListArray,
+) -> Iterator[tuple[int, pa.FixedSizeListArray]]:
+    """(row offset, slice) of at most _SCAN_BATCH vectors each, in order, without copying:
+    slices of the arrays as they were read."""
+    arrays = vectors.chunks if isinstance(vectors, pa.ChunkedArray) else [vectors]
+    offset = 0
+    for array in arrays:
+        for start in range(0, len(array), _SCAN_BATCH):
+            batch = array.slice(start, _SCAN_BATCH)
+            yield offset + start, batch
+        offset += len(array)
 
 
 def check_all(

@@ -1,5 +1,6 @@
 """Storage: one-commit idempotent replaces and filters that no file name can break."""
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -238,3 +239,22 @@ def test_a_kept_connection_is_not_listed_per_partition(tmp_path, monkeypatch) ->
     assert chunk_partition(db_uri, "repo", str(root), 0, settings, db=db).modified == 1
     assert len(plan_embedding(db_uri, "repo", 0, HashEmbedder(), db=db).needed) >= 1
     assert listings == []
+
+
+def test_vectors_sane_names_each_nan_infinite_or_zero_vector_across_batches(monkeypatch) -> None:
+    from indexer_core.storage import integrity
+
+    monkeypatch.setattr(integrity, "_SCAN_BATCH", 3)  # the bad ones fall in several batches
+    rows = np.ones((8, 4), dtype=np.float32)
+    rows[1, 2] = np.nan
+    rows[4] = 0.0
+    rows[6, 0] = np.inf
+    rows[7] = [0.0, 0.0, 0.0, 1e-30]  # tiny is not zero
+    ids = [f"c{i}" for i in range(8)]
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(rows.ravel()), 4)
+    contents = integrity.TableContents(ids, ids, vectors, dim=4)
+    outcome = integrity.check_vectors_sane("unused", 4, contents=contents)
+    assert not outcome.passed and outcome.examples == ["c1", "c4", "c6"] and outcome.count == 3
+    assert not integrity.check_vectors_sane("unused", 8, contents=contents).passed  # wrong dim
+    clean = integrity.TableContents(ids[:1], ids[:1], vectors.slice(0, 1), dim=4)
+    assert integrity.check_vectors_sane("unused", 4, contents=clean).passed
