@@ -253,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     whole_tree = args.command == "index" and os.path.isdir(args.path) and _whole_tree(args)
     if whole_tree and not _small_tree(args.path):
         # Nothing to check before a forced run or a first index: the step server starts now
-        # and imports the code location (seconds of CPU) on the other core while this process
-        # imports its own share, LanceDB first; unless the run is small enough to need none.
+        # and imports the code location and LanceDB (seconds of CPU) on the other core while
+        # this process imports Dagster; unless the run is small enough to need none.
         _start_step_server()
     from orchestration import scale_out
 

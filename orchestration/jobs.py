@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import dagster as dg
 
@@ -146,5 +147,7 @@ def partition_tags(repo: str, shards: list[int]) -> dict[str, str]:
 def register_tags(repo: str, root: str) -> dict[str, str]:
     """Run tags asking the run's planning step to register `repo` at `root` first, so that
     whoever starts the run needs no LanceDB of its own (the CLI saves its import, a second
-    of CPU, while the step server imports it anyway)."""
-    return {REGISTER_TAG: json.dumps({repo: root})}
+    of CPU, while the step server imports it anyway). The request's time goes with it: a
+    later registration wins over a re-execution of this run (`registry.register`)."""
+    asked = {"repo": repo, "root": root, "requested_at": time.time()}
+    return {REGISTER_TAG: json.dumps(asked)}

@@ -161,6 +161,10 @@ def call_warm(function: Callable[..., R], *args: object) -> R:
     if not _server_started:
         return function(*args)
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        return pool.submit(function, *args).result()
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            return pool.submit(function, *args).result()
+    except (BrokenProcessPool, OSError):  # the server is gone (killed): here, then, cold
+        return function(*args)

@@ -40,14 +40,26 @@ def checked_root(repo: str, root: str | os.PathLike[str]) -> str:
     return str(path.resolve())
 
 
-def register(db_uri: str, repo: str, root: str | os.PathLike[str]) -> str:
-    """Record (or move) a repository; returns its absolute root."""
+def register(
+    db_uri: str,
+    repo: str,
+    root: str | os.PathLike[str],
+    requested_at: float | None = None,
+) -> str:
+    """Record (or move) a repository; returns its absolute root.
+
+    With `requested_at` (when the registration was asked for: a run carries it in its tags),
+    a registration made later wins: a run re-executed from the UI after the repository moved
+    does not move it back."""
     absolute = checked_root(repo, root)
     db = storage.connect(db_uri)
     table = storage.open_or_create(db, REPOSITORIES, SCHEMA)
-    row = pa.table(
-        {"repo": [repo], "root": [absolute], "registered_at": [time.time()]}, schema=SCHEMA
-    )
+    if requested_at is not None:
+        rows = storage.read_rows(table, storage.repo_filter(repo), ["root", "registered_at"])
+        if rows.num_rows and max(rows.column("registered_at").to_pylist()) > requested_at:
+            return rows.column("root")[0].as_py()
+    at = time.time() if requested_at is None else requested_at
+    row = pa.table({"repo": [repo], "root": [absolute], "registered_at": [at]}, schema=SCHEMA)
     storage.replace_rows(table, "repo", row, None)
     return absolute
 

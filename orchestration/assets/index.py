@@ -44,8 +44,8 @@ from orchestration.scale_out import consumer_device
 
 EMBEDDER_TAG = "code-index/embedder"
 SHARDS_TAG = "code-index/shards"
-# Repositories (name -> absolute root) that a run registers before it plans: what
-# `code-index index` asks for, so that the command itself never opens LanceDB to do it.
+# The repository a run registers before it plans (`jobs.register_tags`): what `code-index
+# index` asks for, so that the command itself never opens LanceDB to do it.
 REGISTER_TAG = "code-index/register"
 DATA_VERSION_TAG = "dagster/data_version"
 # Sharing a core with a chunk step, the encoder's thread gets 94% of it at nice 12 (75% at
@@ -86,8 +86,9 @@ def steps_share_a_process(context: dg.OpExecutionContext) -> bool:
 )
 def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResource):
     keys = planned_partitions(context)
-    for repo, root in json.loads(context.run.tags.get(REGISTER_TAG, "{}")).items():
-        registry.register(code_index.db_uri, repo, root)
+    if REGISTER_TAG in context.run.tags:
+        asked = json.loads(context.run.tags[REGISTER_TAG])
+        registry.register(code_index.db_uri, asked["repo"], asked["root"], asked["requested_at"])
     roots = registry.repositories(code_index.db_uri)
     missing = sorted({split_partition_key(k)[0] for k in keys} - roots.keys())
     if missing:

@@ -258,3 +258,23 @@ def test_vectors_sane_names_each_nan_infinite_or_zero_vector_across_batches(monk
     assert not integrity.check_vectors_sane("unused", 8, contents=contents).passed  # wrong dim
     clean = integrity.TableContents(ids[:1], ids[:1], vectors.slice(0, 1), dim=4)
     assert integrity.check_vectors_sane("unused", 4, contents=clean).passed
+
+
+def test_a_later_registration_wins_over_an_older_request(tmp_path) -> None:
+    """A run carries when its registration was asked for: re-executing an old run after the
+    repository moved must not move it back; a newer request does move it."""
+    from indexer_core.storage import registry
+
+    db_uri = str(tmp_path / "db")
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    registry.register(db_uri, "repo", old, requested_at=100.0)
+    registry.register(db_uri, "repo", new, requested_at=200.0)
+    assert registry.repositories(db_uri) == {"repo": str(new.resolve())}
+    assert registry.register(db_uri, "repo", old, requested_at=150.0) == str(new.resolve())
+    assert registry.repositories(db_uri) == {"repo": str(new.resolve())}
+    registry.register(db_uri, "repo", old)  # asked now (the CLI's own `register`): it moves
+    assert registry.repositories(db_uri) == {"repo": str(old.resolve())}
+    with pytest.raises(FileNotFoundError):
+        registry.register(db_uri, "repo", tmp_path / "gone", requested_at=300.0)

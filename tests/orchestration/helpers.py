@@ -48,3 +48,18 @@ def python_output(script: str, *args: str, env: dict[str, str] | None = None) ->
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+def pid_unless_in_a_worker() -> int:
+    """This process's pid; a process-pool worker (a child of another Python process) ends
+    abruptly instead, as one whose server was killed would (tests `launch.call_warm`)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)
+    return os.getpid()
+
+
+def lancedb_loaded() -> bool:
+    """Whether this process has imported LanceDB."""
+    return "lancedb" in sys.modules

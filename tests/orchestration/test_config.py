@@ -94,6 +94,31 @@ def test_a_first_index_starts_the_step_server_before_lancedb_or_dagster_load(tmp
     assert out.splitlines()[-2:] == ["run", "loaded when the server starts: []"]
 
 
+def test_call_warm_runs_in_a_process_forked_from_the_step_server_or_here(tmp_path) -> None:
+    """What the CLI reads after a run (the summary) runs in a child of the step server, which
+    has LanceDB imported; without a server, or if that child dies, it runs in the caller."""
+    from tests.orchestration.helpers import python_output
+
+    script = (
+        "import os, orchestration.launch as launch\n"
+        "from tests.orchestration.helpers import lancedb_loaded, pid_unless_in_a_worker\n"
+        "print('cold', launch.call_warm(os.getpid) == os.getpid())\n"
+        "assert launch.prewarm_step_server()\n"
+        "print('warm', launch.call_warm(os.getpid) != os.getpid())\n"
+        "print('has lancedb', launch.call_warm(lancedb_loaded))\n"
+        "print('fallback', launch.call_warm(pid_unless_in_a_worker) == os.getpid())\n"
+        "print('here', lancedb_loaded())\n"
+    )
+    out = python_output(script, env={"CODE_INDEX_HOME": str(tmp_path / "home")})
+    assert out.splitlines()[-5:] == [
+        "cold True",
+        "warm True",
+        "has lancedb True",
+        "fallback True",
+        "here False",
+    ], out
+
+
 def test_an_index_is_new_until_a_repository_is_registered(tmp_path) -> None:
     from indexer_core.storage import registry
     from orchestration.launch import REGISTRY_TABLE_DIR, index_is_new
