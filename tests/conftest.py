@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,20 @@ def onnx_cache(tmp_path_factory):
     else:
         os.environ["XDG_CACHE_HOME"] = previous
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def sigterm_as_the_session_found_it():
+    """Put SIGTERM back after each test. Dagster's `capture_interrupts` (around a job run in
+    this process's main thread, as `execute_in_process` does) gives SIGTERM the SIGINT
+    handler and then restores both to SIGINT's original one. Where the suite was started with
+    SIGINT ignored (a shell's background job), SIGTERM stays ignored, so every process the
+    later tests start inherits that. Dagster's compute-log `tail -F` processes then outlive
+    their `terminate()`: each costs a 30 s wait, and an orphaned one holds a test's pipe."""
+    found = signal.getsignal(signal.SIGTERM)
+    yield
+    if signal.getsignal(signal.SIGTERM) != found:
+        signal.signal(signal.SIGTERM, found)
 
 
 SAMPLE_FILES = {
