@@ -44,16 +44,6 @@ class RunOutcome:
     seconds: float = 0.0
 
 
-def register_repository(
-    instance: dg.DagsterInstance, db_uri: str, root: str, name: str | None = None
-) -> str:
-    """Record the repository in the index registry and add its partition to Dagster."""
-    repo = name or registry.name_for_path(root)
-    registry.register(db_uri, repo, root)
-    add_repository_partition(instance, repo)
-    return repo
-
-
 def add_repository_partition(instance: dg.DagsterInstance, repo: str) -> None:
     """Add the repository's dynamic partition, which any run over its shards needs."""
     if not instance.has_dynamic_partition(repo_partitions.name, repo):

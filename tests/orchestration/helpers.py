@@ -8,7 +8,8 @@ import sys
 
 import dagster as dg
 
-from orchestration.runner import register_repository
+from indexer_core.storage import registry
+from orchestration.runner import add_repository_partition
 
 
 def materializations(
@@ -32,7 +33,10 @@ def metadata_of(entry: dg.EventLogEntry) -> dict:
 
 
 def setup_repo(instance: dg.DagsterInstance, db_uri: str, root, name: str = "demo") -> str:
-    return register_repository(instance, db_uri, str(root), name)
+    """Register a repository and add its partition, as a run for it would before planning."""
+    registry.register(db_uri, name, root)
+    add_repository_partition(instance, name)
+    return name
 
 
 def python_output(script: str, *args: str, env: dict[str, str] | None = None) -> str:

@@ -17,9 +17,9 @@ import pytest
 
 from indexer_core.storage import tables as storage
 from orchestration.partitions import keys_for_repo
-from orchestration.runner import register_repository, run_index
+from orchestration.runner import run_index
 from tests.conftest import git
-from tests.orchestration.helpers import materializations
+from tests.orchestration.helpers import materializations, setup_repo
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -121,7 +121,7 @@ def _env(dagster_home: Path, db_uri: str, **extra: str) -> dict:
 @pytest.mark.slow
 def test_backfill_launched_through_graphql(dagster_home, db_uri, sample_repo) -> None:
     with dg.DagsterInstance.get() as instance:
-        register_repository(instance, db_uri, str(sample_repo), "demo")
+        setup_repo(instance, db_uri, sample_repo, "demo")
     keys = keys_for_repo("demo")
     env = _env(dagster_home, db_uri, CODE_INDEX_SENSORS="off")
     with _services(env, webserver=True) as port:
@@ -166,7 +166,7 @@ def test_daemon_sensor_reindexes_an_edit_in_a_git_checkout(
     git(sample_repo, "add", "-A")
     git(sample_repo, "commit", "-qm", "init")
     with dg.DagsterInstance.get() as instance:
-        register_repository(instance, db_uri, str(sample_repo), "demo")
+        setup_repo(instance, db_uri, sample_repo, "demo")
         assert run_index(instance, keys_for_repo("demo"), db_uri=db_uri).success
         before = {r.run_id for r in instance.get_runs()}
     (sample_repo / "src/app.py").write_text("def freshly_added_function():\n    return 'new'\n")
