@@ -123,9 +123,11 @@ def settle_seconds(instance: dg.DagsterInstance) -> float:
 class ChunkLandings:
     """A run's planned partitions, followed through the run's event log.
 
-    `chunk_op` and `plan_op` name the ops (not step keys) of the chunk steps and the
-    planning step. Partitions that `already_chunked` (a re-execution whose parent run
-    chunked them) count as landed from the start.
+    `chunk_op` and `plan_op` name the ops (not step keys) of the chunk steps the planning
+    step fans out and of the planning step; `first` the op of the chunk step that starts
+    with the run, and its partitions (the planning step's failure leaves it going).
+    Partitions that `already_chunked` (a re-execution whose parent run chunked them) count
+    as landed from the start.
     """
 
     def __init__(
@@ -135,12 +137,14 @@ class ChunkLandings:
         partitions: Iterable[str],
         chunk_op: str,
         plan_op: str,
+        first: tuple[str, Iterable[str]] = ("", ()),
         already_chunked: Iterable[str] = (),
     ) -> None:
         self.instance = instance
         self.run_id = run_id
         self.chunk_op = chunk_op
         self.plan_op = plan_op
+        self.first_op, self.first_group = first[0], set(first[1])
         self.planned = sorted(partitions)
         self.pending = set(partitions)
         self._initial = sorted(self.pending & set(already_chunked))
@@ -241,15 +245,20 @@ class ChunkLandings:
             return
         if handle.node_handle.name == self.plan_op:
             found.aborted = f"planning step {event.step_key} did not succeed"
-            found.failed.extend(sorted(self.pending))
-            self.pending.clear()
+            self._fail(self.pending - self.first_group, found)
+        elif handle.node_handle.name == self.first_op and self.first_op:
+            self._fail(self.first_group, found)
         elif handle.node_handle.name == self.chunk_op and isinstance(
             handle, ResolvedFromDynamicStepHandle
         ):
-            for key in group_of_mapping_key(handle.mapping_key, self.planned):
-                if key in self.pending:  # a step's partitions that landed before it failed stay
-                    self.pending.discard(key)
-                    found.failed.append(key)
+            self._fail(group_of_mapping_key(handle.mapping_key, self.planned), found)
+
+    def _fail(self, keys: Iterable[str], found: Landed) -> None:
+        """A failed step's partitions that had not landed (those that did stay landed)."""
+        for key in sorted(keys):
+            if key in self.pending:
+                self.pending.discard(key)
+                found.failed.append(key)
 
 
 def _slice_done(key: str, metadata: dict) -> SliceDone:
@@ -263,10 +272,14 @@ def _slice_done(key: str, metadata: dict) -> SliceDone:
 
 
 def rerun_chunked_elsewhere(
-    run: dg.DagsterRun, partitions: Iterable[str], chunk_op: str
+    run: dg.DagsterRun,
+    partitions: Iterable[str],
+    chunk_op: str,
+    first: tuple[str, Iterable[str]] = ("", ()),
 ) -> list[str]:
     """In a re-execution, the planned partitions whose chunk steps are not re-executed:
-    the parent run chunked them, so they are ready now. Empty for a first execution."""
+    the parent run chunked them, so they are ready now. Empty for a first execution.
+    `chunk_op` and `first` as for `ChunkLandings`."""
     if not (run.parent_run_id and run.step_keys_to_execute):
         return []
     planned = sorted(partitions)
@@ -278,6 +291,8 @@ def rerun_chunked_elsewhere(
             and handle.node_handle.name == chunk_op
         ):
             rerun.update(group_of_mapping_key(handle.mapping_key, planned))
+        elif first[0] and handle.node_handle.name == first[0]:
+            rerun.update(first[1])
     return [key for key in planned if key not in rerun]
 
 

@@ -100,6 +100,20 @@ def chunk_groups(partitions: list[str], steps: int) -> list[list[str]]:
     return [g for g in groups if g]
 
 
+def first_and_rest(partitions: list[str], steps: int) -> tuple[list[str], list[list[str]]]:
+    """The run's first group of partitions, which a chunk step that starts with the run takes
+    (the first partition lands without waiting for the plan's process), and the groups the
+    planning step fans out to the others (`chunk_groups`)."""
+    groups = chunk_groups(partitions, steps)
+    return (groups[0], groups[1:]) if groups else ([], [])
+
+
+# The mapping key of the planning step's one output when it has no group to fan out: Dagster
+# skips the join of an empty fan-out, and the join runs the checks. A partition's mapping key
+# always holds `_p` (its `|`), so no group's key is this.
+NO_GROUP = "none"
+
+
 def group_mapping_key(group: list[str]) -> str:
     """A chunk step's mapping key: its partition's key, or first `_to_` last for several."""
     if len(group) == 1:
@@ -109,7 +123,9 @@ def group_mapping_key(group: list[str]) -> str:
 
 def group_of_mapping_key(key: str, planned: list[str]) -> list[str]:
     """The partitions a chunk step's mapping key stands for, within the run's sorted
-    `planned` partitions (a group is a contiguous run of them)."""
+    `planned` partitions (a group is a contiguous run of them); none for `NO_GROUP`."""
+    if key == NO_GROUP:
+        return []
     first, last = _split_group_key(key)
     start = planned.index(partition_of_mapping_key(first))
     end = planned.index(partition_of_mapping_key(last)) if last else start

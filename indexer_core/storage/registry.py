@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,13 +65,33 @@ def register(
     return absolute
 
 
-def repositories(db_uri: str) -> dict[str, str]:
-    """All registered repositories, name -> root."""
+@dataclass(frozen=True)
+class Request:
+    """A registration asked for and not yet recorded: what a run carries in its tags."""
+
+    repo: str
+    root: str
+    requested_at: float
+
+
+def repositories(db_uri: str, pending: Request | None = None) -> dict[str, str]:
+    """All registered repositories, name -> root; with `pending`, as they are once `register`
+    has recorded that request (a registration made later still wins), for a step that runs
+    beside the one recording it."""
     table = storage.open_existing(storage.connect(db_uri), REPOSITORIES)
-    if table is None:
-        return {}
-    rows = table.to_arrow()
-    return dict(zip(rows.column("repo").to_pylist(), rows.column("root").to_pylist()))
+    roots: dict[str, str] = {}
+    latest: dict[str, float] = {}
+    if table is not None:
+        rows = table.to_arrow()
+        for repo, root, at in zip(
+            rows.column("repo").to_pylist(),
+            rows.column("root").to_pylist(),
+            rows.column("registered_at").to_pylist(),
+        ):
+            roots[repo], latest[repo] = root, at
+    if pending is not None and latest.get(pending.repo, float("-inf")) <= pending.requested_at:
+        roots[pending.repo] = checked_root(pending.repo, pending.root)
+    return roots
 
 
 def root_of(db_uri: str, repo: str, roots: dict[str, str] | None = None) -> str:

@@ -1,7 +1,8 @@
 """files -> chunks -> vectors as one graph-backed multi-asset over any set of partitions.
 
-Inside one run: a planning op fans the partitions out to chunk steps (many at once on the
-multiprocess executor, or on Celery workers), while the embedding consumers
+Inside one run: a chunk step takes the first group of partitions from the run's start while
+a planning op registers the repository and fans the other groups out to more chunk steps
+(many at once on the multiprocess executor, or on Celery workers), and the embedding consumers
 (`embedding_consumer.py`, one per GPU), which start with the run and load the model
 meanwhile, embed each partition as soon as its chunks land.
 Each partition's materializations are recorded the moment it lands, so a failure loses
@@ -34,7 +35,8 @@ from orchestration.embedding_consumer import (
 )
 from orchestration.metadata import chunk_metadata, embed_metadata, slice_metadata
 from orchestration.partitions import (
-    chunk_groups,
+    NO_GROUP,
+    first_and_rest,
     group_mapping_key,
     index_partitions,
     split_partition_key,
@@ -79,24 +81,52 @@ def steps_share_a_process(context: dg.OpExecutionContext) -> bool:
     return executor == "multi_or_in_process_executor" and in_process
 
 
+def registration_request(context: dg.OpExecutionContext) -> registry.Request | None:
+    """The registration the run was asked to record first (`jobs.register_tags`), if any."""
+    asked = context.run.tags.get(REGISTER_TAG)
+    if not asked:
+        return None
+    fields = json.loads(asked)
+    return registry.Request(fields["repo"], fields["root"], fields["requested_at"])
+
+
 @dg.op(
     out=dg.DynamicOut(list),
-    description="Checks every repository of the selected partitions, then fans them out to at "
-    "most `chunk_steps` chunk steps.",
+    description="Registers the run's repository, checks every repository of the selected "
+    "partitions, then fans all but the first group of them out to chunk steps (at most "
+    "`chunk_steps` in all).",
 )
 def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResource):
     keys = planned_partitions(context)
-    if REGISTER_TAG in context.run.tags:
-        asked = json.loads(context.run.tags[REGISTER_TAG])
-        registry.register(code_index.db_uri, asked["repo"], asked["root"], asked["requested_at"])
+    request = registration_request(context)
+    if request is not None:
+        registry.register(code_index.db_uri, request.repo, request.root, request.requested_at)
     roots = registry.repositories(code_index.db_uri)
     missing = sorted({split_partition_key(k)[0] for k in keys} - roots.keys())
     if missing:
         raise dg.Failure(
             f"repositories not registered in {code_index.db_uri}: {', '.join(missing)}"
         )
-    for group in chunk_groups(keys, code_index.chunk_steps):
+    _, rest = first_and_rest(keys, code_index.chunk_steps)
+    for group in rest:
         yield dg.DynamicOutput(group, mapping_key=group_mapping_key(group))
+    if not rest:  # an empty fan-out would skip the join, and with it the checks
+        yield dg.DynamicOutput([], mapping_key=NO_GROUP)
+
+
+@dg.op(
+    description="Chunks the run's first group of partitions from the start of the run, beside "
+    "the planning step, and records each shard's files and chunks as it lands."
+)
+def chunk_shard_first(context: dg.OpExecutionContext, code_index: CodeIndexResource) -> list:
+    """The first partition lands without waiting for the planning step's process (about a
+    second on a small machine), so the embedding consumer starts on it as soon as its model
+    is loaded; until then the encoder has nothing to do, so this step yields it the CPU only
+    from then on. The repository's root is read as it is once the planning step has
+    recorded the run's registration (`registry.repositories` with the request)."""
+    partitions, _ = first_and_rest(planned_partitions(context), code_index.chunk_steps)
+    roots = registry.repositories(code_index.db_uri, registration_request(context))
+    return _chunk_partitions(context, code_index, partitions, roots, yield_cpu_after=1)
 
 
 @dg.op(
@@ -106,19 +136,35 @@ def plan_partitions(context: dg.OpExecutionContext, code_index: CodeIndexResourc
 def chunk_shard(
     context: dg.OpExecutionContext, code_index: CodeIndexResource, partitions: list
 ) -> list:
+    """A group of partitions the planning step fanned out (none for `NO_GROUP`)."""
+    if not partitions:
+        return partitions
+    return _chunk_partitions(
+        context, code_index, partitions, registry.repositories(code_index.db_uri)
+    )
+
+
+def _chunk_partitions(
+    context: dg.OpExecutionContext,
+    code_index: CodeIndexResource,
+    partitions: list[str],
+    roots: dict[str, str],
+    yield_cpu_after: int = 0,
+) -> list[str]:
     """Several partitions per step when a run has more than `chunk_steps`: a process launch
     costs more than a small shard's parsing. Each partition is recorded the moment it lands;
     one that fails does not stop the others, and the step then fails naming it.
 
-    The step yields the CPU to the embedding consumer (`CHUNK_NICENESS`): where cores are
-    short, the encoder (or the host side of a GPU: tokenizing, copying) is the pipeline's
-    bottleneck, and chunking only has to stay ahead of it."""
-    if not steps_share_a_process(context):
+    The step yields the CPU to the embedding consumer (`CHUNK_NICENESS`) once
+    `yield_cpu_after` of its partitions have landed: where cores are short, the encoder (or
+    the host side of a GPU: tokenizing, copying) is the pipeline's bottleneck, and chunking
+    only has to stay ahead of it."""
+    yield_cpu = not steps_share_a_process(context)
+    if yield_cpu and not yield_cpu_after:
         _yield_cpu_to_the_encoder()
     failed, reports = [], []
     jobs: list[PartitionJob] = []
     keys: dict[tuple[str, int], str] = {}  # each job's partition key
-    roots = registry.repositories(code_index.db_uri)
     listings: dict[str, Candidates] = {}  # each repository listed once per step
     for partition_key in partitions:
         try:
@@ -141,6 +187,8 @@ def chunk_shard(
             context.log.error(f"chunking failed for {failed[-1]}")
         else:
             reports.append(_record_chunks(context, code_index, partition_key, outcome))
+        if yield_cpu and len(reports) + len(failed) >= yield_cpu_after:
+            _yield_cpu_to_the_encoder()
     if reports:
         context.log.info(_chunk_summary(reports))
     if failed:
@@ -261,13 +309,15 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
         f"model {embedder.model_name} on {embedder.device}, batch {embedder.batch_size}, "
         f"ready in {time.perf_counter() - started:.1f}s (consumer {index + 1} of {count})"
     )
+    first = (chunk_shard_first.name, first_and_rest(partitions, code_index.chunk_steps)[0])
     landings = ChunkLandings(
         context.instance,
         context.run_id,
         partitions,
         chunk_op=chunk_shard.name,
         plan_op=plan_partitions.name,
-        already_chunked=rerun_chunked_elsewhere(context.run, partitions, chunk_shard.name),
+        first=first,
+        already_chunked=rerun_chunked_elsewhere(context.run, partitions, chunk_shard.name, first),
     )
     reports: list[EmbedReport] = []
 
@@ -308,7 +358,7 @@ embed_as_chunks_land = consumer_ops[0]
 
 
 @dg.op(
-    ins={"groups": dg.In(list), "embedded": dg.In(dg.Nothing)},
+    ins={"first": dg.In(list), "groups": dg.In(list), "embedded": dg.In(dg.Nothing)},
     out={
         "files": dg.Out(is_required=False),
         "chunks": dg.Out(is_required=False),
@@ -317,7 +367,9 @@ embed_as_chunks_land = consumer_ops[0]
     description="Joins the chunk steps and the embedding consumers, merges the `files` "
     "manifest's fragments, then runs the integrity checks over the whole tables.",
 )
-def check_tables(context: dg.OpExecutionContext, code_index: CodeIndexResource, groups: list):
+def check_tables(
+    context: dg.OpExecutionContext, code_index: CodeIndexResource, first: list, groups: list
+):
     """The run's one join: the chunk steps' and consumers' materializations were already
     recorded one by one. One step, not a join step then a check step: on Celery each
     dependency level costs the executor's 1 s poll plus a task's start.
@@ -327,7 +379,7 @@ def check_tables(context: dg.OpExecutionContext, code_index: CodeIndexResource, 
     in-process executor, where the consumer cannot wait for chunks, the embedding happens
     here, after all chunking, before the checks.
     """
-    keys = [key for group in groups for key in group]
+    keys = sorted([*first, *(key for group in groups for key in group)])
     context.log.info(f"{len(keys)} partitions chunked")
     with ThreadPoolExecutor(1, thread_name_prefix="manifest-compaction") as pool:
         compaction = pool.submit(compact_manifest, code_index.db_uri)
@@ -418,10 +470,11 @@ def _observe_slice(
     }
 )
 def code_index_graph():
+    first = chunk_shard_first()
     groups = plan_partitions().map(chunk_shard).collect()
     vectors, embedded = embed_as_chunks_land()
     more = [op()[1] for op in consumer_ops[1:]]  # their `vectors` are events, not outputs
-    joined = check_tables(groups=groups, embedded=[embedded, *more])._asdict()
+    joined = check_tables(first=first, groups=groups, embedded=[embedded, *more])._asdict()
     return {"vectors": vectors, **joined}
 
 

@@ -278,3 +278,29 @@ def test_a_later_registration_wins_over_an_older_request(tmp_path) -> None:
     assert registry.repositories(db_uri) == {"repo": str(old.resolve())}
     with pytest.raises(FileNotFoundError):
         registry.register(db_uri, "repo", tmp_path / "gone", requested_at=300.0)
+
+
+def test_a_pending_request_reads_as_register_will_record_it(tmp_path) -> None:
+    """A chunk step that starts beside the planning step reads the roots as they are once the
+    run's request is recorded: a new repository, or a newer request, gives the request's root;
+    a registration made after the request keeps its own."""
+    from indexer_core.storage import registry
+
+    db_uri = str(tmp_path / "db")
+    old, new, other = tmp_path / "old", tmp_path / "new", tmp_path / "other"
+    for path in (old, new, other):
+        path.mkdir()
+    request = registry.Request("repo", str(old), 100.0)
+    assert registry.repositories(db_uri, request) == {"repo": str(old.resolve())}  # no table
+    registry.register(db_uri, "other", other, requested_at=50.0)
+    assert registry.repositories(db_uri, request) == {
+        "repo": str(old.resolve()),
+        "other": str(other.resolve()),
+    }
+    registry.register(db_uri, "repo", new, requested_at=200.0)
+    assert registry.repositories(db_uri, request)["repo"] == str(new.resolve())
+    moved = registry.Request("repo", str(old), 300.0)
+    assert registry.repositories(db_uri, moved)["repo"] == str(old.resolve())
+    for pending in (request, moved):  # what `register` then records agrees
+        registry.register(db_uri, pending.repo, pending.root, pending.requested_at)
+    assert registry.repositories(db_uri)["repo"] == str(old.resolve())

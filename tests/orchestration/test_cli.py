@@ -87,19 +87,22 @@ def test_index_search_status_end_to_end(tmp_path, sample_repo, embedder) -> None
             and runs[0].job_name == "index_job"
             and runs[0].status == dg.DagsterRunStatus.SUCCESS
         )
-        # One chunk step took both partitions and recorded each as it landed.
-        starts = instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START)
-        assert len([e for e in starts if ".chunk_shard[" in (e.step_key or "")]) == 1
+        # One chunk step, the one that starts with the run, took both partitions and recorded
+        # each as it landed; the planning step had no other group to fan out.
         landed = instance.all_logs(
             runs[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
         )
-        partitions = [
-            e.dagster_event.event_specific_data.materialization.partition
+        chunked = {
+            e.dagster_event.event_specific_data.materialization.partition: e.step_key
             for e in landed
             if e.dagster_event.event_specific_data.materialization.asset_key
             == dg.AssetKey("chunks")
-        ]
-        assert sorted(partitions) == ["sample|s00", "sample|s01"]
+        }
+        assert sorted(chunked) == ["sample|s00", "sample|s01"]
+        assert set(chunked.values()) == {"code_index_graph.chunk_shard_first"}
+        starts = instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_START)
+        fanned_out = [e.step_key for e in starts if ".chunk_shard[" in (e.step_key or "")]
+        assert fanned_out == ["code_index_graph.chunk_shard[none]"]
     # Nothing changed: the sensor's change detection says so and no run starts.
     again = _cli(tmp_path, "index", str(sample_repo), "--name", "sample", "-q")
     assert again.returncode == 0 and "up to date" in again.stdout, again.stderr[-2000:]

@@ -24,7 +24,9 @@ from orchestration.embedding_consumer import (
 )
 from orchestration.metadata import embed_metadata, slice_metadata
 from orchestration.partitions import (
+    NO_GROUP,
     chunk_groups,
+    first_and_rest,
     group_mapping_key,
     group_of_mapping_key,
     keys_for_repo,
@@ -92,6 +94,25 @@ def failed_plan_job():
     failing_plan()
 
 
+@dg.op(config_schema={"fail": bool})
+def chunk_first(context) -> list:
+    """The chunk step that starts with the run: lands s00, then fails before s01 when told."""
+    context.log_event(dg.AssetMaterialization("chunks", partition="demo|s00"))
+    if context.op_config["fail"]:
+        raise RuntimeError("this shard cannot be chunked")
+    context.log_event(dg.AssetMaterialization("chunks", partition="demo|s01"))
+    return ["demo|s00", "demo|s01"]
+
+
+@dg.job
+def first_and_failed_plan_job():
+    chunk_first()
+    failing_plan()
+
+
+FIRST = ("chunk_first", ["demo|s00", "demo|s01"])
+
+
 @given(st.text(min_size=1, max_size=40))
 def test_mapping_keys_are_valid_and_decode_to_their_partition(text: str) -> None:
     key = f"{text}|s03"
@@ -108,6 +129,9 @@ def test_chunk_groups_cover_the_run_and_their_keys_decode(names, steps: int) -> 
     assert max(map(len, groups)) - min(map(len, groups)) <= 1
     for group in groups:
         assert group_of_mapping_key(group_mapping_key(group), planned) == group
+    first, rest = first_and_rest(planned, steps)
+    assert [first, *rest] == groups
+    assert group_of_mapping_key(NO_GROUP, planned) == []
 
 
 def test_landings_come_from_materializations_and_step_failures() -> None:
@@ -186,6 +210,26 @@ def test_a_failed_planning_step_aborts_the_wait() -> None:
         assert found.aborted and sorted(found.failed) == PARTITIONS and not landings.pending
 
 
+@pytest.mark.parametrize("first_fails", [False, True])
+def test_a_failed_plan_leaves_the_first_chunk_step_going(first_fails: bool) -> None:
+    """The planning step's failure fails the groups it would have fanned out; the chunk step
+    that started with the run still lands its partitions, or fails them by its own failure
+    (those that landed before it failed stay landed)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = first_and_failed_plan_job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"ops": {"chunk_first": {"config": {"fail": first_fails}}}},
+        )
+        landings = ChunkLandings(
+            instance, result.run_id, PARTITIONS, "chunk", "failing_plan", first=FIRST
+        )
+        found = landings.poll()
+        assert found.aborted and not landings.pending
+        assert sorted(found.landed) == (["demo|s00"] if first_fails else FIRST[1])
+        assert sorted(found.failed) == (["demo|s01", "demo|s02"] if first_fails else ["demo|s02"])
+
+
 def test_a_reexecution_counts_partitions_chunked_by_its_parent_as_landed() -> None:
     rerun = dg.DagsterRun(
         job_name="index_job",
@@ -195,6 +239,16 @@ def test_a_reexecution_counts_partitions_chunked_by_its_parent_as_landed() -> No
         step_keys_to_execute=[f"graph.chunk[{mapping_key('demo|s01')}]", "graph.embed"],
     )
     assert rerun_chunked_elsewhere(rerun, PARTITIONS, "chunk") == ["demo|s00", "demo|s02"]
+    # The chunk step that starts with the run, re-executed: its partitions are chunked again.
+    first_again = dg.DagsterRun(
+        job_name="index_job",
+        run_id="child",
+        parent_run_id="parent",
+        root_run_id="parent",
+        step_keys_to_execute=["graph.chunk_first", "graph.embed"],
+    )
+    assert rerun_chunked_elsewhere(first_again, PARTITIONS, "chunk", FIRST) == ["demo|s02"]
+    assert rerun_chunked_elsewhere(first_again, PARTITIONS, "chunk") == PARTITIONS
     first = dg.DagsterRun(job_name="index_job", run_id="first")
     assert rerun_chunked_elsewhere(first, PARTITIONS, "chunk") == []
     with dg.DagsterInstance.ephemeral() as instance:
