@@ -99,7 +99,9 @@ class Landed:
     landed: list[str] = field(default_factory=list)  # partitions whose chunks are written
     embedded: list[str] = field(default_factory=list)  # partitions with `vectors` recorded
     failed: list[str] = field(default_factory=list)  # partitions whose chunk step failed
-    aborted: str = ""  # why nothing more will land (the planning step failed), or ""
+    # why the planned groups will not land (the planning step failed), or ""; the first
+    # chunk step's partitions still do
+    aborted: str = ""
     sizes: dict[str, int] = field(default_factory=dict)  # chunks of landed ones, where recorded
     slices: list[SliceDone] = field(default_factory=list)  # slices written, by any consumer
 

@@ -342,7 +342,10 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
     if index == 0:
         _export_for_queries(context, embedder, code_index)
     if outcome.aborted:
-        context.log.warning(f"nothing to embed: {outcome.aborted}")
+        context.log.warning(
+            f"{outcome.aborted}: only the first chunk step's partitions could be embedded "
+            f"({len(outcome.embedded)} were)"
+        )
     elif outcome.failed_chunking:
         raise dg.Failure(
             f"chunking failed for {len(outcome.failed_chunking)} partition(s): "
