@@ -52,13 +52,14 @@ def register(
     With `requested_at` (when the registration was asked for: a run carries it in its tags),
     a registration made later wins: a run re-executed from the UI after the repository moved
     does not move it back."""
-    absolute = checked_root(repo, root)
+    storage.check_repo_name(repo)
     db = storage.connect(db_uri)
     table = storage.open_or_create(db, REPOSITORIES, SCHEMA)
-    if requested_at is not None:
+    if requested_at is not None:  # a later registration makes the request moot, root and all
         rows = storage.read_rows(table, storage.repo_filter(repo), ["root", "registered_at"])
         if rows.num_rows and max(rows.column("registered_at").to_pylist()) > requested_at:
             return rows.column("root")[0].as_py()
+    absolute = checked_root(repo, root)
     at = time.time() if requested_at is None else requested_at
     row = pa.table({"repo": [repo], "root": [absolute], "registered_at": [at]}, schema=SCHEMA)
     storage.replace_rows(table, "repo", row, None)

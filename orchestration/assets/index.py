@@ -341,16 +341,13 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
         context.log.info(_embed_summary(reports))
     if index == 0:
         _export_for_queries(context, embedder, code_index)
-    if outcome.aborted:
-        context.log.warning(
-            f"{outcome.aborted}: only the first chunk step's partitions could be embedded "
-            f"({len(outcome.embedded)} were)"
-        )
-    elif outcome.failed_chunking:
+    if outcome.aborted or outcome.failed_chunking:
+        # A failure, not a warning: "re-execute from failure" then runs this step again too,
+        # and it embeds what the re-executed chunk steps land.
         raise dg.Failure(
-            f"chunking failed for {len(outcome.failed_chunking)} partition(s): "
-            f"{', '.join(sorted(outcome.failed_chunking))}; the others are embedded and "
-            "recorded. Re-execute from failure to redo only these."
+            f"{outcome.aborted or 'chunking failed'}: {len(outcome.failed_chunking)} "
+            f"partition(s) not chunked: {', '.join(sorted(outcome.failed_chunking))}; those "
+            "that landed are embedded and recorded. Re-execute from failure to redo only these."
         )
     yield dg.Output(None, output_name="embedded")
 

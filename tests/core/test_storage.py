@@ -276,8 +276,8 @@ def test_a_later_registration_wins_over_an_older_request(tmp_path) -> None:
     assert registry.repositories(db_uri) == {"repo": str(new.resolve())}
     registry.register(db_uri, "repo", old)  # asked now (the CLI's own `register`): it moves
     assert registry.repositories(db_uri) == {"repo": str(old.resolve())}
-    with pytest.raises(FileNotFoundError):
-        registry.register(db_uri, "repo", tmp_path / "gone", requested_at=300.0)
+    with pytest.raises(FileNotFoundError):  # a registration that would take effect checks it
+        registry.register(db_uri, "repo", tmp_path / "gone")
 
 
 def test_a_pending_request_reads_as_register_will_record_it(tmp_path) -> None:
@@ -301,6 +301,10 @@ def test_a_pending_request_reads_as_register_will_record_it(tmp_path) -> None:
     assert registry.repositories(db_uri, request)["repo"] == str(new.resolve())
     moved = registry.Request("repo", str(old), 300.0)
     assert registry.repositories(db_uri, moved)["repo"] == str(old.resolve())
+    # A request older than the registry's registration is moot, even for a path now gone.
+    gone = registry.Request("repo", str(tmp_path / "gone"), 150.0)
+    assert registry.repositories(db_uri, gone)["repo"] == str(new.resolve())
+    assert registry.register(db_uri, "repo", gone.root, gone.requested_at) == str(new.resolve())
     for pending in (request, moved):  # what `register` then records agrees
         registry.register(db_uri, pending.repo, pending.root, pending.requested_at)
     assert registry.repositories(db_uri)["repo"] == str(old.resolve())

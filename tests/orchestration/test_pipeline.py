@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -13,10 +15,11 @@ import pytest
 
 from indexer_core.indexing.partitioning import shard_of
 from indexer_core.storage import tables as storage
-from orchestration.assets.index import code_index_assets
+from orchestration.assets.index import REGISTER_TAG, code_index_assets
 from orchestration.checks import check_results
 from orchestration.partitions import keys_for_repo, shard_count
 from orchestration.resources import CodeIndexResource
+from orchestration.runner import run_index
 from tests.conftest import SAMPLE_FILES, write_tree
 from tests.orchestration.helpers import materializations, metadata_of, partition_of, setup_repo
 
@@ -165,6 +168,33 @@ def test_missing_repository_fails_with_its_name(dagster_home, db_uri, tmp_path) 
         assert any(
             str(root) in e.dagster_event.event_specific_data.error.to_string() for e in failures
         )
+
+
+def test_a_failed_plan_fails_the_embedding_consumer_too(dagster_home, db_uri, tmp_path) -> None:
+    """A stepped run whose planning step fails (asked to register the repository at a path
+    that is gone) fails its embedding consumer as well, naming the partitions that were not
+    chunked, rather than the consumer succeeding with nothing embedded: "re-execute from
+    failure" then runs the consumer again for what the re-executed chunk steps land."""
+    root = write_tree(tmp_path / "repo", {"a.py": "def a():\n    return 1\n"})
+    with dg.DagsterInstance.get() as instance:
+        setup_repo(instance, db_uri, root, "demo")
+        asked = {"repo": "demo", "root": str(tmp_path / "gone"), "requested_at": time.time()}
+        outcome = run_index(
+            instance,
+            keys_for_repo("demo"),
+            db_uri=db_uri,
+            extra_tags={REGISTER_TAG: json.dumps(asked)},
+        )
+        assert not outcome.success
+        failed = {
+            e.step_key: e.dagster_event.event_specific_data.error.message
+            for e in instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        }
+    assert {"code_index_graph.plan_partitions", "code_index_graph.chunk_shard_first"} <= set(
+        failed
+    )
+    consumer = failed["code_index_graph.embed_as_chunks_land"]
+    assert "planning step" in consumer and f"{shard_count()} partition(s) not chunked" in consumer
 
 
 def test_definitions_validate_on_workspace(dagster_home) -> None:
