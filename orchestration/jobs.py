@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
 import dagster as dg
 
+from indexer_core.storage import registry
 from orchestration import config
 from orchestration.assets.index import EMBEDDER_TAG, REGISTER_TAG, SHARDS_TAG
 from orchestration.launch import start_method
@@ -149,5 +151,5 @@ def register_tags(repo: str, root: str) -> dict[str, str]:
     whoever starts the run needs no LanceDB of its own (the CLI saves its import, a second
     of CPU, while the step server imports it anyway). The request's time goes with it: a
     later registration wins over a re-execution of this run (`registry.register`)."""
-    asked = {"repo": repo, "root": root, "requested_at": time.time()}
-    return {REGISTER_TAG: json.dumps(asked)}
+    asked = registry.Request(repo, root, time.time())
+    return {REGISTER_TAG: json.dumps(dataclasses.asdict(asked))}

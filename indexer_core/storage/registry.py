@@ -57,7 +57,9 @@ def register(
     table = storage.open_or_create(db, REPOSITORIES, SCHEMA)
     if requested_at is not None:  # a later registration makes the request moot, root and all
         rows = storage.read_rows(table, storage.repo_filter(repo), ["root", "registered_at"])
-        if rows.num_rows and max(rows.column("registered_at").to_pylist()) > requested_at:
+        if rows.num_rows and _superseded(
+            max(rows.column("registered_at").to_pylist()), requested_at
+        ):
             return rows.column("root")[0].as_py()
     absolute = checked_root(repo, root)
     at = time.time() if requested_at is None else requested_at
@@ -90,9 +92,14 @@ def repositories(db_uri: str, pending: Request | None = None) -> dict[str, str]:
             rows.column("registered_at").to_pylist(),
         ):
             roots[repo], latest[repo] = root, at
-    if pending is not None and latest.get(pending.repo, float("-inf")) <= pending.requested_at:
+    if pending is not None and not _superseded(latest.get(pending.repo), pending.requested_at):
         roots[pending.repo] = checked_root(pending.repo, pending.root)
     return roots
+
+
+def _superseded(registered_at: float | None, requested_at: float) -> bool:
+    """Whether a request is moot: the repository was registered after it was asked for."""
+    return registered_at is not None and registered_at > requested_at
 
 
 def root_of(db_uri: str, repo: str, roots: dict[str, str] | None = None) -> str:

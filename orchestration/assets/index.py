@@ -86,8 +86,7 @@ def registration_request(context: dg.OpExecutionContext) -> registry.Request | N
     asked = context.run.tags.get(REGISTER_TAG)
     if not asked:
         return None
-    fields = json.loads(asked)
-    return registry.Request(fields["repo"], fields["root"], fields["requested_at"])
+    return registry.Request(**json.loads(asked))
 
 
 @dg.op(
