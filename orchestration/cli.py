@@ -67,12 +67,13 @@ def _small_tree(path: str) -> bool:
 
 def _start_step_server() -> Path:
     """The Dagster home, and the step server started with its output (and its steps')
-    going to the home's `logs/steps.log`. Returns that log; a no-op once started."""
+    going to the home's `logs/steps.log`: forked from this process once it has imported
+    what both need (`launch.prewarm_step_server`). Returns that log; a no-op once started."""
     from orchestration.launch import ensure_dagster_home, prewarm_step_server, step_output_to
 
     log = ensure_dagster_home() / "logs" / "steps.log"
     with step_output_to(log):
-        prewarm_step_server()
+        prewarm_step_server(fork_from_here=True)
     return log
 
 

@@ -4,7 +4,13 @@ import warnings
 
 import dagster as dg
 
-from orchestration import config, instance_connections, instance_sync, scale_out
+from orchestration import (
+    config,
+    instance_connections,
+    instance_sync,
+    migration_scripts,
+    scale_out,
+)
 from orchestration.assets.index import code_index_assets
 from orchestration.assets.search_indexes import search_index_assets
 from orchestration.housekeeping import (
@@ -31,9 +37,11 @@ warnings.filterwarnings(
 scale_out.install(config.load())
 # Every process that loads the code location (step processes, the code server, the CLI's
 # runs) writes its SQLite instance events without waiting for an fsync each, on connections
-# it keeps instead of a new engine per event.
+# it keeps instead of a new engine per event; and reads Dagster's migration scripts once, not
+# once per storage it opens.
 instance_sync.install(config.load().dagster_sync)
 instance_connections.install()
+migration_scripts.install()
 
 defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],

@@ -1,12 +1,14 @@
 """What a run needs from this machine before it starts: a Dagster home, and a warm server
 to fork step processes from.
 
-No Dagster import here, so the CLI can do both first and let the step server import the
-code location while it imports Dagster itself and prepares the run.
+No Dagster import at this module's top, so the CLI decides cheaply whether a run needs the
+server at all. When it does, the CLI imports what it shares with the server, then forks the
+server, which imports the rest (LanceDB) while the CLI opens the instance and creates the run.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import sys
@@ -23,6 +25,16 @@ if TYPE_CHECKING:
 # What the multiprocess executor preloads into its forkserver (`jobs.start_method` adds
 # `step_preload`); a server started here with the same list is the one the executor uses.
 _EXECUTOR_PRELOAD = "dagster._core.executor.multiprocess"
+# What the process that drives a run and the step server both import: the code location, the
+# runner, and the SQLite instance storages (~2.4 s of CPU here). The CLI imports them before
+# it forks the server, so they are imported once (`prewarm_step_server`).
+SHARED_WITH_STEPS = (
+    "orchestration.definitions",
+    "orchestration.runner",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+)
 # `indexer_core.storage.registry.REPOSITORIES`'s directory in a local LanceDB, named here so
 # that this module imports no LanceDB (tests check the two agree).
 REGISTRY_TABLE_DIR = "repositories.lance"
@@ -129,10 +141,15 @@ def _fits_in_process(changed_bytes: int, settings: config.Config) -> bool:
     return settings.executor == "multiprocess" and limit > 0 and changed_bytes <= limit
 
 
-def prewarm_step_server() -> bool:
+def prewarm_step_server(fork_from_here: bool = False) -> bool:
     """Start the step server now, with the executor's preload, so it imports the code
     location while this process is still getting the run ready; the executor then finds it
     running and its first step forks at once. False where steps are spawned instead.
+
+    With `fork_from_here` (the CLI, which drives the run itself), this process first imports
+    what it and the server both need (`SHARED_WITH_STEPS`), then forks into the server
+    (`forked_server`), which imports only the rest; where it cannot fork, or elsewhere, the
+    server is a fresh interpreter that imports it all.
     Call it once the environment is final: forked steps inherit the server's. Only for the
     multiprocess executor: under Celery or Kubernetes, steps start on the workers."""
     settings = config.load()
@@ -141,11 +158,29 @@ def prewarm_step_server() -> bool:
         return False
     from multiprocessing import forkserver
 
+    from orchestration import forked_server
+
     preload = [_EXECUTOR_PRELOAD, *method["forkserver"]["preload_modules"]]
     multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
-    forkserver.ensure_running()
+    if not (fork_from_here and _import_shared() and forked_server.start(preload)):
+        forkserver.ensure_running()
     global _server_started
     _server_started = True
+    return True
+
+
+def _import_shared() -> bool:
+    """Import `SHARED_WITH_STEPS`, unless that would leave this process unable to fork its
+    server (`forked_server.can_fork_here`: a thread started, say): then import nothing."""
+    from orchestration import forked_server
+
+    if not forked_server.can_fork_here():
+        return False
+    for name in SHARED_WITH_STEPS:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # Dagster's internals moved: the server imports what it needs
+            continue
     return True
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from indexer_core.storage import registry
-from orchestration import config
+from orchestration import config, migration_scripts
 from orchestration.jobs import in_process_run_config, partition_tags, register_tags
 from orchestration.launch import ensure_dagster_home, prewarm_step_server
 from orchestration.partitions import keys_for_repo, repo_partitions
@@ -193,6 +193,7 @@ def index_repository(
     if shards:
         tags.update(partition_tags(repo, shards))
     tags.update(kwargs.pop("extra_tags", {}))
+    migration_scripts.install()  # before the instance opens its storages (a small run's first)
     with dg.DagsterInstance.get() as instance:
         add_repository_partition(instance, repo)
         return run_index(instance, keys, db_uri=db_uri, extra_tags=tags, **kwargs)

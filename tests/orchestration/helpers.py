@@ -67,3 +67,9 @@ def pid_unless_in_a_worker() -> int:
 def lancedb_loaded() -> bool:
     """Whether this process has imported LanceDB."""
     return "lancedb" in sys.modules
+
+
+def module_mark() -> str:
+    """`MARK` of this module as this process sees it: set at run time in a parent, it is
+    seen in a child only if the child was forked from that parent's memory."""
+    return globals().get("MARK", "")

@@ -69,7 +69,8 @@ def test_reading_the_settings_and_starting_the_step_server_import_no_engine() ->
 
 def test_a_first_index_starts_the_step_server_before_lancedb_or_dagster_load(tmp_path) -> None:
     """`code-index index` on an index that has no registry yet (or with `--force`) knows the
-    run covers the whole tree, so it starts the step server before its own heavy imports."""
+    run covers the whole tree, so it starts the step server before its own heavy imports,
+    asking to fork it from itself once it has imported what both need (`forked_server`)."""
     from tests.orchestration.helpers import python_output
 
     tree = tmp_path / "tree"
@@ -78,8 +79,8 @@ def test_a_first_index_starts_the_step_server_before_lancedb_or_dagster_load(tmp
     script = (
         "import sys, orchestration.cli as cli, orchestration.launch as launch\n"
         "heavy = ('lancedb', 'dagster', 'sqlalchemy')\n"
-        "def prewarm():\n"  # its output goes to the steps' log meanwhile: kept for the end
-        "    seen.append(sorted(m for m in heavy if m in sys.modules))\n"
+        "def prewarm(**how):\n"  # its output goes to the steps' log meanwhile: kept for the end
+        "    seen.append((sorted(m for m in heavy if m in sys.modules), how))\n"
         "    return False\n"
         "seen = []\n"
         "launch.prewarm_step_server = prewarm\n"
@@ -91,7 +92,10 @@ def test_a_first_index_starts_the_step_server_before_lancedb_or_dagster_load(tmp
     )
     env = {"CODE_INDEX_HOME": str(tmp_path / "home"), "CODE_INDEX_IN_PROCESS_BYTES": "1"}
     out = python_output(script, str(tree), str(tmp_path / "db"), env=env)
-    assert out.splitlines()[-2:] == ["run", "loaded when the server starts: []"]
+    assert out.splitlines()[-2:] == [
+        "run",
+        "loaded when the server starts: ([], {'fork_from_here': True})",
+    ]
 
 
 def test_call_warm_runs_in_a_process_forked_from_the_step_server_or_here(tmp_path) -> None:
