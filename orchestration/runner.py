@@ -23,6 +23,7 @@ from orchestration.partitions import keys_for_repo, repo_partitions
 RUN_ID_TAG = "code-index/request"
 JOIN_SECONDS = 0.05
 PROGRESS_SECONDS = 0.5
+QUIET_READ_SECONDS = 2.0
 
 
 def index_job_def() -> dg.JobDefinition:
@@ -83,15 +84,17 @@ def run_index(
 
     def execute() -> None:
         try:
-            with dg.execute_job(
+            # Not entered as a context: that would set up the job's resources in this process
+            # once the run has ended, only to load step outputs, which nothing here reads.
+            outcome = dg.execute_job(
                 dg.reconstructable(index_job_def),
                 instance=instance,
                 tags=tags,
                 run_config=run_config,
                 raise_on_error=False,
-            ) as outcome:
-                result["run_id"] = outcome.run_id
-                result["success"] = outcome.success
+            )
+            result["run_id"] = outcome.run_id
+            result["success"] = outcome.success
         except Exception as exc:  # noqa: BLE001 - re-raised below, after the progress loop ends
             result["error"] = exc
 
@@ -100,19 +103,22 @@ def run_index(
     run_id = None
     landed = _Landed()
     polled = 0.0
+    every = PROGRESS_SECONDS if on_progress else QUIET_READ_SECONDS
     while worker.is_alive():
-        # Joined often, so the caller hears of the run's end at once; polled for progress
-        # twice a second, each poll being queries against the instance.
+        # Joined often, so the caller hears of the run's end at once; its records are read as
+        # they come (twice a second with progress to show), so that few are left to read
+        # once it has ended, when nothing else runs.
         worker.join(JOIN_SECONDS)
-        if on_progress is None or time.perf_counter() - polled < PROGRESS_SECONDS:
-            continue  # without progress to show, no queries while the run goes on
+        if time.perf_counter() - polled < every:
+            continue
         polled = time.perf_counter()
         if run_id is None:
             runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: request}), limit=1)
             run_id = runs[0].run_id if runs else None
         if run_id:
             landed.read_new(instance, run_id)
-            on_progress(len(landed.chunks), len(landed.vectors), len(partitions))
+            if on_progress:
+                on_progress(len(landed.chunks), len(landed.vectors), len(partitions))
     if "error" in result:
         raise result["error"]
     run_id = result["run_id"]
