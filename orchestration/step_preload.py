@@ -13,6 +13,7 @@ while idle, never in the middle of a LanceDB call (it makes none), so that warni
 only repeat itself in every step's output; it is silenced for step processes alone.
 """
 
+import importlib
 import warnings
 
 import orchestration.definitions  # noqa: F401 - imported for its side effect: a warm server
@@ -46,3 +47,19 @@ def _load_instance_storage_code() -> None:
 
 
 _load_instance_storage_code()
+
+# What Dagster imports on first use in every step process, before the step starts (its
+# instance's state storage, compute logs, env-file secrets, config defaults): ~50 ms of CPU
+# per step, at the run's start and at its end (the checks step). None of them starts a
+# thread; onnxruntime does, so the embedding consumer imports it itself.
+_STEP_IMPORTS = (
+    "upath",
+    "dagster._core.secrets.env_file",
+    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.system_config.composite_descent",
+)
+for _name in _STEP_IMPORTS:
+    try:
+        importlib.import_module(_name)
+    except ImportError:  # Dagster's internals moved: steps import what they need themselves
+        pass
