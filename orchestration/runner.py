@@ -21,7 +21,6 @@ from orchestration.launch import ensure_dagster_home, prewarm_step_server
 from orchestration.partitions import keys_for_repo, repo_partitions
 
 RUN_ID_TAG = "code-index/request"
-JOIN_SECONDS = 0.05
 PROGRESS_SECONDS = 0.5
 QUIET_READ_SECONDS = 2.0
 
@@ -102,16 +101,15 @@ def run_index(
     worker.start()
     run_id = None
     landed = _Landed()
-    polled = 0.0
     every = PROGRESS_SECONDS if on_progress else QUIET_READ_SECONDS
     while worker.is_alive():
-        # Joined often, so the caller hears of the run's end at once; its records are read as
-        # they come (twice a second with progress to show), so that few are left to read
-        # once it has ended, when nothing else runs.
-        worker.join(JOIN_SECONDS)
-        if time.perf_counter() - polled < every:
-            continue
-        polled = time.perf_counter()
+        # A join returns the moment the run ends, so the caller hears of it at once; in
+        # between, this thread wakes only to read the run's new records (twice a second
+        # with progress to show), so that few are left to read once it has ended, when
+        # nothing else runs. Waking more often would take CPU from the run's own steps.
+        worker.join(every)
+        if not worker.is_alive():
+            break
         if run_id is None:
             runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: request}), limit=1)
             run_id = runs[0].run_id if runs else None
