@@ -64,8 +64,14 @@ def start(preload: list[str]) -> bool:
             alive_r, alive_w = os.pipe()
             sys.stdout.flush()
             sys.stderr.flush()
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no memory or processes left for a fork: spawn it, as usual
+                os.close(alive_r)
+                os.close(alive_w)
+                return False
             if pid == 0:
+                server._lock = threading.Lock()  # held by this thread at the fork
                 _serve(listener.fileno(), alive_r, preload)
             os.close(alive_r)
         server._forkserver_address = address
@@ -79,6 +85,7 @@ def _serve(listener_fd: int, alive_r: int, preload: list[str]) -> None:
     code = 1
     try:
         _close_inherited_fds(keep={listener_fd, alive_r})
+        _forget_resource_tracker()
         _default_signal_handlers()
         forkserver.main(listener_fd, alive_r, preload)
         code = 0
@@ -98,6 +105,16 @@ def _close_inherited_fds(keep: set[int]) -> None:
         os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, _max_fd())
+
+
+def _forget_resource_tracker() -> None:
+    """The parent's tracker pipe is closed here: like a spawned server, this one starts with
+    no tracker (each step it forks is handed the parent's), and would start its own on use
+    rather than write to a descriptor number something else may reuse."""
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    if tracker is not None and hasattr(tracker, "_fd"):
+        tracker._fd = None
+        tracker._pid = None
 
 
 def _max_fd() -> int:

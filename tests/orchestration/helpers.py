@@ -73,3 +73,15 @@ def module_mark() -> str:
     """`MARK` of this module as this process sees it: set at run time in a parent, it is
     seen in a child only if the child was forked from that parent's memory."""
     return globals().get("MARK", "")
+
+
+def forkserver_lock_free() -> bool:
+    """Whether this process could start a forkserver of its own: its copy of the forkserver's
+    lock is not held (a fork copies a held lock held, with no thread left to release it)."""
+    from multiprocessing import forkserver
+
+    lock = forkserver._forkserver._lock
+    if not lock.acquire(blocking=False):
+        return False
+    lock.release()
+    return True

@@ -42,12 +42,13 @@ def test_the_cli_forks_its_step_server_once_it_has_what_both_need(tmp_path) -> N
         "print('shared', sorted(m for m in launch.SHARED_WITH_STEPS if m in sys.modules))\n"
         "print('mark', launch.call_warm(helpers.module_mark))\n"
         "print('server has lancedb', launch.call_warm(helpers.lancedb_loaded))\n"
+        "print('lock free', launch.call_warm(helpers.forkserver_lock_free))\n"
         "print('here', helpers.lancedb_loaded())\n"
     )
     out = python_output(script, env={"CODE_INDEX_HOME": str(tmp_path / "home")})
     from orchestration.launch import SHARED_WITH_STEPS
 
-    assert out.splitlines()[-8:] == [
+    assert out.splitlines()[-9:] == [
         "pipe ends True",
         "child of this process True",
         "same command line True",
@@ -55,6 +56,7 @@ def test_the_cli_forks_its_step_server_once_it_has_what_both_need(tmp_path) -> N
         f"shared {sorted(SHARED_WITH_STEPS)}",
         "mark set before the fork",
         "server has lancedb True",
+        "lock free True",
         "here False",
     ], out
 
