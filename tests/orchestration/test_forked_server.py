@@ -35,12 +35,14 @@ def test_the_cli_forks_its_step_server_once_it_has_what_both_need(tmp_path) -> N
         "os.close(write)\n"
         "ends = bool(select.select([read], [], [], 10)[0]) and os.read(read, 1) == b''\n"
         "print('pipe ends', ends)\n"
+        # read once it serves, so once it has set itself up
+        "mark = launch.call_warm(helpers.module_mark)\n"
         "pid, ppid, cmdline, caught = server_info()\n"
         "print('child of this process', ppid == os.getpid())\n"
         "print('same command line', cmdline == open('/proc/self/cmdline', 'rb').read())\n"
         "print('server catches SIGTERM', bool(caught & (1 << (signal.SIGTERM - 1))))\n"
         "print('shared', sorted(m for m in launch.SHARED_WITH_STEPS if m in sys.modules))\n"
-        "print('mark', launch.call_warm(helpers.module_mark))\n"
+        "print('mark', mark)\n"
         "print('server has lancedb', launch.call_warm(helpers.lancedb_loaded))\n"
         "print('lock free', launch.call_warm(helpers.forkserver_lock_free))\n"
         "print('here', helpers.lancedb_loaded())\n"
@@ -78,9 +80,11 @@ def test_a_process_with_a_thread_or_lancedb_spawns_its_server_instead(tmp_path) 
         "print('with a thread', forked_server.can_fork_here())\n"
         "helpers.MARK = 'set before the fork'\n"
         "assert launch.prewarm_step_server(fork_from_here=True)\n"
+        # a spawned server has run its command line once it serves (not before its exec)
+        "mark = repr(launch.call_warm(helpers.module_mark))\n"
         "pid, ppid, cmdline, caught = server_info()\n"
         "print('spawned', b'from multiprocessing.forkserver import main' in cmdline)\n"
-        "print('mark', repr(launch.call_warm(helpers.module_mark)))\n"
+        "print('mark', mark)\n"
         "done.set()\n"
     )
     out = python_output(script, env={"CODE_INDEX_HOME": str(tmp_path / "home")})
