@@ -176,12 +176,18 @@ def _import_shared() -> bool:
 
     if not forked_server.can_fork_here():
         return False
-    for name in SHARED_WITH_STEPS:
+    import_present(SHARED_WITH_STEPS)
+    return True
+
+
+def import_present(names: tuple[str, ...]) -> None:
+    """Import each of `names` that exists: a warm-up of modules a process will need, where
+    one that Dagster moved or dropped is simply imported later by whatever uses it."""
+    for name in names:
         try:
             importlib.import_module(name)
-        except ImportError:  # Dagster's internals moved: the server imports what it needs
+        except ImportError:
             continue
-    return True
 
 
 _server_started = False

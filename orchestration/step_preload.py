@@ -13,11 +13,11 @@ while idle, never in the middle of a LanceDB call (it makes none), so that warni
 only repeat itself in every step's output; it is silenced for step processes alone.
 """
 
-import importlib
 import warnings
 
 import orchestration.definitions  # noqa: F401 - imported for its side effect: a warm server
 from indexer_core.storage.lancedb_import import import_lancedb
+from orchestration.launch import import_present
 
 import_lancedb()  # the code location imports it on first use; every step uses it
 
@@ -58,8 +58,4 @@ _STEP_IMPORTS = (
     "dagster._core.storage.local_compute_log_manager",
     "dagster._core.system_config.composite_descent",
 )
-for _name in _STEP_IMPORTS:
-    try:
-        importlib.import_module(_name)
-    except ImportError:  # Dagster's internals moved: steps import what they need themselves
-        pass
+import_present(_STEP_IMPORTS)
