@@ -5,8 +5,9 @@
 Prepares every repository of repos.toml (fetch, blank doc comments, check the queries' spans;
 see prepare.py), indexes each prepared copy in-process into its own LanceDB directory
 (work/db/<name>; a rerun re-chunks and re-embeds nothing that did not change), then runs every
-query of queries/<name>.jsonl in four modes, top 10: the project's hybrid, vector and text
-search, and plain BM25 (LanceDB's full-text search alone over the chunks' content; adapter.py).
+query of queries/<name>.jsonl in five modes, top 10: the project's hybrid, vector and text
+search, plain BM25 (LanceDB's full-text search alone over the chunks' content) and plain cosine
+(LanceDB's vector search alone over the chunks' embeddings; adapter.py).
 Reports NDCG@10, recall@10, MRR@10 (file level) and span recall@10 (scoring.py) per language,
 per query type and averaged over languages; writes <out>/search_eval.json and .md, and copies
 the markdown to bench/reports/search_eval.md when every repository was run (or to --report).
@@ -31,7 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench.search_eval import prepare, scoring
 
-MODES = ("hybrid", "vector", "text", "bm25")
+MODES = ("hybrid", "vector", "text", "bm25", "cosine")
 MODE_NOTES = {
     "hybrid": "project search, fused vector + BM25 + name rankings",
     "vector": "project search, cosine over chunk embeddings",
@@ -41,6 +42,11 @@ MODE_NOTES = {
     ),
     "bm25": (
         "LanceDB FTS alone over chunk content, raw query, no name ranking, fusion or part merging"
+    ),
+    "cosine": (
+        "LanceDB vector search alone over chunk embeddings, the query embedded as vector mode "
+        "embeds it, nearest chunks as they come: no part merging or ranking stage (vector mode "
+        "minus the ranking stage, the counterpart of bm25)"
     ),
 }
 DEFAULT_REPORT = ROOT / "bench" / "reports" / "search_eval.md"
@@ -56,6 +62,8 @@ def run_queries(
             t0 = time.perf_counter()
             if mode == "bm25":
                 results = adapter.plain_bm25(db_uri, q["query"], k)
+            elif mode == "cosine":
+                results = adapter.plain_vector(db_uri, q["query"], k, embedder)
             else:
                 results = adapter.search(db_uri, q["query"], mode, k, embedder)
             seconds[mode] += time.perf_counter() - t0

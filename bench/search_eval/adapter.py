@@ -1,6 +1,6 @@
 """The only module of the search evaluation that imports the project (indexer_core).
 
-Everything else in bench/search_eval talks to these five functions, so a move of the core's
+Everything else in bench/search_eval talks to these six functions, so a move of the core's
 modules is fixed here alone:
 
 - `load_embedder(model)`, `index_tree(db_uri, repo, tree, embedder)`: index one prepared
@@ -8,6 +8,10 @@ modules is fixed here alone:
   then the search indexes the Dagster assets build), plus a full-text index over the chunks'
   raw `content` for the plain BM25 baseline;
 - `search(db_uri, query, mode, k, embedder)`: the project's `search()` (hybrid, vector, text);
+- `plain_vector(db_uri, query, k, embedder)`: LanceDB's vector search alone over the chunk
+  embeddings: the query embedded as the project embeds it, the k nearest chunks as they come
+  (no merging of a long function's parts, no ranking stage), the vector counterpart of
+  `plain_bm25`;
 - `plain_bm25(db_uri, query, k)`: LanceDB's FTS alone over `content`: the raw query (no
   camelCase expansion), no path/scope/name text, no name rankings, no fusion, no merging of a
   long function's parts. Text mode differs from it in all of that except fusion: it searches
@@ -79,6 +83,21 @@ def plain_bm25(db_uri: str, query: str, k: int) -> list[tuple[str, int, int]]:
         table.search(query, query_type="fts", fts_columns=[PLAIN_COLUMN])
         .limit(k)
         .select(["path", "start_line", "end_line", "_score"])
+        .to_arrow()
+        .to_pylist()
+    )
+    return [(r["path"], r["start_line"], r["end_line"]) for r in rows]
+
+
+def plain_vector(db_uri: str, query: str, k: int, embedder) -> list[tuple[str, int, int]]:
+    table = storage.connect(db_uri).open_table(storage.VECTORS)
+    encode_query = getattr(embedder, "encode_query", None)
+    vector = encode_query(query) if encode_query is not None else embedder.encode([query])[0]
+    rows = (
+        table.search(vector, vector_column_name="vector")
+        .distance_type("cosine")
+        .limit(k)
+        .select(["path", "start_line", "end_line", "_distance"])
         .to_arrow()
         .to_pylist()
     )
