@@ -26,14 +26,22 @@ if TYPE_CHECKING:
 # `step_preload`); a server started here with the same list is the one the executor uses.
 _EXECUTOR_PRELOAD = "dagster._core.executor.multiprocess"
 # What the process that drives a run and the step server both import: the code location, the
-# runner, and the SQLite instance storages (~2.4 s of CPU here). The CLI imports them before
-# it forks the server, so they are imported once (`prewarm_step_server`).
+# runner, the SQLite instance storages, and what opening an instance imports on first use
+# (its storage root, the state storage's path library and fsspec: ~0.1-0.2 s of CPU that
+# every step process paid again before it started); ~2.5 s of CPU here. The CLI imports them
+# before it forks the server, so they are imported once (`prewarm_step_server`).
 SHARED_WITH_STEPS = (
     "orchestration.definitions",
     "orchestration.runner",
     "dagster._core.storage.runs.sqlite",
     "dagster._core.storage.event_log.sqlite",
     "dagster._core.storage.schedules.sqlite",
+    "dagster._core.instance.factory",
+    "dagster._core.storage.root",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.defs_state.blob_storage_state_storage",
+    "upath.core",
+    "upath.implementations.local",
 )
 # `indexer_core.storage.registry.REPOSITORIES`'s directory in a local LanceDB, named here so
 # that this module imports no LanceDB (tests check the two agree).

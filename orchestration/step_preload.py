@@ -17,7 +17,7 @@ import warnings
 
 import orchestration.definitions  # noqa: F401 - imported for its side effect: a warm server
 from indexer_core.storage.lancedb_import import import_lancedb
-from orchestration.launch import import_present
+from orchestration.launch import SHARED_WITH_STEPS, import_present
 
 import_lancedb()  # the code location imports it on first use; every step uses it
 
@@ -48,14 +48,18 @@ def _load_instance_storage_code() -> None:
 
 _load_instance_storage_code()
 
-# What Dagster imports on first use in every step process, before the step starts (its
-# instance's state storage, compute logs, env-file secrets, config defaults): ~50 ms of CPU
-# per step, at the run's start and at its end (the checks step). None of them starts a
-# thread; onnxruntime does, so the embedding consumer imports it itself.
+# What every step process would otherwise import on first use, before or as its step starts:
+# what opening its instance imports (`SHARED_WITH_STEPS`: a spawned server has not imported
+# them), compute logs, env-file secrets and config defaults (~50 ms of CPU a step, at the
+# run's start and at its end, the checks step), and for a chunk step the grammars and what
+# `numpy.unique` loads. None of them starts a thread; onnxruntime does, so the embedding
+# consumer imports it itself.
 _STEP_IMPORTS = (
-    "upath",
+    *SHARED_WITH_STEPS,
     "dagster._core.secrets.env_file",
     "dagster._core.storage.local_compute_log_manager",
     "dagster._core.system_config.composite_descent",
+    "tree_sitter_languages",
+    "numpy.ma",
 )
 import_present(_STEP_IMPORTS)
