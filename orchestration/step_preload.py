@@ -13,7 +13,6 @@ while idle, never in the middle of a LanceDB call (it makes none), so that warni
 only repeat itself in every step's output; it is silenced for step processes alone.
 """
 
-import os
 import warnings
 
 import orchestration.definitions  # noqa: F401 - imported for its side effect: a warm server
@@ -57,7 +56,9 @@ def _load_token_counter() -> None:
     pool does not start before a fork, and nothing is downloaded (a download's threads would
     be): with `HF_HUB_OFFLINE=0` the steps load the model themselves. A model that cannot be
     loaded here is simply loaded (and its error reported) by the step that needs it."""
-    if os.environ.get("HF_HUB_OFFLINE", "1") == "0":
+    from indexer_core.embedding.model_location import models_offline
+
+    if not models_offline():
         return
     try:
         from indexer_core.chunking.linecost import prefix_costs

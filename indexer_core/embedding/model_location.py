@@ -16,6 +16,12 @@ _PACKAGED_ALIASES = {
 }
 
 
+def models_offline() -> bool:
+    """Whether models come only from local files (the default): `HF_HUB_OFFLINE=0` lets a
+    missing one be downloaded."""
+    return os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+
+
 def resolve_model_path(model: str) -> Path:
     """A local directory holding the model's files.
 
@@ -32,7 +38,7 @@ def resolve_model_path(model: str) -> Path:
         return path.resolve()
     from huggingface_hub import snapshot_download
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+    offline = models_offline()
     try:
         return Path(snapshot_download(model, local_files_only=offline))
     except Exception as exc:  # huggingface_hub raises several unrelated types here
