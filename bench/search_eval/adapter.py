@@ -29,7 +29,7 @@ from indexer_core.indexing.embed_step import embed_partition
 from indexer_core.indexing.settings import IndexSettings
 from indexer_core.search import indexes as search_index
 from indexer_core.search.filters import SearchFilters
-from indexer_core.search.query import MODES
+from indexer_core.search.query import MODES, embed_query
 from indexer_core.search.query import search as _search
 from indexer_core.storage import tables as storage
 
@@ -91,8 +91,7 @@ def plain_bm25(db_uri: str, query: str, k: int) -> list[tuple[str, int, int]]:
 
 def plain_vector(db_uri: str, query: str, k: int, embedder) -> list[tuple[str, int, int]]:
     table = storage.connect(db_uri).open_table(storage.VECTORS)
-    encode_query = getattr(embedder, "encode_query", None)
-    vector = encode_query(query) if encode_query is not None else embedder.encode([query])[0]
+    vector = embed_query(embedder, query)
     rows = (
         table.search(vector, vector_column_name="vector")
         .distance_type("cosine")

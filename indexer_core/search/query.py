@@ -232,6 +232,13 @@ def _lexical_rankings(
     return ranked
 
 
+def embed_query(embedder, query: str):
+    """A query's vector: the encoder's query path (its query prefix, the ONNX session) where it
+    has one, else a plain encode of the one text."""
+    encode_query = getattr(embedder, "encode_query", None)
+    return encode_query(query) if encode_query is not None else embedder.encode([query])[0]
+
+
 def _vector_ranking(
     index: OpenIndex, query, fetch, filters, model, embedder, options: QueryEncoderOptions
 ) -> list[tuple[str, float]]:
@@ -239,8 +246,7 @@ def _vector_ranking(
     version = table.version  # read once: the model check and the row-id map share it
     embedder = query_embedder(index.db_uri, model, embedder, version, options)
     rows_map = index.vector_rows(version)
-    encode_query = getattr(embedder, "encode_query", None)
-    vector = encode_query(query) if encode_query is not None else embedder.encode([query])[0]
+    vector = embed_query(embedder, query)
     q = table.search(vector, vector_column_name="vector").distance_type("cosine").limit(fetch)
     where = filters.where()
     if where:
