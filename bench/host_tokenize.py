@@ -2,14 +2,17 @@
 
 On a GPU, MiniLM's forward pass is faster than preparing its input, so the rate at which the
 host turns texts into a batch's features bounds the encoder. This measures, on the distinct
-embedded texts of a chunked tree, the two ways the pipelined encoder can prepare batches of
+embedded texts of a chunked tree, the ways the pipelined encoder can prepare batches of
 `PIPELINE_BATCH` texts (longest first, as it batches them):
 - the model's own `preprocess` (sentence-transformers, through the transformers tokenizer);
-- `fast_features` (the Rust tokenizer's `encode_batch_fast`, truncation set once, numpy
-  padding), which the pipelined encoder uses where its features equal the model's own;
-each on 1 thread and on `--threads` threads (both release the GIL in the Rust tokenizer),
-in interleaved rounds, best round reported, with the fast path's ratio against the model's
-own in the same run. No GPU needed: this is the CPU work a GPU encode does.
+- `fast_features` with the Rust tokenizer's `encode_batch_fast` (truncation set once, numpy
+  padding), which releases the GIL;
+- `fast_features` with the segment cache (`wordpiece_ids`, what the pipelined encoder uses
+  for BERT-style tokenizers), in Python under the GIL; built afresh each round, so every
+  round starts from an empty cache, as a run does;
+each on 1 thread and on `--threads` threads, in interleaved rounds, best round reported,
+with each way's ratio against the model's own in the same run. No GPU needed: this is the
+CPU work a GPU encode does.
 
     python -m bench.host_tokenize --tree DIR [--threads N] [--rounds 3] [--texts 0]
 """
@@ -22,6 +25,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from bench.results import rows_table
@@ -46,19 +50,26 @@ def prepare_all(prepare, batches: list[list[str]], threads: int) -> tuple[float,
 def measure(texts: list[str], threads: int, rounds: int) -> list[dict[str, object]]:
     from indexer_core.embedding.fast_features import fast_features
     from indexer_core.embedding.model import PIPELINE_BATCH, length_batches, load_embedder
+    from indexer_core.embedding.wordpiece_ids import WordPieceIds
 
     model = load_embedder(MODEL, "cpu").model
     fast = fast_features(model)
-    if fast is None:
+    if fast is None or fast.ids is None:
         raise RuntimeError(f"{MODEL}: the fast features differ from the model's own")
     longest_first = sorted(texts, key=len, reverse=True)
     batches = length_batches(longest_first, PIPELINE_BATCH)
-    ways = {"model's preprocess": model.preprocess, "fast_features": fast}
+    ways = {
+        "model's preprocess": lambda: model.preprocess,
+        "fast_features, Rust tokenizer": lambda: replace(fast, ids=None),
+        "fast_features, segment cache": lambda: replace(
+            fast, ids=WordPieceIds.from_tokenizer(fast.tokenizer, fast.ids.max_tokens)
+        ),
+    }
     best: dict[tuple[str, int], tuple[float, float, int]] = {}
     for _ in range(rounds):
-        for name, prepare in ways.items():
+        for name, way in ways.items():
             for n in sorted({1, threads}):
-                got = prepare_all(prepare, batches, n)
+                got = prepare_all(way(), batches, n)
                 key = (name, n)
                 if key not in best or got[0] < best[key][0]:
                     best[key] = got

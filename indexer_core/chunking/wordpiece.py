@@ -1,4 +1,4 @@
-"""WordPiece token counts of ASCII words, computed in Python from the vocabulary.
+"""WordPiece token counts (and ids) of ASCII words, computed in Python from the vocabulary.
 
 Calling the Rust tokenizer costs tens of microseconds per word in overhead (normaliser,
 pre-tokeniser, offsets). For the alphanumeric runs of source code, counting the greedy
@@ -18,11 +18,12 @@ from tokenizers import Tokenizer
 class WordPieceVocab:
     """The parts of a WordPiece model that decide how many pieces a word becomes."""
 
-    first: frozenset[bytes]  # pieces that may start a word
-    continuing: frozenset[bytes]  # pieces that may continue one, without their prefix
+    first: dict[bytes, int]  # pieces that may start a word -> their ids
+    continuing: dict[bytes, int]  # pieces that may continue one, without their prefix -> ids
     max_chars: int  # longer words become one unknown token
     lowercase: bool  # the normaliser lowercases before the model sees the word
     longest: int  # the longest piece, so no match is tried beyond it
+    unk_id: int  # the unknown token's id
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer) -> WordPieceVocab | None:
@@ -38,21 +39,26 @@ class WordPieceVocab:
         ):
             return None
         prefix = model.get("continuing_subword_prefix") or "##"
-        first: set[bytes] = set()
-        continuing: set[bytes] = set()
-        for piece in model["vocab"]:
+        vocab: dict[str, int] = model["vocab"]
+        unk = vocab.get(model.get("unk_token") or "[UNK]")
+        if unk is None:
+            return None
+        first: dict[bytes, int] = {}
+        continuing: dict[bytes, int] = {}
+        for piece, piece_id in vocab.items():
             if not piece.isascii():
                 continue
             if piece.startswith(prefix):
-                continuing.add(piece[len(prefix) :].encode("ascii"))
+                continuing[piece[len(prefix) :].encode("ascii")] = piece_id
             else:
-                first.add(piece.encode("ascii"))
+                first[piece.encode("ascii")] = piece_id
         return cls(
-            first=frozenset(first),
-            continuing=frozenset(continuing),
+            first=first,
+            continuing=continuing,
             max_chars=int(model.get("max_input_chars_per_word") or 100),
             lowercase=bool(normalizer.get("lowercase")),
-            longest=max(map(len, first | continuing), default=1),
+            longest=max(map(len, [*first, *continuing]), default=1),
+            unk_id=unk,
         )
 
     def count(self, word: bytes) -> int:
@@ -72,3 +78,22 @@ class WordPieceVocab:
             start = end
             vocab = self.continuing
         return pieces
+
+    def ids(self, word: bytes) -> tuple[int, ...]:
+        """The piece ids of one alphanumeric ASCII word (lowercased when `lowercase`), by the
+        same greedy longest-match-first walk as `count`."""
+        n = len(word)
+        if n > self.max_chars:
+            return (self.unk_id,)
+        start, pieces, longest = 0, [], self.longest
+        vocab = self.first
+        while start < n:
+            end = min(n, start + longest)
+            while end > start and word[start:end] not in vocab:
+                end -= 1
+            if end == start:
+                return (self.unk_id,)  # no piece matches: the whole word is one unknown token
+            pieces.append(vocab[word[start:end]])
+            start = end
+            vocab = self.continuing
+        return tuple(pieces)

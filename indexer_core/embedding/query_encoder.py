@@ -26,12 +26,15 @@ import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from indexer_core.embedding.batching import length_batch_sizes
 from indexer_core.embedding.model_location import resolve_model_path
+
+if TYPE_CHECKING:
+    from indexer_core.embedding.wordpiece_ids import WordPieceIds
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,7 @@ class OnnxEncoder:
     query_prefix: str = ""  # the model's query prompt (`prompts.py`)
     workers: int = 1  # batches run at once when encoding many, each on one thread
     _workers_pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _ids: WordPieceIds | Literal[False] | None = field(default=None, repr=False)  # False: none
 
     @property
     def dim(self) -> int:
@@ -182,10 +186,10 @@ class OnnxEncoder:
         result: Future[np.ndarray] = Future()
         result.set_running_or_notify_cancel()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(texts) if texts else []
-        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        encodings = self._token_ids(texts) if texts else []
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i][0]))
         batches, start = [], 0
-        for size in length_batch_sizes([len(encodings[i].ids) for i in order], self.batch_size):
+        for size in length_batch_sizes([len(encodings[i][0]) for i in order], self.batch_size):
             batches.append(order[start : start + size])
             start += size
         if not batches:
@@ -223,18 +227,31 @@ class OnnxEncoder:
             pool.submit(run, rows)
         return result
 
-    def _run_batch(self, encodings: list) -> np.ndarray:
+    def _token_ids(self, texts: list[str]) -> list[tuple[list[int], list[int] | int]]:
+        """Each text's (ids, type ids or the one type id of all), from the segment cache
+        where it gives the tokenizer's own ids (`wordpiece_ids`), else from the tokenizer.
+        The cache is built on the first bulk encode, so a query never waits for it."""
+        if self._ids is None:
+            from indexer_core.embedding.wordpiece_ids import WordPieceIds
+
+            self._ids = WordPieceIds.from_tokenizer(self.tokenizer, self.max_tokens) or False
+        if self._ids:
+            type_id = self._ids.type_id
+            return [(ids, type_id) for ids in self._ids.encode_batch(texts)]
+        return [(e.ids, e.type_ids) for e in self.tokenizer.encode_batch(texts)]
+
+    def _run_batch(self, encodings: list[tuple[list[int], list[int] | int]]) -> np.ndarray:
         """One batch through the session (which releases the GIL while it runs)."""
-        width = max(len(e.ids) for e in encodings)
+        width = max(len(ids) for ids, _ in encodings)
         feeds = {
             name: np.zeros((len(encodings), width), dtype=np.int64)
             for name in ("input_ids", "attention_mask", "token_type_ids")
         }
-        for r, e in enumerate(encodings):
-            n = len(e.ids)
-            feeds["input_ids"][r, :n] = e.ids
+        for r, (ids, type_ids) in enumerate(encodings):
+            n = len(ids)
+            feeds["input_ids"][r, :n] = ids
             feeds["attention_mask"][r, :n] = 1
-            feeds["token_type_ids"][r, :n] = e.type_ids
+            feeds["token_type_ids"][r, :n] = type_ids
         hidden = self.session.run(None, feeds)[0].astype(np.float32)
         return self._pool(hidden, feeds["attention_mask"])
 

@@ -2,10 +2,10 @@
 
 `device="simulated:TOKENS_PER_SECOND"` (for example `simulated:360000`, an H100's measured
 rate for all-MiniLM-L6-v2) answers "what would this pipeline do beside that device?" on any
-machine: it tokenizes each batch as the real GPU path prepares it (the model's Rust tokenizer,
-truncating at the model's limit, `encode_batch_fast`: the host work of `fast_features.py`),
-then waits for the batch's tokens at that rate, and returns unit vectors of the model's
-dimension that depend only on each text, as a real model's would. So the pipeline's own
+machine: it prepares each batch as the real GPU path does (`fast_features.py`: the model's
+token ids, cut at its limit, padded into arrays), then waits for the batch's tokens at that
+rate, and returns unit vectors of the model's dimension that depend only on each text, as a
+real model's would. So the pipeline's own
 costs (step launch, reads, cache look-ups, writes) show beside an encoder of known speed,
 and a run's encode time is known exactly (`simulated_seconds`, `device_tokens`).
 """
@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from indexer_core.chunking.tokens import TokenCounter, load_token_counter
-from indexer_core.embedding.fast_features import device_tokenizer
+from indexer_core.embedding.fast_features import FastFeatures, device_tokenizer
 from indexer_core.embedding.model_location import model_dimension
+from indexer_core.embedding.wordpiece_ids import WordPieceIds
 
 PREFIX = "simulated:"
 
@@ -44,7 +44,7 @@ class SimulatedEncoder:
     counter: TokenCounter
     tokens_per_second: float
     dim: int
-    tokenizer: Tokenizer  # the model's, truncating at its limit (what reaches the device)
+    features: FastFeatures  # the model's input features, as the real GPU path builds them
     batch_size: int = 256
     tokenizer_threads: int = 0
     simulated_seconds: float = 0.0  # the device time of every encode so far
@@ -62,14 +62,16 @@ class SimulatedEncoder:
     def device_tokens(self, texts: list[str]) -> int:
         """The tokens a device runs for `texts`: special tokens in, each text cut at the
         model's limit, as the real GPU path builds its batches."""
-        return sum(len(e.ids) for e in self.tokenizer.encode_batch_fast(texts))
+        if self.features.ids is not None:
+            return sum(map(len, self.features.ids.encode_batch(texts)))
+        return sum(len(e.ids) for e in self.features.tokenizer.encode_batch_fast(texts))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
             began = time.perf_counter()
-            tokens = self.device_tokens(batch)
+            tokens = int(self.features.arrays(batch)["attention_mask"].sum())
             seconds = tokens / self.tokens_per_second
             self.tokens += tokens
             self.simulated_seconds += seconds
@@ -91,12 +93,18 @@ def load_simulated(model: str, device: str, batch_size: int = 0) -> SimulatedEnc
         raise ValueError(f"not a simulated device: {device!r}")
     counter = load_token_counter(model)
     tokenizer = device_tokenizer(counter.tokenizer, counter.max_tokens)  # the counter's untouched
+    features = FastFeatures(
+        tokenizer=tokenizer,
+        pad_id=0,  # what fills the padding is no concern of a device that only counts tokens
+        pad_type_id=0,
+        ids=WordPieceIds.from_tokenizer(tokenizer, counter.max_tokens),
+    )
     return SimulatedEncoder(
         model_name=model,
         counter=counter,
         tokens_per_second=rate,
         dim=model_dimension(model) or 384,
-        tokenizer=tokenizer,
+        features=features,
         batch_size=batch_size or 256,
     )
 

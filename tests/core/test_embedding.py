@@ -7,6 +7,8 @@ checks that on the CPU with the real packaged model, where CI runs.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -153,13 +155,15 @@ def test_fast_features_are_the_models_own(embedder: Embedder) -> None:
     `preprocess` on texts it never probed: code, prose, whitespace, one over the limit."""
     fast = fast_features(embedder.model)
     assert fast is not None
+    assert fast.ids is not None  # a BERT tokenizer: ids from the segment cache
     texts = _texts()
     own = embedder.model.preprocess(texts)
-    ours = fast(texts)
-    for name in ("input_ids", "token_type_ids", "attention_mask"):
-        assert ours[name].dtype == own[name].dtype
-        assert ours[name].equal(own[name]), name
-    assert ours["input_ids"].shape[1] == embedder.max_tokens  # the long text was truncated
+    for way in (fast, replace(fast, ids=None)):  # the segment cache, then the Rust tokenizer
+        ours = way(texts)
+        for name in ("input_ids", "token_type_ids", "attention_mask"):
+            assert ours[name].dtype == own[name].dtype
+            assert ours[name].equal(own[name]), name
+        assert ours["input_ids"].shape[1] == embedder.max_tokens  # the long text was truncated
 
 
 def test_pipelined_encode_with_fast_features_equals_the_models_own(embedder: Embedder) -> None:

@@ -35,6 +35,7 @@ def test_it_charges_the_tokens_a_device_runs_at_its_rate() -> None:
     """Special tokens in, each text cut at the model's limit: what the model's own features
     hold (their attention mask), so the charge is the real device's work."""
     encoder = load_simulated(DEFAULT_MODEL, "simulated:50000000")
+    assert encoder.features.ids is not None  # ids from the segment cache, as on a GPU
     encoder.encode(TEXTS)
     whole = [len(e.ids) for e in encoder.counter.tokenizer.encode_batch(TEXTS)]
     limit = encoder.max_tokens
