@@ -120,12 +120,14 @@ def chunk_partitions(
     db: storage.lancedb.DBConnection | None = None,
 ) -> Iterator[tuple[PartitionJob, ChunkReport | Exception]]:
     """`chunk_partition` for several partitions in order, each one's writes committed in a
-    thread while the next one is read and parsed.
+    thread while the next one is read and parsed (in another thread).
 
     On an object store a partition's writes are a dozen requests, as long as its parsing:
     overlapped, a step of many partitions takes about the longer of the two, not their sum.
-    Yields each job with its report, or the exception that stopped it, once its writes are
-    committed, in the jobs' order; a failed partition does not stop the others.
+    Yields each job with its report, or the exception that stopped it, the moment its writes
+    are committed, in the jobs' order, while the next one is still being parsed: yielded
+    only after that parse, each partition reached the embedding consumer a partition's
+    parsing late, the first one included. A failed partition does not stop the others.
 
     Each partition holds its lock from its read to its commit, so two are held at once; the
     next one's lock is only waited for after the previous one's commit has released its
@@ -134,7 +136,10 @@ def chunk_partitions(
     """
     db = db if db is not None else storage.connect(db_uri)
     settings = settings or IndexSettings()
-    with ThreadPoolExecutor(1, thread_name_prefix="chunk-writer") as writer:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="chunk-writer") as writer,
+        ThreadPoolExecutor(1, thread_name_prefix="chunk-parser") as parser,
+    ):
         pending: tuple[PartitionJob, Future[ChunkReport]] | None = None
         for job in jobs:
             held = try_partition_lock(db_uri, job.repo, job.shard)
@@ -144,9 +149,13 @@ def chunk_partitions(
                     pending = None
                 held = hold_partition_lock(db_uri, job.repo, job.shard)
             try:
-                planned = _plan(
-                    db, job.repo, job.root, job.shard, settings, None, rehash, job.candidates
+                planning = parser.submit(
+                    _plan, db, job.repo, job.root, job.shard, settings, None, rehash, job.candidates
                 )
+                if pending is not None:  # lands as its commit ends, while this one parses
+                    yield _outcome_of(pending)
+                    pending = None
+                planned = planning.result()
             except Exception as exc:  # noqa: BLE001 - reported with its partition, the rest go on
                 held.release()
                 if pending is not None:
@@ -157,10 +166,7 @@ def chunk_partitions(
             except BaseException:
                 held.release()
                 raise
-            commit = writer.submit(_commit_then_release, planned, held)
-            if pending is not None:
-                yield _outcome_of(pending)
-            pending = (job, commit)
+            pending = (job, writer.submit(_commit_then_release, planned, held))
         if pending is not None:
             yield _outcome_of(pending)
 

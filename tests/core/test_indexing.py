@@ -413,6 +413,39 @@ def test_chunk_partitions_in_order_equal_one_at_a_time(db_uri, tmp_path) -> None
     assert _rows(db_uri, storage.FILES, "file_id") == _rows(alone, storage.FILES, "file_id")
 
 
+def test_chunk_partitions_reports_each_one_while_the_next_parses(
+    db_uri, tmp_path, monkeypatch
+) -> None:
+    """A partition is reported the moment its writes commit, not after the next one's parse:
+    the embedding consumer starts on the first partition while the second is still parsed.
+    Here the second parse waits until the first partition has been reported."""
+    import threading
+
+    from indexer_core.indexing import chunk_step
+    from indexer_core.indexing.chunk_step import ChunkReport, PartitionJob, chunk_partitions
+
+    tree = {f"m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(12)}
+    root = str(write_tree(tmp_path / "repo", tree))
+    settings = IndexSettings(shards=2, use_git=False)
+    first_reported = threading.Event()
+    real_plan = chunk_step._plan
+
+    def plan(db, repo, root, shard, *args):
+        if shard == 1 and not first_reported.wait(timeout=20):
+            raise AssertionError("shard 0 was not reported before shard 1's parse ended")
+        return real_plan(db, repo, root, shard, *args)
+
+    monkeypatch.setattr(chunk_step, "_plan", plan)
+    outcomes = chunk_partitions(db_uri, [PartitionJob("repo", root, s) for s in (0, 1)], settings)
+    job, first = next(outcomes)
+    first_reported.set()
+    assert job.shard == 0 and isinstance(first, ChunkReport) and first.files
+    # Committed when reported: its chunks are in the table already.
+    assert len(_table(db_uri, storage.CHUNKS)) == first.chunks_total
+    [(job, second)] = list(outcomes)
+    assert job.shard == 1 and isinstance(second, ChunkReport) and second.files
+
+
 def test_chunk_partitions_never_holds_a_lock_while_waiting_for_another(db_uri, tmp_path) -> None:
     """With the next partition's lock held elsewhere, the runner first commits and releases
     the partition it holds: a consumer waiting for that one is never blocked in a cycle."""
