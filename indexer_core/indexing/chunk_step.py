@@ -8,6 +8,7 @@ whose content hash changed, and ends in single-commit writes that a rerun repeat
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,6 +111,25 @@ class PartitionJob:
     root: str
     shard: int
     candidates: Candidates | None = None
+
+
+def smallest_first(jobs: list[PartitionJob], shards: int) -> list[PartitionJob]:
+    """`jobs` ordered by the bytes of their listed files, smallest first, so that a step's
+    first partition lands soonest and the embedding consumer starts on it (hash shards
+    differ in size: 0.96 to 2.6 MB on a 50 MB tree). One `lstat` per listed file of these
+    partitions; a job without a listing counts as empty, and ties keep their order."""
+    wanted = {(job.root, job.shard) for job in jobs if job.candidates is not None}
+    sizes: dict[tuple[str, int], int] = dict.fromkeys(wanted, 0)
+    for root in {root for root, _ in wanted}:
+        listing = next(j.candidates for j in jobs if j.root == root and j.candidates is not None)
+        for rel, _ in listing.paths:
+            key = (root, shard_of(rel, shards))
+            if key in sizes:
+                try:
+                    sizes[key] += os.lstat(os.path.join(root, rel)).st_size
+                except OSError:
+                    continue  # gone or unreadable: the scan records why
+    return sorted(jobs, key=lambda job: sizes.get((job.root, job.shard), 0))
 
 
 def chunk_partitions(

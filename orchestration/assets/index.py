@@ -20,7 +20,12 @@ import dagster as dg
 from indexer_core.discovery.listing import Candidates, list_candidates
 from indexer_core.embedding import query_encoder
 from indexer_core.embedding.model import load_encoder
-from indexer_core.indexing.chunk_step import ChunkReport, PartitionJob, chunk_partitions
+from indexer_core.indexing.chunk_step import (
+    ChunkReport,
+    PartitionJob,
+    chunk_partitions,
+    smallest_first,
+)
 from indexer_core.indexing.embed_step import EmbedReport, embed_partition
 from indexer_core.storage import registry
 from indexer_core.storage import tables as storage
@@ -174,7 +179,7 @@ def _chunk_partitions(
             context.log.error(f"chunking failed for {failed[-1]}")
     outcomes = chunk_partitions(
         code_index.db_uri,
-        jobs,
+        smallest_first(jobs, code_index.settings().shards),
         code_index.settings(),
         rehash=code_index.rehash,
         db=storage.kept_connection(code_index.db_uri),  # across the step's partitions

@@ -483,3 +483,24 @@ def test_chunk_partitions_never_holds_a_lock_while_waiting_for_another(db_uri, t
     runner.join(60)
     assert [job.shard for job, _ in outcomes] == [0, 1]
     assert all(not isinstance(out, Exception) and out.files for _, out in outcomes)
+
+
+def test_smallest_partition_first(tmp_path) -> None:
+    """A step takes its partitions smallest first (bytes of their listed files), so its
+    first one lands soonest; a job without a listing counts as empty."""
+    from indexer_core.discovery.listing import list_candidates
+    from indexer_core.indexing.chunk_step import PartitionJob, smallest_first
+    from indexer_core.indexing.partitioning import shard_of
+
+    tree = {f"m{i}.py": "x = 1\n" * (1 + 40 * i) for i in range(24)}
+    root = str(write_tree(tmp_path / "repo", tree))
+    candidates = list_candidates(root)
+    sizes = [0, 0, 0, 0]
+    for rel, text in tree.items():
+        sizes[shard_of(rel, 4)] += len(text)
+    jobs = [PartitionJob("repo", root, s, candidates) for s in range(4)]
+    ordered = smallest_first(jobs, 4)
+    assert [job.shard for job in ordered] == sorted(range(4), key=sizes.__getitem__)
+    assert len(set(sizes)) == 4  # the order is not the shards' own by accident
+    unlisted = PartitionJob("other", str(tmp_path), 0)
+    assert smallest_first([*jobs, unlisted], 4)[0] is unlisted
