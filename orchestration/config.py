@@ -70,7 +70,8 @@ class Config:
     tokenizer_threads: str = _setting(
         "CODE_INDEX_TOKENIZER_THREADS",
         "auto",
-        "threads tokenizing ahead of the GPU; `auto`: on CUDA, CPU count - 1 up to 8, else 0",
+        "threads tokenizing ahead of the GPU; `auto`: on CUDA, CPU count - 1 up to 8 (1 where "
+        "the ids come from the segment cache, which holds the GIL), else 0",
     )
     max_file_bytes: int = _setting(
         "CODE_INDEX_MAX_FILE_BYTES",

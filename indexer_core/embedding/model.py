@@ -38,14 +38,17 @@ from indexer_core.embedding.simulated import SimulatedEncoder, load_simulated, s
 PIPELINE_BATCH = 256  # texts per tokenized batch: small enough that several are in flight
 
 
-def tokenizer_threads(device: str, requested: str | int = "auto") -> int:
+def tokenizer_threads(device: str, requested: str | int = "auto", under_gil: bool = False) -> int:
     """How many threads tokenize ahead of the model: on CUDA, up to 8 (a core is left for
-    the thread that drives the GPU); elsewhere none, the model's compute is the bottleneck."""
+    the thread that drives the GPU); elsewhere none, the model's compute is the bottleneck.
+    With `under_gil` (ids from the segment cache, `wordpiece_ids`, Python that holds the
+    GIL) one: it prepares batches faster than the device runs them, and more threads would
+    only take the GIL from the thread that drives the device. An explicit count wins."""
     if requested != "auto":
         return max(0, int(requested))
     if not device.startswith("cuda"):
         return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    return 1 if under_gil else max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -268,6 +271,9 @@ def load_embedder(
         st_model = st_model.half()
     st_model.eval()
     threads = tokenizer_threads(chosen, tokenizer_threads_wanted)
+    features = fast_features(st_model) if threads else None
+    if features is not None and features.ids is not None:
+        threads = tokenizer_threads(chosen, tokenizer_threads_wanted, under_gil=True)
     return Embedder(
         model_name=model,
         model=st_model,
@@ -276,7 +282,7 @@ def load_embedder(
         tokenizer_threads=threads,
         query_threads=query_threads,
         query_prefix=model_prompts(model).query,
-        features=fast_features(st_model) if threads else None,
+        features=features,
     )
 
 

@@ -69,6 +69,8 @@ def test_tokenizer_threads_only_on_cuda_by_default() -> None:
     assert 1 <= tokenizer_threads("cuda") <= 8
     assert tokenizer_threads("cuda:1", "0") == 0
     assert tokenizer_threads("cpu", "4") == 4
+    assert tokenizer_threads("cuda", under_gil=True) == 1  # the segment cache holds the GIL
+    assert tokenizer_threads("cuda", "3", under_gil=True) == 3  # an explicit count wins
 
 
 class _OutOfMemoryOnForward:
