@@ -62,26 +62,13 @@ class WordPieceVocab:
         )
 
     def count(self, word: bytes) -> int:
-        """Pieces of one alphanumeric ASCII word, already lowercased when `lowercase`."""
-        n = len(word)
-        if n > self.max_chars:
-            return 1
-        start, pieces, longest = 0, 0, self.longest
-        vocab = self.first
-        while start < n:
-            end = min(n, start + longest)
-            while end > start and word[start:end] not in vocab:
-                end -= 1
-            if end == start:
-                return 1  # no piece matches: the whole word is one unknown token
-            pieces += 1
-            start = end
-            vocab = self.continuing
-        return pieces
+        """Pieces of one alphanumeric ASCII word, already lowercased when `lowercase` (asked
+        once per distinct word: callers cache it)."""
+        return len(self.ids(word))
 
     def ids(self, word: bytes) -> tuple[int, ...]:
-        """The piece ids of one alphanumeric ASCII word (lowercased when `lowercase`), by the
-        same greedy longest-match-first walk as `count`."""
+        """The piece ids of one alphanumeric ASCII word (lowercased when `lowercase`): WordPiece's
+        greedy longest match first, the whole word one unknown token where no piece fits."""
         n = len(word)
         if n > self.max_chars:
             return (self.unk_id,)
