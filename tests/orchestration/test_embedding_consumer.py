@@ -309,6 +309,33 @@ def test_the_consumer_embeds_each_partition_as_it_lands(tmp_path, db_uri) -> Non
     assert vectors.count_rows() == chunks.count_rows() == sum(r[2] for r in recorded)
 
 
+def test_an_idle_consumer_polls_sooner_than_a_busy_one(tmp_path, db_uri, monkeypatch) -> None:
+    """Waiting with nothing queued (the first partition not landed yet), the consumer polls
+    every IDLE_POLL_SECONDS, so the encoder starts soon after a landing; it never sleeps
+    longer than that while idle."""
+    from orchestration import embedding_consumer
+    from orchestration.embedding_consumer import IDLE_POLL_SECONDS, POLL_SECONDS
+
+    root = write_tree(tmp_path / "repo", {"a.py": "def a():\n    return 1\n"})
+    chunk_partition(db_uri, "demo", str(root), 0, IndexSettings(shards=1))
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(embedding_consumer.time, "sleep", sleep)
+    consumer = EmbeddingConsumer(db_uri, HashEmbedder(), lambda key, report: None)
+    landings = _ScriptedLandings(["demo|s00"], every=0.3)
+    landings._start += 0.6  # the first partition lands about 0.3 s from now, not at once
+    outcome = consumer.run(landings)
+    consumer.close()
+    assert outcome.embedded == ["demo|s00"]
+    assert IDLE_POLL_SECONDS < POLL_SECONDS
+    assert len(slept) >= 3 and set(slept) == {IDLE_POLL_SECONDS}
+
+
 def test_a_failed_write_raises_and_keeps_what_was_recorded(tmp_path, db_uri) -> None:
     root = write_tree(tmp_path / "repo", {"a.py": "def a():\n    return 1\n"})
     chunk_partition(db_uri, "demo", str(root), 0, IndexSettings(shards=1))
