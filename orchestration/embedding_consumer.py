@@ -114,7 +114,8 @@ def settle_seconds(instance: dg.DagsterInstance) -> float:
     """How long an event read from `instance`'s event log is read again (`ChunkLandings.poll`):
     not at all where the storage is SQLite, whose writers take turns, so an id is visible
     only after every lower one committed; SETTLE_SECONDS elsewhere (Postgres). A run's log
-    is polled four times a second, and each record read again is deserialized again."""
+    is polled four times a second (twenty while a lone consumer waits for work), and each
+    record read again is deserialized again."""
     try:
         from dagster._core.storage.event_log.sqlite import (
             ConsolidatedSqliteEventLogStorage,
