@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer_core.embedding.wordpiece_ids import PROBE_TEXTS, WordPieceIds
+from indexer_core.embedding.wordpiece_ids import PROBE_TEXTS, WordPieceIds, token_ids
 
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -39,23 +39,17 @@ class FastFeatures:
     ids: WordPieceIds | None = None  # the same ids from a segment cache, where it qualifies
 
     def arrays(self, texts: list[str]) -> dict[str, np.ndarray]:
-        if self.ids is not None:
-            rows = self.ids.encode_batch(texts)
-            type_rows = None
-        else:
-            encodings = self.tokenizer.encode_batch_fast(texts)
-            rows = [e.ids for e in encodings]
-            type_rows = [e.type_ids for e in encodings]
+        rows, type_ids = token_ids(texts, self.tokenizer, self.ids)
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         width = int(lengths.max(initial=0))
         mask = np.arange(width) < lengths[:, None]  # each row's real tokens, left-aligned
         ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
         ids[mask] = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
         types = np.full((len(rows), width), self.pad_type_id, dtype=np.int64)
-        if type_rows is None:
-            types[mask] = self.ids.type_id
+        if isinstance(type_ids, int):
+            types[mask] = type_ids
         else:
-            types[mask] = np.fromiter(chain.from_iterable(type_rows), dtype=np.int64)
+            types[mask] = np.fromiter(chain.from_iterable(type_ids), dtype=np.int64)
         return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask.astype(np.int64)}
 
     def __call__(self, texts: list[str]) -> dict[str, Any]:

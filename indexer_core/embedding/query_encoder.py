@@ -231,14 +231,14 @@ class OnnxEncoder:
         """Each text's (ids, type ids or the one type id of all), from the segment cache
         where it gives the tokenizer's own ids (`wordpiece_ids`), else from the tokenizer.
         The cache is built on the first bulk encode, so a query never waits for it."""
-        if self._ids is None:
-            from indexer_core.embedding.wordpiece_ids import WordPieceIds
+        from indexer_core.embedding.wordpiece_ids import WordPieceIds, token_ids
 
+        if self._ids is None:
             self._ids = WordPieceIds.from_tokenizer(self.tokenizer, self.max_tokens) or False
-        if self._ids:
-            type_id = self._ids.type_id
-            return [(ids, type_id) for ids in self._ids.encode_batch(texts)]
-        return [(e.ids, e.type_ids) for e in self.tokenizer.encode_batch(texts)]
+        rows, type_ids = token_ids(texts, self.tokenizer, self._ids or None)
+        if isinstance(type_ids, int):
+            return [(ids, type_ids) for ids in rows]
+        return list(zip(rows, type_ids))
 
     def _run_batch(self, encodings: list[tuple[list[int], list[int] | int]]) -> np.ndarray:
         """One batch through the session (which releases the GIL while it runs)."""

@@ -21,7 +21,7 @@ import numpy as np
 from indexer_core.chunking.tokens import TokenCounter, load_token_counter
 from indexer_core.embedding.fast_features import FastFeatures, device_tokenizer
 from indexer_core.embedding.model_location import model_dimension
-from indexer_core.embedding.wordpiece_ids import WordPieceIds
+from indexer_core.embedding.wordpiece_ids import WordPieceIds, token_ids
 
 PREFIX = "simulated:"
 
@@ -62,9 +62,8 @@ class SimulatedEncoder:
     def device_tokens(self, texts: list[str]) -> int:
         """The tokens a device runs for `texts`: special tokens in, each text cut at the
         model's limit, as the real GPU path builds its batches."""
-        if self.features.ids is not None:
-            return sum(map(len, self.features.ids.encode_batch(texts)))
-        return sum(len(e.ids) for e in self.features.tokenizer.encode_batch_fast(texts))
+        rows, _ = token_ids(texts, self.features.tokenizer, self.features.ids)
+        return sum(map(len, rows))
 
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dim), dtype=np.float32)

@@ -2,8 +2,8 @@
 
 On a fast device the host's tokenizing bounds the encoder: the Rust tokenizer's
 `encode_batch_fast` gives about 430k tokens a second per core on source code here, below the
-700k an H100 should reach with MiniLM, and beside a simulated H100 on this 2-core machine it
-took a third of a run's CPU (28 of 86 s on a 50 MB tree). Code
+700k an H100 should reach with MiniLM; on this 2-core machine a 50 MB tree's texts took
+28-35 s of CPU to tokenize, where a whole run beside a simulated H100 took 86 s. Code
 repeats its words, and the BERT normaliser and pre-tokeniser work word by word: a text
 splits at ASCII whitespace and punctuation into segments that tokenize alike wherever they
 stand. So a text's ids are the ids of its segments, one dict look-up each once a segment has
@@ -53,7 +53,9 @@ PROBE_TEXTS = (
     "Supercalifragilisticexpialidocious" * 4,
     "token " * 3000,
 )
-_CACHE_LIMIT = 2_000_000
+# Segments kept before the cache starts afresh: about 150 bytes each (the text, a tuple of
+# ids, the dict entry), so at most ~75 MB; a 50 MB tree of Python holds about 100k.
+_CACHE_LIMIT = 500_000
 # After the control characters are gone: runs of anything but ASCII whitespace and
 # punctuation (the pre-tokeniser's boundaries), and each punctuation character alone.
 _SEGMENT = re.compile(r"[^\t\n\r !-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
@@ -165,3 +167,15 @@ class WordPieceIds:
             for i, encoding in zip(whole, encodings):
                 out[i] = list(encoding.ids)
         return out
+
+
+def token_ids(
+    texts: list[str], tokenizer: Any, ids: WordPieceIds | None
+) -> tuple[list[list[int]], int | list[list[int]]]:
+    """Each text's ids (special tokens in, cut at the tokenizer's limit) and their type ids:
+    from the segment cache `ids` where there is one, with the one type id of all; else from
+    the tokenizer's `encode_batch_fast`, with each text's own."""
+    if ids is not None:
+        return ids.encode_batch(texts), ids.type_id
+    encodings = tokenizer.encode_batch_fast(texts)
+    return [e.ids for e in encodings], [e.type_ids for e in encodings]
