@@ -308,3 +308,20 @@ def test_a_pending_request_reads_as_register_will_record_it(tmp_path) -> None:
     for pending in (request, moved):  # what `register` then records agrees
         registry.register(db_uri, pending.repo, pending.root, pending.requested_at)
     assert registry.repositories(db_uri)["repo"] == str(old.resolve())
+
+
+def test_id_checks_name_duplicates_missing_and_orphan_vectors() -> None:
+    from indexer_core.storage import integrity
+
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.ones(16, dtype=np.float32)), 4)
+    chunk_ids = ["a", "b", "b", "c"]  # "b" twice in chunks
+    vector_ids = ["a", "b", "x", "x"]  # "x" twice and an orphan; "c" has no vector
+    contents = integrity.TableContents(chunk_ids, vector_ids, vectors, dim=4)
+    unique = integrity.check_unique_chunk_ids("unused", contents=contents)
+    assert not unique.passed and unique.examples == ["b", "vector x"] and unique.count == 2
+    one = integrity.check_one_vector_per_chunk("unused", contents=contents)
+    assert not one.passed and one.count == 2
+    assert one.examples == ["missing vector: c", "orphan vector: x"]
+    clean = integrity.TableContents(["a", "b"], ["b", "a"], vectors.slice(0, 2), dim=4)
+    assert integrity.check_unique_chunk_ids("unused", contents=clean).passed
+    assert integrity.check_one_vector_per_chunk("unused", contents=clean).passed
