@@ -102,16 +102,28 @@ def read_timeline(instance: dg.DagsterInstance, run_id: str) -> Timeline:
     )
 
 
+def busy_spans(bars: list[Bar]) -> list[tuple[float, float]]:
+    """The union of the bars' spans, as disjoint (start, end) pairs in order. The embedding
+    worker pipelines partitions (one read, one encoded, one written at once), so their own
+    spans overlap: summed, they counted the same seconds up to three times."""
+    merged: list[tuple[float, float]] = []
+    for bar in sorted(bars, key=lambda b: b.start):
+        if merged and bar.start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], bar.end))
+        else:
+            merged.append((bar.start, bar.end))
+    return merged
+
+
 def overlap(timeline: Timeline) -> dict[str, object]:
     """How much of the embedding ran while chunking was still going on."""
     if not timeline.chunk_steps:
         return {}
     chunk_first = min(b.start for b in timeline.chunk_steps)
     chunk_last = max(b.end for b in timeline.chunk_steps)
-    embed_total = sum(b.end - b.start for b in timeline.embedded)
-    during = sum(
-        max(0.0, min(b.end, chunk_last) - max(b.start, chunk_first)) for b in timeline.embedded
-    )
+    spans = busy_spans(timeline.embedded)
+    embed_total = sum(end - start for start, end in spans)
+    during = sum(max(0.0, min(end, chunk_last) - max(start, chunk_first)) for start, end in spans)
     first_vectors = min((b.end for b in timeline.embedded), default=None)
     out: dict[str, object] = {
         "chunking_span_s": round(chunk_last - chunk_first, 3),
@@ -123,7 +135,7 @@ def overlap(timeline: Timeline) -> dict[str, object]:
         "first_vectors_before_last_chunks_s": round(chunk_last - first_vectors, 3)
         if first_vectors is not None
         else None,
-        "partitions_chunked": len(timeline.chunk_steps),
+        "chunk_steps": len(timeline.chunk_steps),
         "partitions_embedded": len(timeline.embedded),
         "first_chunk_step_start_s": round(chunk_first, 3),
         "last_chunk_step_end_s": round(chunk_last, 3),
@@ -136,6 +148,6 @@ def overlap(timeline: Timeline) -> dict[str, object]:
         out["embed_step_ready_after_s"] = round(
             first_embed - step.start, 3
         )  # process start + model load + wait
-        # Idle: the embedding worker's life minus its partition work.
+        # Idle: the embedding worker's life minus the time any partition was in its hands.
         out["embedding_worker_idle_s"] = round((step.end - step.start) - embed_total, 3)
     return out
