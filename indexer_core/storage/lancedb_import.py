@@ -7,13 +7,26 @@ wrapped in pydantic's `validate_call`: about 1.5-2 s of CPU per process on these
 search. Here that package is registered without running its `__init__`: its submodules
 (the models `lance_namespace` needs) import as usual, and the package body runs on the
 first use of one of its own names, so a REST namespace still works.
+
+Two more costs of defining lancedb's own classes are put off while it imports
+(`lighter_class_definitions`), about 0.4 s of the ~1 s left (medians of 8 imports each):
+- On Python 3.11 lancedb checks its overrides at class creation with the `overrides`
+  package, which disassembles the defining frame's bytecode for every decorated method; on
+  3.12 it uses `typing.override`, which only marks the method. It gets the 3.12 behaviour.
+- Its pydantic models (REST namespace requests and responses, remote functions, embedding
+  configs: about 200, none of which a local table uses) are defined with pydantic's own
+  `defer_build`, so each builds its validator the first time it is used instead.
+Both are undone once lancedb is imported: nothing imported later is affected.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import ModuleType
+from typing import TypeVar
 
 REST_CLIENT_PACKAGE = "lance_namespace_urllib3_client"
 
@@ -37,9 +50,68 @@ def defer_rest_client() -> None:
     sys.modules[REST_CLIENT_PACKAGE] = module
 
 
+F = TypeVar("F", bound=Callable)
+
+
+def marked_override(method: F) -> F:
+    """What `typing.override` (Python 3.12) does: mark the method, check nothing."""
+    try:
+        method.__override__ = True  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        pass
+    return method
+
+
+class PlainBase:
+    """What lancedb's `EnforceOverrides` is on Python 3.12: a base class with no checks."""
+
+
+@contextmanager
+def lighter_class_definitions() -> Iterator[None]:
+    """While lancedb imports: the `overrides` package's checks replaced by lancedb's 3.12
+    behaviour, and pydantic models defined with `defer_build` (see the module docstring).
+    Each is put back afterwards, whatever happens; where a package is missing, or its
+    names moved, that part is left alone."""
+    undo: list[Callable[[], None]] = []
+    try:
+        if sys.version_info < (3, 12):
+            try:
+                import overrides
+
+                saved = overrides.override, overrides.EnforceOverrides
+                overrides.override, overrides.EnforceOverrides = marked_override, PlainBase
+
+                def put_back_overrides() -> None:
+                    overrides.override, overrides.EnforceOverrides = saved
+
+                undo.append(put_back_overrides)
+            except (ImportError, AttributeError):
+                pass
+        try:
+            from pydantic import BaseModel
+
+            config = BaseModel.model_config
+            BaseModel.model_config = {**config, "defer_build": True}
+
+            def put_back_config() -> None:
+                BaseModel.model_config = config
+
+            undo.append(put_back_config)
+        except (ImportError, AttributeError):
+            pass
+        yield
+    finally:
+        for step in reversed(undo):
+            step()
+
+
 def import_lancedb() -> ModuleType:
-    """The lancedb module, with the REST client deferred first."""
+    """The lancedb module, with the REST client deferred first and its own classes defined
+    the light way (`lighter_class_definitions`) when this process imports it first."""
+    if "lancedb" in sys.modules:
+        return sys.modules["lancedb"]
     defer_rest_client()
-    import lancedb
+    with lighter_class_definitions():
+        import lancedb
 
     return lancedb

@@ -112,6 +112,41 @@ def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
+def test_lancedb_imports_with_lighter_class_definitions_then_puts_them_back(tmp_path) -> None:
+    """lancedb's own pydantic models are built on first use, its override checks are the
+    3.12 ones, and both are undone once it is imported: models defined afterwards are built
+    at once, `overrides` is the package's own again, and a table works end to end."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import overrides, pydantic\n"
+        "from indexer_core.storage.lancedb_import import import_lancedb, PlainBase\n"
+        "own = overrides.override\n"
+        "lancedb = import_lancedb()\n"
+        "import lance_namespace\n"
+        "Response = lance_namespace.ListNamespacesResponse\n"
+        "assert not Response.__pydantic_complete__, 'built at import'\n"
+        "assert Response(namespaces=['a']).namespaces == ['a']\n"
+        "assert Response.__pydantic_complete__\n"
+        "with_checks = sys.version_info < (3, 12)\n"
+        "assert (PlainBase in lancedb.db.DBConnection.__mro__) == with_checks\n"
+        "assert overrides.override is own\n"
+        "assert 'defer_build' not in pydantic.BaseModel.model_config\n"
+        "class Later(pydantic.BaseModel):\n"
+        "    x: int\n"
+        "assert Later.__pydantic_complete__\n"
+        f"db = lancedb.connect({str(tmp_path / 'db')!r})\n"
+        "table = db.create_table('t', [{'x': 1, 'vector': [0.5, 0.5]}])\n"
+        "assert table.search([0.5, 0.5]).limit(1).to_list()[0]['x'] == 1\n"
+        "assert import_lancedb() is lancedb\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 def test_open_chunks_adds_the_columns_an_older_table_lacks(db_uri: str) -> None:
     db = storage.connect(db_uri)
     added = {"search_text", "part", "parts"}
