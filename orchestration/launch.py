@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
+from indexer_core.deferred_models import deferred_model_builds
 from orchestration import config
 
 if TYPE_CHECKING:
@@ -190,12 +191,15 @@ def _import_shared() -> bool:
 
 def import_present(names: tuple[str, ...]) -> None:
     """Import each of `names` that exists: a warm-up of modules a process will need, where
-    one that Dagster moved or dropped is simply imported later by whatever uses it."""
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            continue
+    one that Dagster moved or dropped is simply imported later by whatever uses it. The
+    pydantic models they define build on first use (`deferred_model_builds`): Dagster's
+    import defines hundreds that a run never validates."""
+    with deferred_model_builds():
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                continue
 
 
 _server_started = False

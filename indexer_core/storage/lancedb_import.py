@@ -14,9 +14,9 @@ Two more costs of defining lancedb's own classes are put off while it imports
   package, which disassembles the defining frame's bytecode for every decorated method; on
   3.12 it uses `typing.override`, which only marks the method. It gets the 3.12 behaviour.
 - Its pydantic models (REST namespace requests and responses, remote functions, embedding
-  configs: about 200, none of which a local table uses) are defined with pydantic's own
-  `defer_build`, so each builds its validator the first time it is used instead.
-Both are undone once lancedb is imported: nothing imported later is affected.
+  configs: about 200, none of which a local table uses) build their validators the first
+  time they are used instead (`deferred_models`).
+Both are undone once lancedb is imported: nothing defined later is affected.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import TypeVar
+
+from indexer_core.deferred_models import deferred_model_builds
 
 REST_CLIENT_PACKAGE = "lance_namespace_urllib3_client"
 
@@ -69,7 +71,7 @@ class PlainBase:
 @contextmanager
 def lighter_class_definitions() -> Iterator[None]:
     """While lancedb imports: the `overrides` package's checks replaced by lancedb's 3.12
-    behaviour, and pydantic models defined with `defer_build` (see the module docstring).
+    behaviour, and pydantic models built on first use (see the module docstring).
     Each is put back afterwards, whatever happens; where a package is missing, or its
     names moved, that part is left alone."""
     undo: list[Callable[[], None]] = []
@@ -87,19 +89,8 @@ def lighter_class_definitions() -> Iterator[None]:
                 undo.append(put_back_overrides)
             except (ImportError, AttributeError):
                 pass
-        try:
-            from pydantic import BaseModel
-
-            config = BaseModel.model_config
-            BaseModel.model_config = {**config, "defer_build": True}
-
-            def put_back_config() -> None:
-                BaseModel.model_config = config
-
-            undo.append(put_back_config)
-        except (ImportError, AttributeError):
-            pass
-        yield
+        with deferred_model_builds():
+            yield
     finally:
         for step in reversed(undo):
             step()
