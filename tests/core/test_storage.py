@@ -93,12 +93,18 @@ def test_filters_refuse_what_they_cannot_quote() -> None:
     assert storage.sql_string("it's") == "'it''s'"
 
 
-def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
-    """Importing the storage layer skips the REST client's API classes, which cost seconds
-    per process, yet the client package still works on first use."""
+def _prints_ok_in_a_fresh_interpreter(code: str) -> None:
+    """Run `code` where nothing is imported yet (this process has lancedb loaded)."""
     import subprocess
     import sys
 
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
+    """Importing the storage layer skips the REST client's API classes, which cost seconds
+    per process, yet the client package still works on first use."""
     code = (
         "import sys\n"
         "import indexer_core.storage\n"
@@ -108,17 +114,13 @@ def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
         "assert 'lance_namespace_urllib3_client.api' in sys.modules\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    _prints_ok_in_a_fresh_interpreter(code)
 
 
 def test_lancedb_imports_with_lighter_class_definitions_then_puts_them_back(tmp_path) -> None:
     """lancedb's own pydantic models are built on first use, its override checks are the
     3.12 ones, and both are undone once it is imported: models defined afterwards are built
     at once, `overrides` is the package's own again, and a table works end to end."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "import overrides, pydantic\n"
@@ -143,8 +145,7 @@ def test_lancedb_imports_with_lighter_class_definitions_then_puts_them_back(tmp_
         "assert import_lancedb() is lancedb\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    _prints_ok_in_a_fresh_interpreter(code)
 
 
 def test_open_chunks_adds_the_columns_an_older_table_lacks(db_uri: str) -> None:
