@@ -68,13 +68,11 @@ def read_contents(
         chunk_rows = pool.submit(
             lambda: storage.read_rows(chunks, where, ["chunk_id"]) if chunks is not None else None
         )
-        if table is not None:
-            rows = storage.read_rows(
-                table, where, ["chunk_id", "vector"] if vectors else ["chunk_id"]
-            )
+        columns = ["chunk_id", "vector"] if vectors else ["chunk_id"]
+        rows = storage.read_rows(table, where, columns) if table is not None else None
         read = chunk_rows.result()
     chunk_ids = read.column("chunk_id").to_pylist() if read is not None else []
-    if table is None:
+    if table is None or rows is None:
         return TableContents(chunk_ids, [], None, vectors_table=False)
     column = rows.column("vector") if vectors else None  # as read: no copy into one array
     return TableContents(

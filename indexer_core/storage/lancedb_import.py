@@ -8,11 +8,12 @@ search. Here that package is registered without running its `__init__`: its subm
 (the models `lance_namespace` needs) import as usual, and the package body runs on the
 first use of one of its own names, so a REST namespace still works.
 
-Two more costs of defining lancedb's own classes are put off while it imports
-(`lighter_class_definitions`), about 0.4 s of the ~1 s left (medians of 8 imports each):
+Two more costs of defining lancedb's own classes are put off while it imports, about 0.4 s
+of the ~1 s left (medians of 8 imports each):
 - On Python 3.11 lancedb checks its overrides at class creation with the `overrides`
   package, which disassembles the defining frame's bytecode for every decorated method; on
-  3.12 it uses `typing.override`, which only marks the method. It gets the 3.12 behaviour.
+  3.12 it uses `typing.override`, which only marks the method. It gets the 3.12 behaviour
+  (`overrides_as_on_312`).
 - Its pydantic models (REST namespace requests and responses, remote functions, embedding
   configs: about 200, none of which a local table uses) build their validators the first
   time they are used instead (`deferred_models`).
@@ -69,40 +70,41 @@ class PlainBase:
 
 
 @contextmanager
-def lighter_class_definitions() -> Iterator[None]:
-    """While lancedb imports: the `overrides` package's checks replaced by lancedb's 3.12
-    behaviour, and pydantic models built on first use (see the module docstring).
-    Each is put back afterwards, whatever happens; where a package is missing, or its
-    names moved, that part is left alone."""
-    undo: list[Callable[[], None]] = []
+def overrides_as_on_312() -> Iterator[None]:
+    """Inside this block, the `overrides` package's `override` and `EnforceOverrides` are
+    what lancedb uses on Python 3.12 (`marked_override`, `PlainBase`); put back afterwards,
+    whatever happens. On 3.12 and later, or without the package, it changes nothing."""
+    overrides = _overrides_package()
+    if overrides is None:
+        yield
+        return
+    saved = overrides.override, overrides.EnforceOverrides
+    overrides.override, overrides.EnforceOverrides = marked_override, PlainBase
     try:
-        if sys.version_info < (3, 12):
-            try:
-                import overrides
-
-                saved = overrides.override, overrides.EnforceOverrides
-                overrides.override, overrides.EnforceOverrides = marked_override, PlainBase
-
-                def put_back_overrides() -> None:
-                    overrides.override, overrides.EnforceOverrides = saved
-
-                undo.append(put_back_overrides)
-            except (ImportError, AttributeError):
-                pass
-        with deferred_model_builds():
-            yield
+        yield
     finally:
-        for step in reversed(undo):
-            step()
+        overrides.override, overrides.EnforceOverrides = saved
+
+
+def _overrides_package() -> ModuleType | None:
+    """The `overrides` package where lancedb would use it (Python before 3.12), else None."""
+    if sys.version_info >= (3, 12):
+        return None
+    try:
+        import overrides
+    except ImportError:
+        return None
+    known = hasattr(overrides, "override") and hasattr(overrides, "EnforceOverrides")
+    return overrides if known else None
 
 
 def import_lancedb() -> ModuleType:
     """The lancedb module, with the REST client deferred first and its own classes defined
-    the light way (`lighter_class_definitions`) when this process imports it first."""
+    the light way (see the module docstring) when this process imports it first."""
     if "lancedb" in sys.modules:
         return sys.modules["lancedb"]
     defer_rest_client()
-    with lighter_class_definitions():
+    with overrides_as_on_312(), deferred_model_builds():
         import lancedb
 
     return lancedb
