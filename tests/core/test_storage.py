@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from indexer_core.chunking.files import file_id
 from indexer_core.storage import tables as storage
+from tests.orchestration.helpers import python_output
 
 
 def _chunk_rows(repo: str, paths: list[str], shard: int = 0) -> pa.Table:
@@ -93,15 +94,6 @@ def test_filters_refuse_what_they_cannot_quote() -> None:
     assert storage.sql_string("it's") == "'it''s'"
 
 
-def _prints_ok_in_a_fresh_interpreter(code: str) -> None:
-    """Run `code` where nothing is imported yet (this process has lancedb loaded)."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-
-
 def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
     """Importing the storage layer skips the REST client's API classes, which cost seconds
     per process, yet the client package still works on first use."""
@@ -114,7 +106,7 @@ def test_lancedb_import_defers_the_rest_client_and_keeps_it_usable() -> None:
         "assert 'lance_namespace_urllib3_client.api' in sys.modules\n"
         "print('ok')\n"
     )
-    _prints_ok_in_a_fresh_interpreter(code)
+    assert python_output(code).strip() == "ok"
 
 
 def test_lancedb_imports_with_lighter_class_definitions_then_puts_them_back(tmp_path) -> None:
@@ -145,7 +137,7 @@ def test_lancedb_imports_with_lighter_class_definitions_then_puts_them_back(tmp_
         "assert import_lancedb() is lancedb\n"
         "print('ok')\n"
     )
-    _prints_ok_in_a_fresh_interpreter(code)
+    assert python_output(code).strip() == "ok"
 
 
 def test_open_chunks_adds_the_columns_an_older_table_lacks(db_uri: str) -> None:
