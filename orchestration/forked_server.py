@@ -31,6 +31,8 @@ import threading
 import traceback
 from multiprocessing import connection, forkserver, resource_tracker, util
 
+from indexer_core.collector import freeze_heap
+
 _SERVER_FIELDS = ("_lock", "_forkserver_address", "_forkserver_alive_fd", "_forkserver_pid")
 
 
@@ -64,6 +66,7 @@ def start(preload: list[str]) -> bool:
             alive_r, alive_w = os.pipe()
             sys.stdout.flush()
             sys.stderr.flush()
+            freeze_heap()  # the imports both keep: no pass in either walks them again
             try:
                 pid = os.fork()
             except OSError:  # no memory or processes left for a fork: spawn it, as usual

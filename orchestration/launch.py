@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
+from indexer_core.collector import collector_paused
 from indexer_core.deferred_models import deferred_model_builds
 from orchestration import config
 
@@ -193,8 +194,9 @@ def import_present(names: tuple[str, ...]) -> None:
     """Import each of `names` that exists: a warm-up of modules a process will need, where
     one that Dagster moved or dropped is simply imported later by whatever uses it. The
     pydantic models they define build on first use (`deferred_model_builds`): Dagster's
-    import defines hundreds that a run never validates."""
-    with deferred_model_builds():
+    import defines hundreds that a run never validates. The cyclic collector waits until they
+    are done (`collector_paused`): its passes over the growing heap find next to nothing."""
+    with collector_paused(), deferred_model_builds():
         for name in names:
             try:
                 importlib.import_module(name)

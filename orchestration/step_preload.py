@@ -16,6 +16,7 @@ only repeat itself in every step's output; it is silenced for step processes alo
 import warnings
 
 import orchestration.definitions  # noqa: F401 - imported for its side effect: a warm server
+from indexer_core.collector import freeze_heap
 from indexer_core.storage.lancedb_import import import_lancedb
 from orchestration.launch import SHARED_WITH_STEPS, import_present
 
@@ -90,3 +91,7 @@ _STEP_IMPORTS = (
     "numpy.ma",
 )
 import_present(_STEP_IMPORTS)
+
+# Every step forks from here: a step's collector passes walk only what the step allocates,
+# not the modules above (about 10^6 objects), whose pages then stay shared with the server.
+freeze_heap()

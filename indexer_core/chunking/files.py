@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -12,6 +9,7 @@ import pyarrow as pa
 from indexer_core.chunking import chunk_text
 from indexer_core.chunking.header import embed_text, fitted_header, name_words
 from indexer_core.chunking.tokens import TokenCounter
+from indexer_core.collector import collector_paused
 from indexer_core.discovery import skip_reasons
 from indexer_core.discovery.decoding import DecodedText, decode_source
 from indexer_core.discovery.hashing import blob_id, stable_id, text_hash
@@ -53,25 +51,10 @@ def chunk_file(
         return SkippedFile(path, decoded.reason, decoded.detail)
     language = language_for_path(path) or "text"
     file_hash = blob_id(data)
-    with _collector_paused():
+    with collector_paused():
         spans = chunk_text(decoded.text, path, language, counter)
         chunks = _chunks_of(spans, repo, path, shard, language, file_hash, counter)
     return FileChunks(chunks=chunks, file_hash=file_hash, language=language, notes=decoded.notes)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Chunking one file allocates many short-lived, acyclic objects (syntax nodes, spans,
-    strings); reference counting frees them, and the cyclic collector's passes over them
-    (and over the process's long-lived caches) cost ~10% of the time for nothing."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _chunks_of(

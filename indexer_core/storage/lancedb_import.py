@@ -17,7 +17,8 @@ of the ~1 s left (medians of 8 imports each):
 - Its pydantic models (REST namespace requests and responses, remote functions, embedding
   configs: about 200, none of which a local table uses) build their validators the first
   time they are used instead (`deferred_models`).
-Both are undone once lancedb is imported: nothing defined later is affected.
+Both are undone once lancedb is imported: nothing defined later is affected. The cyclic
+collector also waits until the import is done (`collector_paused`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import TypeVar
 
+from indexer_core.collector import collector_paused
 from indexer_core.deferred_models import deferred_model_builds
 
 REST_CLIENT_PACKAGE = "lance_namespace_urllib3_client"
@@ -104,7 +106,7 @@ def import_lancedb() -> ModuleType:
     if "lancedb" in sys.modules:
         return sys.modules["lancedb"]
     defer_rest_client()
-    with overrides_as_on_312(), deferred_model_builds():
+    with collector_paused(), overrides_as_on_312(), deferred_model_builds():
         import lancedb
 
     return lancedb

@@ -85,3 +85,11 @@ def forkserver_lock_free() -> bool:
         return False
     lock.release()
     return True
+
+
+def collector_state() -> str:
+    """Whether this process's cyclic collector runs, and whether what it was forked with is
+    out of the collector's reach (`collector.freeze_heap`): 'on, 123456 frozen'."""
+    import gc
+
+    return f"{'on' if gc.isenabled() else 'off'}, {gc.get_freeze_count()} frozen"

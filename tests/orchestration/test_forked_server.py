@@ -46,11 +46,13 @@ def test_the_cli_forks_its_step_server_once_it_has_what_both_need(tmp_path) -> N
         "print('server has lancedb', launch.call_warm(helpers.lancedb_loaded))\n"
         "print('lock free', launch.call_warm(helpers.forkserver_lock_free))\n"
         "print('here', helpers.lancedb_loaded())\n"
+        "print('step collector', launch.call_warm(helpers.collector_state))\n"
+        "print('own collector', helpers.collector_state())\n"
     )
     out = python_output(script, env={"CODE_INDEX_HOME": str(tmp_path / "home")})
     from orchestration.launch import SHARED_WITH_STEPS
 
-    assert out.splitlines()[-9:] == [
+    assert out.splitlines()[-11:-2] == [
         "pipe ends True",
         "child of this process True",
         "same command line True",
@@ -61,6 +63,11 @@ def test_the_cli_forks_its_step_server_once_it_has_what_both_need(tmp_path) -> N
         "lock free True",
         "here False",
     ], out
+    # A step's collector runs, over what it allocates: the imports it was forked with (the
+    # server's, LanceDB's included) are frozen, and so are this process's own.
+    step, own = (line.split(" ", 2)[2] for line in out.splitlines()[-2:])
+    assert step.startswith("on, ") and int(step.split()[1]) > 100_000, out
+    assert own.startswith("on, ") and 50_000 < int(own.split()[1]) < int(step.split()[1]), out
 
 
 def test_a_process_with_a_thread_or_lancedb_spawns_its_server_instead(tmp_path) -> None:
