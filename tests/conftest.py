@@ -32,18 +32,29 @@ def onnx_cache(tmp_path_factory):
     shutil.rmtree(path, ignore_errors=True)
 
 
+# SIGTERM as this session started with it, read when pytest loads this file.
+_SESSION_SIGTERM = signal.getsignal(signal.SIGTERM)
+
+
 @pytest.fixture(autouse=True)
 def sigterm_as_the_session_found_it():
-    """Put SIGTERM back after each test. Dagster's `capture_interrupts` (around a job run in
-    this process's main thread, as `execute_in_process` does) gives SIGTERM the SIGINT
-    handler and then restores both to SIGINT's original one. Where the suite was started with
-    SIGINT ignored (a shell's background job), SIGTERM stays ignored, so every process the
-    later tests start inherits that. Dagster's compute-log `tail -F` processes then outlive
-    their `terminate()`: each costs a 30 s wait, and an orphaned one holds a test's pipe."""
-    found = signal.getsignal(signal.SIGTERM)
+    """Put SIGTERM back before and after each test. Dagster's `capture_interrupts` (around a
+    job run in this process's main thread, as `execute_in_process` does) gives SIGTERM the
+    SIGINT handler and then restores both to SIGINT's original one. Where the suite was
+    started with SIGINT ignored (a shell's background job), SIGTERM stays ignored, so every
+    process the later tests start inherits that. Dagster's compute-log `tail -F` processes
+    then outlive their `terminate()`: each costs a 30 s wait, and an orphaned one holds a
+    test's pipe. Before the test as well as after it: a module-scoped fixture that runs a job
+    (`tests/cluster/test_visibility.py`) does so before this fixture starts, and after this
+    fixture of the module's last test ends."""
+    _put_back_sigterm()
     yield
-    if signal.getsignal(signal.SIGTERM) != found:
-        signal.signal(signal.SIGTERM, found)
+    _put_back_sigterm()
+
+
+def _put_back_sigterm() -> None:
+    if signal.getsignal(signal.SIGTERM) != _SESSION_SIGTERM:
+        signal.signal(signal.SIGTERM, _SESSION_SIGTERM)
 
 
 SAMPLE_FILES = {
