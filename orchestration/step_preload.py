@@ -93,5 +93,5 @@ _STEP_IMPORTS = (
 import_present(_STEP_IMPORTS)
 
 # Every step forks from here: a step's collector passes walk only what the step allocates,
-# not the modules above (about 10^6 objects), whose pages then stay shared with the server.
+# not the modules above (over 200k objects), whose pages then stay shared with the server.
 freeze_heap()
