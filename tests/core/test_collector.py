@@ -7,7 +7,7 @@ import gc
 import pytest
 
 from indexer_core.collector import collector_paused
-from tests.orchestration.helpers import python_output
+from tests.fresh_interpreter import python_output
 
 
 def test_the_collector_pauses_inside_the_block_only_and_resumes_after_an_error() -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from indexer_core.chunking.files import file_id
 from indexer_core.storage import tables as storage
-from tests.orchestration.helpers import python_output
+from tests.fresh_interpreter import python_output
 
 
 def _chunk_rows(repo: str, paths: list[str], shard: int = 0) -> pa.Table:

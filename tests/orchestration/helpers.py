@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import dagster as dg
 
 from indexer_core.storage import registry
 from orchestration.runner import add_repository_partition
+from tests.fresh_interpreter import python_output  # noqa: F401 - these tests' import of it
 
 
 def materializations(
@@ -37,21 +37,6 @@ def setup_repo(instance: dg.DagsterInstance, db_uri: str, root, name: str = "dem
     registry.register(db_uri, name, root)
     add_repository_partition(instance, name)
     return name
-
-
-def python_output(script: str, *args: str, env: dict[str, str] | None = None) -> str:
-    """Run `script` in a fresh interpreter (what a step process or the CLI would import,
-    and nothing this test process has loaded); asserts it succeeded, returns its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def pid_unless_in_a_worker() -> int:
