@@ -91,10 +91,16 @@ def run_facts(dagster_home: Path) -> dict[str, object]:
         end = max(e.timestamp for e in logs)
         chunks, vectors, ready = {}, {}, None
         wait = encode = 0.0
+        padded = {"tokens": 0, "padded": 0}
         for entry in logs:
             event = entry.dagster_event
             if entry.user_message.startswith("model ") and " ready in " in entry.user_message:
                 ready = entry.timestamp - start
+            if event is not None and event.event_type == dg.DagsterEventType.STEP_OUTPUT:
+                meta = event.event_specific_data.metadata
+                if "encoder_padded_tokens" in meta:  # the consumer's batches, padding counted
+                    padded["tokens"] += int(meta["encoder_tokens"].value)
+                    padded["padded"] += int(meta["encoder_padded_tokens"].value)
             if event is None or event.event_type != dg.DagsterEventType.ASSET_MATERIALIZATION:
                 continue
             mat = event.event_specific_data.materialization
@@ -122,7 +128,19 @@ def run_facts(dagster_home: Path) -> dict[str, object]:
             "consumer_encoder_wait_s": round(wait, 3),
             "encoder_wait_share_of_encode": round(wait / encode, 3) if encode else None,
             "overlap": overlap(timeline),
+            **_padding("consumer", padded["tokens"], padded["padded"]),
         }, timeline
+
+
+def _padding(who: str, tokens: int, padded: int) -> dict[str, object]:
+    """The padded tokens an encoder ran against the texts' own, where it counted them."""
+    if not tokens:
+        return {}
+    return {
+        f"{who}_tokens": tokens,
+        f"{who}_padded_tokens": padded,
+        f"{who}_padding": round(padded / tokens - 1.0, 4),
+    }
 
 
 def embedded_texts(db_uri: str) -> tuple[int, list[str]]:
@@ -157,6 +175,7 @@ def our_encode(texts: list[str], device: str, batch_size: int) -> dict[str, obje
         }
     ours = load_encoder(MODEL, device, batch_size, onnx=QueryEncoderOptions())
     ours.encode(texts[:64])  # warm-up, as the pipeline's first batch pays it too
+    before = getattr(ours, "tokens", 0), getattr(ours, "padded_tokens", 0)
     started, cpu = time.perf_counter(), time.process_time()
     ours.encode(texts)
     our_s, our_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -165,6 +184,11 @@ def our_encode(texts: list[str], device: str, batch_size: int) -> dict[str, obje
         "our_encoder": f"{type(ours).__name__} on {ours.device}, batch {ours.batch_size}",
         "our_encode_s": round(our_s, 3),
         "our_encode_cpu_s": round(our_cpu, 3),
+        **_padding(
+            "our_encode",
+            getattr(ours, "tokens", 0) - before[0],
+            getattr(ours, "padded_tokens", 0) - before[1],
+        ),
     }
 
 
@@ -229,6 +253,9 @@ def measure(args: argparse.Namespace) -> dict[str, object]:
             "cli_wall_over_our_encode": round(wall / limits["our_encode_s"], 3),
             "run_wall_over_our_encode": round(facts["run_wall_s"] / limits["our_encode_s"], 3),
         }
+        for key in ("consumer_padding", "our_encode_padding"):
+            if key in facts or key in limits:
+                row[key] = facts.get(key, limits.get(key))
         if limits.get("our_encode_cpu_s"):
             # What the run costs in CPU against what the encode alone costs: on a CPU-bound
             # machine wall follows CPU, and other work's load does not inflate CPU seconds.

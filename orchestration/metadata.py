@@ -110,3 +110,13 @@ def report_from_metadata(repo: str, shard: int, metadata: dict) -> EmbedReport:
             value = metadata[key]
             setattr(report, name, getattr(value, "value", value))
     return report
+
+
+def encoder_padding(embedder) -> dict[str, int | float]:
+    """What the encoder's batches ran against the texts' own tokens (an encoder that pads
+    to each batch's longest text and counts it; empty for any other)."""
+    tokens, padded = getattr(embedder, "tokens", None), getattr(embedder, "padded_tokens", None)
+    if not isinstance(tokens, int) or not isinstance(padded, int):
+        return {}
+    padding = round(padded / tokens - 1.0, 4) if tokens else 0.0
+    return {"encoder_tokens": tokens, "encoder_padded_tokens": padded, "encoder_padding": padding}

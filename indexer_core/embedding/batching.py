@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+MAX_FACTOR = 8  # a batch of short texts holds at most this many times `batch_size`
+
 
 def length_batch_sizes(
-    longest_first: Sequence[int], batch_size: int, max_factor: int = 8
+    longest_first: Sequence[int], batch_size: int, max_factor: int = MAX_FACTOR
 ) -> list[int]:
     """The size of each batch over `longest_first` (lengths, sorted longest first): the
     budget is `batch_size` texts of the first length; a batch never exceeds

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from indexer_core.embedding.batching import length_batch_sizes
 from indexer_core.embedding.model_location import resolve_model_path
+from indexer_core.embedding.shared_batches import BatchPool
 
 if TYPE_CHECKING:
     from indexer_core.embedding.wordpiece_ids import WordPieceIds
@@ -143,6 +142,15 @@ def export_target(
 
 
 @dataclass
+class _Queued:
+    """An `encode_async` call's texts in the pool, and where their vectors go."""
+
+    encodings: list[tuple[list[int], list[int] | int]]
+    out: np.ndarray
+    result: Future[np.ndarray]
+
+
+@dataclass
 class OnnxEncoder:
     """`embedding.Embedder`'s interface on ONNX Runtime (CPU): one query at a time for
     search, length-sorted batches for indexing (`load_onnx_encoder`)."""
@@ -156,6 +164,7 @@ class OnnxEncoder:
     query_prefix: str = ""  # the model's query prompt (`prompts.py`)
     workers: int = 1  # batches run at once when encoding many, each on one thread
     _workers_pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _batches: BatchPool = field(default_factory=BatchPool, repr=False)  # texts for the workers
     _ids: WordPieceIds | Literal[False] | None = field(default=None, repr=False)  # False: none
 
     @property
@@ -170,7 +179,7 @@ class OnnxEncoder:
         """Normalised (if the model normalises) float32 embeddings in the order of `texts`.
 
         Texts are sorted by token count and cut into small batches, each padded only to its
-        own longest text (`batching.length_batch_sizes`); `workers` batches run at once, each
+        own longest text (`shared_batches`); `workers` batches run at once, each
         on one thread. On a CPU that beats one batch at a time on every core: small batches
         stay in cache and pad little, and no core waits for another between operators
         (bench/embedding_cpu_batches.md). The vectors do not depend on the batching.
@@ -178,54 +187,70 @@ class OnnxEncoder:
         return self.encode_async(texts).result()
 
     def encode_async(self, texts: list[str]) -> Future[np.ndarray]:
-        """`encode`, returning once the texts' batches are queued: the future holds their
-        vectors. Batches of successive calls run first come, first served on the same
-        `workers` threads, so a caller that queues the next texts before the last batches of
-        the previous ones finish keeps every thread busy across the seam; waiting for each
-        call instead leaves all threads but one idle while its last batch runs."""
+        """`encode`, returning once the texts are queued: the future holds their vectors.
+        Texts of successive calls wait in one pool (`shared_batches`) for the same `workers`
+        threads, so a caller that queues the next texts before the last batches of the
+        previous ones finish keeps every thread busy across the seam, and a batch of the
+        older call fills with the newer call's texts of about its length instead of padding
+        its own shorter ones; waiting for each call instead leaves all threads but one idle
+        while its last batch runs."""
         result: Future[np.ndarray] = Future()
         result.set_running_or_notify_cancel()
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         encodings = self._token_ids(texts) if texts else []
-        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i][0]))
-        batches, start = [], 0
-        for size in length_batch_sizes([len(encodings[i][0]) for i in order], self.batch_size):
-            batches.append(order[start : start + size])
-            start += size
-        if not batches:
+        lengths = [len(ids) for ids, _ in encodings]
+        if not texts:
             result.set_result(out)
             return result
-        if self.workers <= 1 or (len(batches) == 1 and self._workers_pool is None):
+        if self.workers <= 1 or (self._workers_pool is None and len(texts) <= self.batch_size):
             try:
-                for rows in batches:
-                    out[rows] = self._run_batch([encodings[i] for i in rows])
+                out[:] = self._encode_here(encodings, lengths)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 result.set_exception(exc)
             else:
                 result.set_result(out)
             return result
-        left = [len(batches)]
-        settle = threading.Lock()
-
-        def run(rows: list[int]) -> None:
-            if result.done():
-                return  # an earlier batch failed: the call has its answer
-            try:
-                out[rows] = self._run_batch([encodings[i] for i in rows])
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                with settle:
-                    if not result.done():
-                        result.set_exception(exc)
-                return
-            with settle:
-                left[0] -= 1
-                if left[0] == 0 and not result.done():
-                    result.set_result(out)
-
+        self._batches.add(lengths, _Queued(encodings, out, result), self.batch_size)
         pool = self._batch_pool()
-        for rows in batches:
-            pool.submit(run, rows)
+        for _ in range(self.workers):
+            pool.submit(self._run_waiting)
         return result
+
+    @property
+    def tokens(self) -> int:
+        """The texts' own tokens, over every batch this encoder ran."""
+        return self._batches.tokens
+
+    @property
+    def padded_tokens(self) -> int:
+        """The tokens its batches ran, each row padded to its batch's longest."""
+        return self._batches.padded_tokens
+
+    def _encode_here(self, encodings: list, lengths: list[int]) -> np.ndarray:
+        """One call's batches, one after another in the calling thread (one worker, or a
+        call too small for more than one batch)."""
+        here = BatchPool()
+        here.add(lengths, None, self.batch_size)
+        out = np.empty((len(encodings), self.dim), dtype=np.float32)
+        while batch := here.take():
+            rows = [w.row for w in batch]
+            out[rows] = self._run_batch([encodings[i] for i in rows])
+        self._batches.count(here.tokens, here.padded_tokens)
+        return out
+
+    def _run_waiting(self) -> None:
+        """On a worker thread: run batches from the pool until none waits."""
+        while batch := self._batches.take():
+            try:
+                vectors = self._run_batch([w.call.payload.encodings[w.row] for w in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to the calls' callers
+                for call in self._batches.fail(batch):
+                    call.payload.result.set_exception(exc)
+                continue
+            for w, vector in zip(batch, vectors):
+                w.call.payload.out[w.row] = vector
+            for call in self._batches.encoded(batch):
+                call.payload.result.set_result(call.payload.out)
 
     def _token_ids(self, texts: list[str]) -> list[tuple[list[int], list[int] | int]]:
         """Each text's (ids, type ids or the one type id of all), from the segment cache

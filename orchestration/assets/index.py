@@ -38,7 +38,12 @@ from orchestration.embedding_consumer import (
     partition_claims,
     rerun_chunked_elsewhere,
 )
-from orchestration.metadata import chunk_metadata, embed_metadata, slice_metadata
+from orchestration.metadata import (
+    chunk_metadata,
+    embed_metadata,
+    encoder_padding,
+    slice_metadata,
+)
 from orchestration.partitions import (
     NO_GROUP,
     first_and_rest,
@@ -343,6 +348,7 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
     consumer.close()
     if reports:
         context.log.info(_embed_summary(reports))
+    padding = encoder_padding(embedder)
     if index == 0:
         _export_for_queries(context, embedder, code_index)
     if outcome.aborted or outcome.failed_chunking:
@@ -353,7 +359,7 @@ def _consume(context: dg.OpExecutionContext, code_index: CodeIndexResource, inde
             f"partition(s) not chunked: {', '.join(sorted(outcome.failed_chunking))}; those "
             "that landed are embedded and recorded. Re-execute from failure to redo only these."
         )
-    yield dg.Output(None, output_name="embedded")
+    yield dg.Output(None, output_name="embedded", metadata=padding)
 
 
 _CONSUMERS = config.load().embed_consumers  # read when the code location loads, like shards
