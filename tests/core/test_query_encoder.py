@@ -328,6 +328,7 @@ def test_worker_on_the_export_gives_the_models_vectors_and_encode_times_that_add
     from indexer_core.indexing.embed_worker import EmbeddingWorker
     from indexer_core.indexing.settings import IndexSettings
     from indexer_core.storage import tables as storage
+    from orchestration.metadata import encoder_padding
     from tests.conftest import write_tree
 
     db_uri = str(tmp_path / "lancedb")
@@ -338,7 +339,8 @@ def test_worker_on_the_export_gives_the_models_vectors_and_encode_times_that_add
     settings = IndexSettings(shards=4, use_git=False)
     for shard in range(4):
         chunk_partition(db_uri, "repo", str(root), shard, settings)
-    worker = EmbeddingWorker(db_uri, query_encoder.load_onnx_encoder(MODEL, workers=2))
+    encoder = query_encoder.load_onnx_encoder(MODEL, workers=2)
+    worker = EmbeddingWorker(db_uri, encoder)
     began = time.perf_counter()
     reports = [f.result(timeout=120) for f in [worker.submit("repo", s) for s in range(4)]]
     elapsed = time.perf_counter() - began
@@ -352,3 +354,11 @@ def test_worker_on_the_export_gives_the_models_vectors_and_encode_times_that_add
     rows = storage.connect(db_uri).open_table(storage.VECTORS).to_arrow().to_pylist()
     expected = embedder.encode([texts[r["chunk_id"]] for r in rows])
     np.testing.assert_allclose([r["vector"] for r in rows], expected, atol=1e-4)
+    # The encoder counted every text's tokens once, and what its batches padded them to.
+    embedded = [texts[r["chunk_id"]] for r in rows]
+    own = sum(len(e.ids) for e in encoder.tokenizer.encode_batch(embedded))
+    assert encoder.tokens == own <= encoder.padded_tokens
+    padding = encoder_padding(encoder)
+    assert padding["encoder_tokens"] == own
+    assert padding["encoder_padding"] == round(encoder.padded_tokens / own - 1.0, 4)
+    assert encoder_padding(embedder) == {}  # the model's own encoder counts no padding
