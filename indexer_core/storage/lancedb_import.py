@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -100,13 +101,28 @@ def _overrides_package() -> ModuleType | None:
     return overrides if known else None
 
 
+_importing = threading.Lock()
+_imported: ModuleType | None = None
+
+
 def import_lancedb() -> ModuleType:
     """The lancedb module, with the REST client deferred first and its own classes defined
-    the light way (see the module docstring) when this process imports it first."""
-    if "lancedb" in sys.modules:
-        return sys.modules["lancedb"]
-    defer_rest_client()
-    with collector_paused(), overrides_as_on_312(), deferred_model_builds():
-        import lancedb
+    the light way (see the module docstring) when this process imports it first.
 
-    return lancedb
+    Threads that ask while another imports it wait for the whole module: lancedb is in
+    `sys.modules` from the start of its import, half defined (a step importing it on two
+    threads at once once got one without `connect`), and the patches above are the
+    process's own, so only one thread may hold them."""
+    global _imported
+    if _imported is not None:
+        return _imported
+    with _importing:
+        if _imported is None:
+            if "lancedb" not in sys.modules:
+                defer_rest_client()
+                with collector_paused(), overrides_as_on_312(), deferred_model_builds():
+                    import lancedb
+            else:
+                import lancedb  # imported elsewhere: waits for it to be whole
+            _imported = lancedb
+    return _imported

@@ -140,6 +140,26 @@ def test_lancedb_imports_with_lighter_class_definitions_then_puts_them_back(tmp_
     assert python_output(code).strip() == "ok"
 
 
+def test_threads_importing_lancedb_at_once_each_get_the_whole_module() -> None:
+    """A step that reads two tables at once on two threads (the checks step compacts the
+    manifest beside its checks) imports lancedb on both in a process that has not: each gets
+    the module once it is whole, never the half-imported one (`lancedb.connect` missing)."""
+    code = (
+        "import threading, time\n"
+        "from indexer_core.storage.lancedb_import import import_lancedb\n"
+        "seen = []\n"
+        "def take(delay):\n"
+        "    time.sleep(delay)\n"  # the later ones arrive while the first is importing
+        "    module = import_lancedb()\n"
+        "    seen.append((module.__name__, hasattr(module, 'connect')))\n"
+        "threads = [threading.Thread(target=take, args=(d,)) for d in (0, 0.05, 0.15, 0.3)]\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+        "print(sorted(seen))\n"
+    )
+    assert python_output(code).strip() == str([("lancedb", True)] * 4)
+
+
 def test_open_chunks_adds_the_columns_an_older_table_lacks(db_uri: str) -> None:
     db = storage.connect(db_uri)
     added = {"search_text", "part", "parts"}
