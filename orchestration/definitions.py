@@ -10,6 +10,7 @@ from orchestration import (
     instance_sync,
     migration_scripts,
     scale_out,
+    step_polling,
 )
 from orchestration.assets.index import code_index_assets
 from orchestration.assets.search_indexes import search_index_assets
@@ -42,6 +43,9 @@ scale_out.install(config.load())
 instance_sync.install(config.load().dagster_sync)
 instance_connections.install()
 migration_scripts.install()
+# A run's process (the CLI's, or a run worker's) wakes ten times a second, not fifty, to look
+# at a step that has sent no event.
+step_polling.install()
 
 defs = dg.Definitions(
     assets=[code_index_assets, *search_index_assets],

@@ -164,10 +164,10 @@ class EmbeddingWorker:
         return work, hold
 
     def _encode(self, read: Future, done: Future[EmbedReport]) -> None:
-        """Queue one partition's texts on the encoder, then wait for the previous partition's
-        to be encoded: the encoder starts on these while the previous one's last batches
-        finish, and at most two partitions' texts are queued. The finisher takes it from
-        there."""
+        """Queue one partition's texts on the encoder, then, with QUEUED_ON_ENCODER queued,
+        wait for the oldest to be encoded: the encoder starts on these while the earlier
+        ones' last batches finish (and, where it pools queued texts, fills their batches with
+        these). The finisher takes it from there."""
         self._queued.remove(done)
         if not done.set_running_or_notify_cancel():
             return
