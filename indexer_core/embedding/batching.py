@@ -24,9 +24,14 @@ def length_batch_sizes(
     budget = batch_size * max(1, longest_first[0])
     sizes, start = [], 0
     while start < len(longest_first):
-        longest = max(1, longest_first[start])
-        size = min(batch_size * max_factor, max(batch_size, budget // longest))
+        size = batch_size_at(longest_first[start], budget, batch_size, max_factor)
         size = min(size, len(longest_first) - start)
         sizes.append(size)
         start += size
     return sizes
+
+
+def batch_size_at(longest: int, budget: int, batch_size: int, max_factor: int = MAX_FACTOR) -> int:
+    """Texts in a batch led by a text of `longest` tokens: as many as `budget` padded tokens
+    hold, at least `batch_size`, at most `batch_size * max_factor`."""
+    return min(batch_size * max_factor, max(batch_size, budget // max(1, longest)))

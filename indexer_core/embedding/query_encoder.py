@@ -204,7 +204,7 @@ class OnnxEncoder:
             return result
         if self.workers <= 1 or (self._workers_pool is None and len(texts) <= self.batch_size):
             try:
-                out[:] = self._encode_here(encodings, lengths)
+                self._encode_here(encodings, lengths, out)
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 result.set_exception(exc)
             else:
@@ -226,17 +226,15 @@ class OnnxEncoder:
         """The tokens its batches ran, each row padded to its batch's longest."""
         return self._batches.padded_tokens
 
-    def _encode_here(self, encodings: list, lengths: list[int]) -> np.ndarray:
-        """One call's batches, one after another in the calling thread (one worker, or a
-        call too small for more than one batch)."""
+    def _encode_here(self, encodings: list, lengths: list[int], out: np.ndarray) -> None:
+        """One call's batches into `out`, one after another in the calling thread (one
+        worker, or a call too small for more than one batch)."""
         here = BatchPool()
         here.add(lengths, None, self.batch_size)
-        out = np.empty((len(encodings), self.dim), dtype=np.float32)
         while batch := here.take():
             rows = [w.row for w in batch]
             out[rows] = self._run_batch([encodings[i] for i in rows])
         self._batches.count(here.tokens, here.padded_tokens)
-        return out
 
     def _run_waiting(self) -> None:
         """On a worker thread: run batches from the pool until none waits."""

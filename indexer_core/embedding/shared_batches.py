@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from indexer_core.embedding.batching import MAX_FACTOR
+from indexer_core.embedding.batching import MAX_FACTOR, batch_size_at
 
 
 @dataclass(eq=False)
@@ -88,9 +88,9 @@ class BatchPool:
                 return []
             oldest = self._calls[0]
             start = next(i for i, w in enumerate(self._waiting) if w.call is oldest)
-            longest = max(1, self._waiting[start].length)
-            least = oldest.batch_size
-            size = min(least * self.max_factor, max(least, oldest.budget // longest))
+            size = batch_size_at(
+                self._waiting[start].length, oldest.budget, oldest.batch_size, self.max_factor
+            )
             batch = self._waiting[start : start + size]
             del self._waiting[start : start + size]
             for w in batch:
